@@ -1,0 +1,187 @@
+//! The `jtcrm` binary: parses arguments and calls the library. Subcommands: serve (default),
+//! migrate, admin create-super-admin, openapi, system-test.
+
+mod system_test;
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use jtcrm::{Application, Settings};
+
+#[derive(Parser)]
+#[command(
+    name = "jtcrm",
+    version,
+    about = "CRM multi-empresa para operadoras e provedores (ISPs)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API (the default).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Platform administration.
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+    /// Print the OpenAPI document (JSON) and exit.
+    Openapi,
+    /// Run the end-to-end scenario against a live deployment; exits non-zero on the first failure.
+    SystemTest {
+        /// Base URL of the deployment, e.g. http://localhost:5000
+        #[arg(long, default_value = "http://localhost:5000")]
+        url: String,
+        /// Print every request and response status.
+        #[arg(long)]
+        verbose: bool,
+    },
+}
+
+#[derive(clap::Args, Default)]
+struct ServeArgs {
+    /// Port to listen on (also read from PORT; default 5000).
+    #[arg(long)]
+    port: Option<u16>,
+    /// Address to bind (default 0.0.0.0).
+    #[arg(long)]
+    bind: Option<IpAddr>,
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Create a platform super-admin.
+    CreateSuperAdmin {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        password: String,
+        #[arg(long, default_value = "Super Admin")]
+        name: String,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("erro: não foi possível iniciar o runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("erro: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate => {
+            let settings = load_settings()?;
+            let db = jtcrm::db::connect(settings.database_url.expose(), 2).await?;
+            jtcrm::db::migrate(&db).await?;
+            jtcrm::domains::plans::seed_defaults(&db)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("migrações aplicadas");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin {
+            command:
+                AdminCommand::CreateSuperAdmin {
+                    email,
+                    password,
+                    name,
+                },
+        } => {
+            let mut settings = load_settings()?;
+            settings.superadmin_email = None;
+            let state = jtcrm::app::build_state(settings).await?;
+            let id =
+                jtcrm::domains::auth::service::create_super_admin(&state, &name, &email, &password)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{}", e.detail_with_fields()))?;
+            println!("super-admin criado: {email} ({id})");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Openapi => {
+            println!(
+                "{}",
+                jtcrm::http::openapi()
+                    .to_pretty_json()
+                    .context("serializing OpenAPI")?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SystemTest { url, verbose } => system_test::run(&url, verbose).await,
+    }
+}
+
+fn load_settings() -> anyhow::Result<Settings> {
+    let s = Settings::from_env()?;
+    jtcrm::telemetry::init_logging(&s.log_level, s.json_logs);
+    Ok(s)
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut settings = load_settings()?;
+    if let Some(p) = args.port {
+        settings.bind.set_port(p);
+    }
+    if let Some(ip) = args.bind {
+        settings.bind = SocketAddr::new(ip, settings.bind.port());
+    }
+    let has_superadmin_env = settings.superadmin_email.is_some();
+    let db_url = settings
+        .database_url
+        .expose()
+        .split('?')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    let app = Application::build(settings).await?;
+    let addr = app.local_addr();
+    let host = if addr.ip().is_unspecified() {
+        "localhost".to_string()
+    } else {
+        addr.ip().to_string()
+    };
+    let base = format!("http://{host}:{}", addr.port());
+    let db_shown = if db_url.starts_with("postgres") {
+        "PostgreSQL".to_string()
+    } else {
+        db_url
+    };
+    println!("jtcrm {} ouvindo em {base}", env!("CARGO_PKG_VERSION"));
+    println!("  banco de dados: {db_shown}");
+    println!("  documentação da API: {base}/apidocs/");
+    println!("  saúde: {base}/health");
+    if has_superadmin_env {
+        println!(
+            "  login: POST {base}/api/auth/login com JTCRM_SUPERADMIN_EMAIL / JTCRM_SUPERADMIN_PASSWORD"
+        );
+    } else {
+        println!(
+            "  login: crie o super-admin com `jtcrm admin create-super-admin --email … --password …` \
+             (ou defina JTCRM_SUPERADMIN_EMAIL e JTCRM_SUPERADMIN_PASSWORD) e faça POST {base}/api/auth/login"
+        );
+    }
+    app.run(jtcrm::app::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,11 @@
+//! Request and response bodies of the public API, grouped by domain.
+//! Requests use `Option` for every field so that validation can name each missing field itself.
+
+pub mod audit;
+pub mod auth;
+pub mod common;
+pub mod plans;
+pub mod tenants;
+pub mod users;
+
+pub use common::*;

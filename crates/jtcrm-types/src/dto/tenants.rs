@@ -1,0 +1,115 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::common::TenantStatus;
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TenantSettings {
+    /// IANA timezone used for agendas and business hours.
+    pub timezone: String,
+    /// When true, sales and support users see records owned by colleagues too.
+    pub team_visibility: bool,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self {
+            timezone: "America/Sao_Paulo".into(),
+            team_visibility: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "id": "0193a1b2-0000-7000-8000-000000000002", "name": "Provedor Exemplo Ltda", "slug": "provedor-exemplo",
+    "email": "contato@provedor.com.br", "cnpj": "11.222.333/0001-81", "subscription_plan": "starter",
+    "status": "active", "suspended_reason": null, "settings": {"timezone": "America/Sao_Paulo", "team_visibility": false},
+    "created_at": "2026-11-29T12:00:00Z", "updated_at": "2026-11-29T12:00:00Z", "version": 1
+}))]
+pub struct Tenant {
+    pub id: Uuid,
+    pub name: String,
+    pub slug: String,
+    pub email: String,
+    /// Masked CNPJ (`11.222.333/0001-81`), numeric or alphanumeric.
+    pub cnpj: Option<String>,
+    pub subscription_plan: String,
+    pub status: TenantStatus,
+    pub suspended_reason: Option<String>,
+    pub settings: TenantSettings,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i32,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct NewTenantAdmin {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "name": "Provedor Exemplo Ltda", "slug": "provedor-exemplo", "email": "contato@provedor.com.br",
+    "cnpj": "11.222.333/0001-81", "subscription_plan": "starter",
+    "admin": {"name": "Ana Admin", "email": "ana@provedor.com.br", "password": "s3nh4-forte"}
+}))]
+pub struct CreateTenantRequest {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub email: Option<String>,
+    pub cnpj: Option<String>,
+    pub subscription_plan: Option<String>,
+    pub status: Option<String>,
+    pub admin: Option<NewTenantAdmin>,
+}
+
+/// Any subset of fields; `cnpj: null` clears the CNPJ.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct UpdateTenantRequest {
+    pub name: Option<String>,
+    pub slug: Option<String>,
+    pub email: Option<String>,
+    #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
+    pub cnpj: Option<Option<String>>,
+    pub subscription_plan: Option<String>,
+    pub status: Option<String>,
+    pub settings: Option<TenantSettingsInput>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct TenantSettingsInput {
+    pub timezone: Option<String>,
+    pub team_visibility: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+pub struct SuspendRequest {
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct UsageItem {
+    pub used: i64,
+    /// `null` = unlimited.
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "tenant_id": "0193a1b2-0000-7000-8000-000000000002", "subscription_plan": "starter",
+    "usage": {
+        "users": {"used": 3, "limit": 5}, "leads": {"used": 120, "limit": 5000},
+        "pipelines": {"used": 1, "limit": 2}, "extensions": {"used": 0, "limit": 5},
+        "automations": {"used": 0, "limit": 5}, "api_requests_this_minute": {"used": 12, "limit": 300}
+    }
+}))]
+pub struct TenantUsage {
+    pub tenant_id: Uuid,
+    pub subscription_plan: String,
+    pub usage: std::collections::BTreeMap<String, UsageItem>,
+}

@@ -1,0 +1,178 @@
+//! The problem+json (RFC 9457) error body and the table of stable public error codes.
+//! Codes are part of the API contract: clients switch on `code`, never on `detail`.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Stable machine codes. Each maps to exactly one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    MalformedJson,
+    InvalidId,
+    UnsupportedMediaType,
+    Unauthenticated,
+    InvalidCredentials,
+    InvalidToken,
+    Forbidden,
+    TenantSuspended,
+    TenantMismatch,
+    SignupDisabled,
+    NotFound,
+    MethodNotAllowed,
+    Conflict,
+    SlugTaken,
+    EmailTaken,
+    DuplicateLead,
+    PreconditionFailed,
+    PayloadTooLarge,
+    ValidationFailed,
+    PlanLimitExceeded,
+    FeatureNotInPlan,
+    RateLimited,
+    Internal,
+    ServiceUnavailable,
+}
+
+impl ErrorCode {
+    pub const fn status(self) -> u16 {
+        use ErrorCode::*;
+        match self {
+            BadRequest | MalformedJson | InvalidId => 400,
+            Unauthenticated | InvalidCredentials | InvalidToken => 401,
+            PlanLimitExceeded => 402,
+            Forbidden | TenantSuspended | TenantMismatch | SignupDisabled | FeatureNotInPlan => 403,
+            NotFound => 404,
+            MethodNotAllowed => 405,
+            Conflict | SlugTaken | EmailTaken | DuplicateLead => 409,
+            PreconditionFailed => 412,
+            PayloadTooLarge => 413,
+            UnsupportedMediaType => 415,
+            ValidationFailed => 422,
+            RateLimited => 429,
+            Internal => 500,
+            ServiceUnavailable => 503,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            BadRequest => "bad_request",
+            MalformedJson => "malformed_json",
+            InvalidId => "invalid_id",
+            UnsupportedMediaType => "unsupported_media_type",
+            Unauthenticated => "unauthenticated",
+            InvalidCredentials => "invalid_credentials",
+            InvalidToken => "invalid_token",
+            Forbidden => "forbidden",
+            TenantSuspended => "tenant_suspended",
+            TenantMismatch => "tenant_mismatch",
+            SignupDisabled => "signup_disabled",
+            NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            Conflict => "conflict",
+            SlugTaken => "slug_taken",
+            EmailTaken => "email_taken",
+            DuplicateLead => "duplicate_lead",
+            PreconditionFailed => "precondition_failed",
+            PayloadTooLarge => "payload_too_large",
+            ValidationFailed => "validation_failed",
+            PlanLimitExceeded => "plan_limit_exceeded",
+            FeatureNotInPlan => "feature_not_in_plan",
+            RateLimited => "rate_limited",
+            Internal => "internal_error",
+            ServiceUnavailable => "service_unavailable",
+        }
+    }
+
+    /// Short pt-BR title shown to users.
+    pub fn title(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            BadRequest => "Requisição inválida",
+            MalformedJson => "JSON malformado",
+            InvalidId => "Identificador inválido",
+            UnsupportedMediaType => "Tipo de conteúdo não suportado",
+            Unauthenticated => "Não autenticado",
+            InvalidCredentials => "Credenciais inválidas",
+            InvalidToken => "Token inválido",
+            Forbidden => "Acesso negado",
+            TenantSuspended => "Empresa suspensa",
+            TenantMismatch => "Empresa divergente",
+            SignupDisabled => "Cadastro público desabilitado",
+            NotFound => "Não encontrado",
+            MethodNotAllowed => "Método não permitido",
+            Conflict => "Conflito",
+            SlugTaken => "Identificador já em uso",
+            EmailTaken => "E-mail já cadastrado",
+            DuplicateLead => "Lead duplicado",
+            PreconditionFailed => "Versão desatualizada",
+            PayloadTooLarge => "Corpo da requisição muito grande",
+            ValidationFailed => "Dados inválidos",
+            PlanLimitExceeded => "Limite do plano atingido",
+            FeatureNotInPlan => "Recurso não incluído no plano",
+            RateLimited => "Muitas requisições",
+            Internal => "Erro interno",
+            ServiceUnavailable => "Serviço indisponível",
+        }
+    }
+}
+
+/// One invalid field of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct FieldError {
+    /// Dotted path of the field, e.g. `admin.email`.
+    #[schema(example = "email")]
+    pub field: String,
+    /// Stable machine code, e.g. `required`, `invalid_cnpj`, `too_short`.
+    #[schema(example = "invalid_email")]
+    pub code: String,
+    /// Human message (pt-BR).
+    #[schema(example = "E-mail inválido")]
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(
+        field: impl Into<String>,
+        code: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            field: field.into(),
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// RFC 9457 problem details, the body of every error response (`application/problem+json`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({
+    "type": "https://docs.jtcrm.com.br/errors/validation_failed",
+    "title": "Dados inválidos",
+    "status": 422,
+    "code": "validation_failed",
+    "detail": "Um ou mais campos são inválidos.",
+    "errors": [{"field": "email", "code": "invalid_email", "message": "E-mail inválido"}],
+    "request_id": "0193a1b2-0000-7000-8000-000000000000"
+}))]
+pub struct Problem {
+    #[serde(rename = "type")]
+    pub type_url: String,
+    pub title: String,
+    pub status: u16,
+    pub code: String,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+    /// Extra machine-readable context (e.g. `limit` for `plan_limit_exceeded`, `existing_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<serde_json::Value>,
+}
+
+pub const ERROR_DOC_BASE: &str = "https://docs.jtcrm.com.br/errors/";

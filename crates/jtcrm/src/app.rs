@@ -1,0 +1,111 @@
+//! Builds the application from settings: storage, migrations, seeds, state, router and listener.
+//! `main` and the test harness both go through `Application::build`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+use crate::domains::tenants::cache::TenantCache;
+use crate::security::{JwtKeys, PasswordHasherCfg};
+use crate::state::{AppState, Inner};
+
+/// Connects, migrates, seeds the default plans and the env-configured super-admin.
+pub async fn build_state(mut settings: Settings) -> anyhow::Result<AppState> {
+    settings.finalize()?;
+    let db =
+        crate::db::connect(settings.database_url.expose(), settings.db_max_connections).await?;
+    crate::db::migrate(&db).await?;
+    crate::domains::plans::seed_defaults(&db)
+        .await
+        .map_err(|e| anyhow::anyhow!("seeding plans: {e}"))?;
+    let kv = crate::kv::build(
+        settings.redis_url.as_ref().map(|s| s.expose()),
+        &settings.redis_key_prefix,
+    )
+    .await
+    .context("não foi possível conectar ao Redis (REDIS_URL)")?;
+    let write_lock = (!crate::db::is_postgres(&db)).then(|| Arc::new(tokio::sync::Mutex::new(())));
+    let state = AppState(Arc::new(Inner {
+        jwt: JwtKeys::new(settings.jwt_secret.expose(), settings.access_token_ttl_secs),
+        hasher: PasswordHasherCfg::new(settings.argon2_memory_kib, settings.argon2_iterations),
+        tenants: TenantCache::new(settings.tenant_cache_ttl_secs),
+        metrics: crate::telemetry::metrics_handle(),
+        settings: Arc::new(settings),
+        db,
+        kv,
+        write_lock,
+    }));
+    if let Some(email) = crate::domains::auth::service::ensure_super_admin(&state).await? {
+        tracing::info!(%email, "super-admin criado a partir de JTCRM_SUPERADMIN_EMAIL");
+    }
+    Ok(state)
+}
+
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let bind = settings.bind;
+        let state = build_state(settings).await?;
+        let listener = TcpListener::bind(bind)
+            .await
+            .with_context(|| format!("não foi possível escutar em {bind}"))?;
+        Ok(Self { listener, state })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    pub fn state(&self) -> AppState {
+        self.state.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let router = crate::http::build_router(self.state.clone());
+        axum::serve(
+            self.listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await?;
+        self.state.db.clone().close().await.ok();
+        Ok(())
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,222 @@
+//! Runtime settings: defaults < environment (the spec's variable names) < CLI flags.
+//! Secrets are wrapped so they never reach logs through `Debug`.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+
+/// A string that prints as `[redacted]`.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub env: Environment,
+    pub bind: SocketAddr,
+    /// `sqlite://data/jtcrm.db` by default; `postgres://…` in production.
+    pub database_url: Secret,
+    pub db_max_connections: u32,
+    pub data_dir: PathBuf,
+    pub jwt_secret: Secret,
+    pub access_token_ttl_secs: i64,
+    pub refresh_token_ttl_secs: i64,
+    pub redis_url: Option<Secret>,
+    /// Prefix of every Redis key, so several deployments (or test runs) can share one Redis.
+    pub redis_key_prefix: String,
+    pub superadmin_email: Option<String>,
+    pub superadmin_password: Option<Secret>,
+    pub public_signup: bool,
+    pub base_domain: Option<String>,
+    pub max_body_bytes: usize,
+    pub request_timeout_secs: u64,
+    /// Failed logins per account within `login_window_secs` before `429`.
+    pub login_max_failures_per_account: u64,
+    /// Login attempts per IP within `login_window_secs` before `429`.
+    pub login_max_attempts_per_ip: u64,
+    pub login_window_secs: u64,
+    pub trust_proxy_headers: bool,
+    pub json_logs: bool,
+    pub log_level: String,
+    /// Seconds a tenant's status/plan snapshot may be served from the in-process cache.
+    pub tenant_cache_ttl_secs: u64,
+    /// Argon2 memory cost in KiB (OWASP minimum for argon2id is 19 MiB).
+    pub argon2_memory_kib: u32,
+    pub argon2_iterations: u32,
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+}
+
+fn env_parse<T: std::str::FromStr>(name: &str, default: T) -> anyhow::Result<T>
+where
+    T::Err: fmt::Display,
+{
+    match env(name) {
+        None => Ok(default),
+        Some(v) => v
+            .parse::<T>()
+            .map_err(|e| anyhow::anyhow!("{name}={v:?} inválido: {e}")),
+    }
+}
+
+fn env_bool(name: &str, default: bool) -> anyhow::Result<bool> {
+    match env(name).as_deref() {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(v) => bail!("{name}={v:?} inválido: use true ou false"),
+    }
+}
+
+impl Settings {
+    /// Settings for a development run with nothing configured; the base of `from_env`.
+    pub fn defaults() -> Self {
+        Self {
+            env: Environment::Development,
+            bind: SocketAddr::from(([0, 0, 0, 0], 5000)),
+            database_url: Secret::new("sqlite://data/jtcrm.db"),
+            db_max_connections: 16,
+            data_dir: PathBuf::from("data"),
+            jwt_secret: Secret::default(),
+            access_token_ttl_secs: 24 * 3600,
+            refresh_token_ttl_secs: 30 * 24 * 3600,
+            redis_url: None,
+            redis_key_prefix: "jtcrm:".into(),
+            superadmin_email: None,
+            superadmin_password: None,
+            public_signup: false,
+            base_domain: None,
+            max_body_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+            login_max_failures_per_account: 5,
+            login_max_attempts_per_ip: 30,
+            login_window_secs: 900,
+            trust_proxy_headers: false,
+            json_logs: false,
+            log_level: "info".into(),
+            tenant_cache_ttl_secs: 5,
+            argon2_memory_kib: 19 * 1024,
+            argon2_iterations: 2,
+        }
+    }
+
+    /// Reads the environment. Does not resolve the JWT secret: call `finalize` for that.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let mut s = Self::defaults();
+        if let Some(e) = env("JTCRM_ENV") {
+            s.env = match e.as_str() {
+                "production" | "prod" => Environment::Production,
+                "development" | "dev" | "test" => Environment::Development,
+                other => bail!("JTCRM_ENV={other:?} inválido: use development ou production"),
+            };
+        }
+        if let Some(port) = env("PORT") {
+            let port: u16 = port
+                .parse()
+                .with_context(|| format!("PORT={port:?} inválida"))?;
+            s.bind.set_port(port);
+        }
+        if let Some(url) = env("DATABASE_URL") {
+            s.database_url = Secret::new(url);
+        }
+        s.db_max_connections = env_parse("JTCRM_DB_MAX_CONNECTIONS", s.db_max_connections)?;
+        if let Some(dir) = env("JTCRM_DATA_DIR") {
+            s.data_dir = PathBuf::from(dir);
+        }
+        if let Some(secret) = env("JWT_SECRET_KEY") {
+            s.jwt_secret = Secret::new(secret);
+        }
+        let hours: f64 = env_parse("JWT_ACCESS_TOKEN_EXPIRES", 24.0)?;
+        if !(hours > 0.0 && hours <= 24.0 * 30.0) {
+            bail!("JWT_ACCESS_TOKEN_EXPIRES deve estar entre 0 e 720 horas");
+        }
+        s.access_token_ttl_secs = (hours * 3600.0).round() as i64;
+        let refresh_days: i64 = env_parse("JWT_REFRESH_TOKEN_EXPIRES_DAYS", 30)?;
+        s.refresh_token_ttl_secs = refresh_days * 24 * 3600;
+        s.redis_url = env("REDIS_URL").map(Secret::new);
+        if let Some(p) = env("REDIS_KEY_PREFIX") {
+            s.redis_key_prefix = p;
+        }
+        s.superadmin_email = env("JTCRM_SUPERADMIN_EMAIL");
+        s.superadmin_password = env("JTCRM_SUPERADMIN_PASSWORD").map(Secret::new);
+        s.public_signup = env_bool("JTCRM_PUBLIC_SIGNUP", false)?;
+        s.base_domain = env("BASE_DOMAIN");
+        s.max_body_bytes = env_parse("JTCRM_MAX_BODY_BYTES", s.max_body_bytes)?;
+        s.request_timeout_secs = env_parse("JTCRM_REQUEST_TIMEOUT_SECS", s.request_timeout_secs)?;
+        s.login_max_failures_per_account =
+            env_parse("JTCRM_LOGIN_MAX_FAILURES", s.login_max_failures_per_account)?;
+        s.login_max_attempts_per_ip =
+            env_parse("JTCRM_LOGIN_MAX_PER_IP", s.login_max_attempts_per_ip)?;
+        s.login_window_secs = env_parse("JTCRM_LOGIN_WINDOW_SECS", s.login_window_secs)?;
+        s.trust_proxy_headers = env_bool("JTCRM_TRUST_PROXY_HEADERS", false)?;
+        s.json_logs = env_bool("JTCRM_JSON_LOGS", false)?;
+        if let Some(l) = env("LOG_LEVEL") {
+            s.log_level = l.to_lowercase();
+        }
+        s.tenant_cache_ttl_secs =
+            env_parse("JTCRM_TENANT_CACHE_TTL_SECS", s.tenant_cache_ttl_secs)?;
+        Ok(s)
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.env == Environment::Production
+    }
+
+    /// Resolves the JWT secret. Production refuses a missing or short one; development generates a
+    /// random secret once and keeps it in the data directory so tokens survive restarts.
+    pub fn finalize(&mut self) -> anyhow::Result<()> {
+        if self.jwt_secret.expose().len() >= 32 {
+            return Ok(());
+        }
+        if self.is_production() {
+            bail!(
+                "JWT_SECRET_KEY ausente ou com menos de 32 bytes: em produção (JTCRM_ENV=production) \
+                 defina um segredo aleatório forte"
+            );
+        }
+        if !self.jwt_secret.expose().is_empty() {
+            bail!("JWT_SECRET_KEY deve ter pelo menos 32 bytes");
+        }
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("não foi possível criar {}", self.data_dir.display()))?;
+        let path = self.data_dir.join("jwt_secret");
+        let secret = match std::fs::read_to_string(&path) {
+            Ok(s) if s.trim().len() >= 32 => s.trim().to_string(),
+            _ => {
+                let s = crate::security::random_token(48);
+                std::fs::write(&path, &s)
+                    .with_context(|| format!("gravando {}", path.display()))?;
+                s
+            }
+        };
+        self.jwt_secret = Secret::new(secret);
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+//! Database connection by URL scheme (SQLite default, PostgreSQL in production) and migrations.
+//! SQLite runs in WAL mode with foreign keys on; the file's directory is created on first run.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm_migration::MigratorTrait;
+
+use crate::migration::Migrator;
+
+pub type Db = DatabaseConnection;
+
+/// Normalises `sqlite://path`, `sqlite:path` and bare file paths; creates the parent directory.
+fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    let (path, query) = match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    };
+    if path != ":memory:" && !path.is_empty() {
+        if let Some(parent) = std::path::Path::new(path).parent()
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
+        }
+    }
+    let mut out = format!("sqlite://{path}");
+    let mut params: Vec<&str> = query.map(|q| q.split('&').collect()).unwrap_or_default();
+    if !params.iter().any(|p| p.starts_with("mode=")) {
+        params.push("mode=rwc");
+    }
+    out.push('?');
+    out.push_str(&params.join("&"));
+    Ok(out)
+}
+
+pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+    let is_sqlite = url.starts_with("sqlite:") || !url.contains("://");
+    let url = if is_sqlite {
+        prepare_sqlite_url(url)?
+    } else {
+        url.to_string()
+    };
+    let mut opts = ConnectOptions::new(url.clone());
+    opts.max_connections(max_connections)
+        .min_connections(1)
+        .connect_timeout(Duration::from_secs(10))
+        .acquire_timeout(Duration::from_secs(10))
+        .sqlx_logging(false);
+    if is_sqlite {
+        opts.map_sqlx_sqlite_opts(|o| {
+            o.journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(15))
+        });
+    }
+    let db = Database::connect(opts)
+        .await
+        .with_context(|| "não foi possível conectar ao banco de dados")?;
+    Ok(db)
+}
+
+pub async fn migrate(db: &Db) -> anyhow::Result<()> {
+    Migrator::up(db, None)
+        .await
+        .context("falha ao aplicar migrações")?;
+    Ok(())
+}
+
+pub fn is_postgres(db: &Db) -> bool {
+    db.get_database_backend() == DbBackend::Postgres
+}
+
+pub async fn ping(db: &Db) -> bool {
+    tokio::time::timeout(Duration::from_secs(2), db.execute_unprepared("SELECT 1"))
+        .await
+        .is_ok_and(|r| r.is_ok())
+}

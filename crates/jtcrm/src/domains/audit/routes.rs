@@ -1,0 +1,124 @@
+//! `GET /api/audit-logs`: a tenant admin reads its tenant's log; the super-admin reads everyone's.
+
+use axum::Json;
+use axum::extract::{FromRequestParts, State};
+use axum::http::request::Parts;
+use chrono::{DateTime, Utc};
+use jtcrm_types::dto::audit::AuditLog;
+use jtcrm_types::dto::{Page, Role};
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::model;
+use crate::error::{AppError, AppResult};
+use crate::http::extract::{ApiQuery, Auth, TenantCtx};
+use crate::http::pagination;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list_audit_logs))
+}
+
+/// Whose log the caller may read: one tenant's (admin) or all (super-admin).
+pub enum AuditScope {
+    Tenant(Uuid),
+    Platform,
+}
+
+impl FromRequestParts<AppState> for AuditScope {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let auth = Auth::from_request_parts(parts, state).await?;
+        if auth.role == Role::SuperAdmin {
+            return Ok(AuditScope::Platform);
+        }
+        let ctx = TenantCtx::from_request_parts(parts, state).await?;
+        ctx.require(&[Role::Admin])?;
+        Ok(AuditScope::Tenant(ctx.tenant_id))
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct AuditQuery {
+    /// e.g. `user`, `tenant`, `plan`.
+    pub entity_type: Option<String>,
+    pub entity_id: Option<String>,
+    pub actor_id: Option<Uuid>,
+    pub action: Option<String>,
+    /// Only for the super-admin: restrict to one tenant.
+    pub tenant_id: Option<Uuid>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub limit: Option<u64>,
+    pub cursor: Option<String>,
+    pub include_total: Option<bool>,
+}
+
+/// List audit log entries, newest first.
+#[utoipa::path(get, path = "/api/audit-logs", tag = "audit", security(("bearer" = [])),
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "Entries", body = Page<AuditLog>),
+        (status = 401, body = jtcrm_types::Problem, content_type = "application/problem+json"),
+        (status = 403, body = jtcrm_types::Problem, content_type = "application/problem+json"),
+        (status = 422, body = jtcrm_types::Problem, content_type = "application/problem+json")
+    ))]
+pub async fn list_audit_logs(
+    State(state): State<AppState>,
+    scope: AuditScope,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> AppResult<Json<Page<AuditLog>>> {
+    let limit = pagination::limit(q.limit)?;
+    let after = pagination::decode_id_cursor(q.cursor.as_deref())?;
+    let mut sel = model::Entity::find();
+    match scope {
+        AuditScope::Tenant(t) => sel = sel.filter(model::Column::TenantId.eq(t)),
+        AuditScope::Platform => {
+            if let Some(t) = q.tenant_id {
+                sel = sel.filter(model::Column::TenantId.eq(t));
+            }
+        }
+    }
+    if let Some(v) = &q.entity_type {
+        sel = sel.filter(model::Column::EntityType.eq(v.as_str()));
+    }
+    if let Some(v) = &q.entity_id {
+        sel = sel.filter(model::Column::EntityId.eq(v.as_str()));
+    }
+    if let Some(v) = q.actor_id {
+        sel = sel.filter(model::Column::ActorId.eq(v));
+    }
+    if let Some(v) = &q.action {
+        sel = sel.filter(model::Column::Action.eq(v.as_str()));
+    }
+    if let Some(v) = q.from {
+        sel = sel.filter(model::Column::CreatedAt.gte(v));
+    }
+    if let Some(v) = q.to {
+        sel = sel.filter(model::Column::CreatedAt.lt(v));
+    }
+    let total = if q.include_total == Some(true) {
+        Some(sel.clone().count(&state.db).await?)
+    } else {
+        None
+    };
+    if let Some(a) = after {
+        sel = sel.filter(model::Column::Id.lt(a));
+    }
+    let rows = sel
+        .order_by_desc(model::Column::Id)
+        .limit(limit + 1)
+        .all(&state.db)
+        .await?;
+    let (rows, next_cursor) = pagination::finish_page(rows, limit, |r| r.id);
+    Ok(Json(Page {
+        items: rows.into_iter().map(super::to_dto).collect(),
+        next_cursor,
+        total,
+    }))
+}

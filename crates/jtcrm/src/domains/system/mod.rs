@@ -1,0 +1,3 @@
+//! Operational endpoints: `/health` (database, Redis, external APIs) and `/metrics` (Prometheus).
+
+pub mod routes;

@@ -1,0 +1,455 @@
+//! User management rules: seats, permissions (admins manage, users edit themselves), last-admin
+//! protection, and session invalidation when access changes.
+
+use chrono::Utc;
+use jtcrm_types::ErrorCode;
+use jtcrm_types::dto::users::{UpdateUserRequest, User};
+use jtcrm_types::dto::{Page, Role};
+use sea_orm::sea_query::{Expr, ExprTrait, Func};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use super::{NewUser, platform_admin, to_dto, unique_violation_error, user};
+use crate::domains::audit;
+use crate::domains::tenants::limits::{self, Resource};
+use crate::error::{AppError, AppResult, Validator, is_unique_violation};
+use crate::http::extract::{RequestMeta, TenantCtx, user_invalidation_key};
+use crate::http::pagination;
+use crate::state::AppState;
+
+pub async fn email_in_use<C: ConnectionTrait>(conn: &C, email: &str) -> AppResult<bool> {
+    let in_users = user::Entity::find()
+        .filter(user::Column::Email.eq(email))
+        .count(conn)
+        .await?
+        > 0;
+    if in_users {
+        return Ok(true);
+    }
+    Ok(platform_admin::Entity::find()
+        .filter(platform_admin::Column::Email.eq(email))
+        .count(conn)
+        .await?
+        > 0)
+}
+
+/// Inserts a user row (the caller reserved the seat and hashed the password).
+pub async fn insert_user<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    new: &NewUser,
+    password_hash: String,
+) -> AppResult<user::Model> {
+    if email_in_use(conn, &new.email).await? {
+        return Err(super::email_taken());
+    }
+    let now = Utc::now();
+    let row = user::ActiveModel {
+        tenant_id: Set(tenant_id),
+        id: Set(Uuid::now_v7()),
+        name: Set(new.name.clone()),
+        email: Set(new.email.clone()),
+        password_hash: Set(password_hash),
+        role: Set(new.role.as_str().to_string()),
+        phone: Set(new.phone.clone()),
+        extension: Set(new.extension.clone()),
+        active: Set(true),
+        last_login_at: Set(None),
+        deleted_at: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        version: Set(1),
+    };
+    match user::Entity::insert(row).exec_with_returning(conn).await {
+        Ok(m) => Ok(m),
+        Err(e) if is_unique_violation(&e) => Err(unique_violation_error(&e)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub fn audit_created(u: &User) -> serde_json::Value {
+    audit::diff(
+        &serde_json::json!({}),
+        &serde_json::to_value(u).unwrap_or_default(),
+    )
+}
+
+/// Creates a user in the caller's tenant, within the plan's seat limit.
+pub async fn create(state: &AppState, ctx: &TenantCtx, new: NewUser) -> AppResult<User> {
+    let hash = state.hasher.hash(new.password.clone()).await?;
+    let txn = state.begin().await?;
+    limits::reserve(
+        &*txn,
+        ctx.tenant_id,
+        Resource::Users,
+        1,
+        ctx.tenant.limits.max_users,
+    )
+    .await?;
+    let created = insert_user(&*txn, ctx.tenant_id, &new, hash).await?;
+    let dto = to_dto(created);
+    audit::record(
+        &*txn,
+        audit::Entry {
+            tenant_id: Some(ctx.tenant_id),
+            actor_id: Some(ctx.user_id),
+            action: "create",
+            entity_type: "user",
+            entity_id: dto.id.to_string(),
+            changes: audit_created(&dto),
+            meta: &ctx.meta,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(dto)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UserQuery {
+    /// Filter by role.
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+    /// Case-insensitive search in name and email.
+    pub q: Option<String>,
+    pub limit: Option<u64>,
+    pub cursor: Option<String>,
+    pub include_total: Option<bool>,
+}
+
+pub async fn list(state: &AppState, ctx: &TenantCtx, q: UserQuery) -> AppResult<Page<User>> {
+    ctx.require(&[Role::Admin, Role::Manager])?;
+    let limit = pagination::limit(q.limit)?;
+    let after = pagination::decode_id_cursor(q.cursor.as_deref())?;
+    let mut sel = user::Entity::find()
+        .filter(user::Column::TenantId.eq(ctx.tenant_id))
+        .filter(user::Column::DeletedAt.is_null());
+    if let Some(r) = q.role {
+        sel = sel.filter(user::Column::Role.eq(r.as_str()));
+    }
+    if let Some(a) = q.active {
+        sel = sel.filter(user::Column::Active.eq(a));
+    }
+    if let Some(text) = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+        sel = sel.filter(
+            Condition::any()
+                .add(Expr::expr(Func::lower(Expr::col(user::Column::Name))).like(pattern.clone()))
+                .add(Expr::col(user::Column::Email).like(pattern)),
+        );
+    }
+    let total = if q.include_total == Some(true) {
+        Some(sel.clone().count(&state.db).await?)
+    } else {
+        None
+    };
+    if let Some(a) = after {
+        sel = sel.filter(user::Column::Id.gt(a));
+    }
+    let rows = sel
+        .order_by_asc(user::Column::Id)
+        .limit(limit + 1)
+        .all(&state.db)
+        .await?;
+    let (rows, next_cursor) = pagination::finish_page(rows, limit, |r| r.id);
+    Ok(Page {
+        items: rows.into_iter().map(to_dto).collect(),
+        next_cursor,
+        total,
+    })
+}
+
+pub fn escape_like(s: &str) -> String {
+    s.replace('\\', "").replace('%', "").replace('_', " ")
+}
+
+async fn find<C: ConnectionTrait>(conn: &C, tenant_id: Uuid, id: Uuid) -> AppResult<user::Model> {
+    user::Entity::find_by_id((tenant_id, id))
+        .filter(user::Column::DeletedAt.is_null())
+        .one(conn)
+        .await?
+        .ok_or_else(AppError::not_found)
+}
+
+pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<User> {
+    let u = find(&state.db, ctx.tenant_id, id).await?;
+    if id != ctx.user_id {
+        ctx.require(&[Role::Admin, Role::Manager])?;
+    }
+    Ok(to_dto(u))
+}
+
+/// Voids every access token of the user issued before now and revokes its refresh tokens.
+pub async fn invalidate_sessions<C: ConnectionTrait>(
+    state: &AppState,
+    conn: &C,
+    user_id: Uuid,
+) -> AppResult<()> {
+    let ttl = std::cmp::max(state.settings.access_token_ttl_secs, 1) as u64;
+    state
+        .kv
+        .set(
+            &user_invalidation_key(user_id),
+            Utc::now().timestamp_millis(),
+            ttl,
+        )
+        .await
+        .map_err(AppError::unavailable)?;
+    crate::domains::auth::service::revoke_user_tokens(conn, user_id).await
+}
+
+async fn other_active_admins<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    except: Uuid,
+) -> AppResult<u64> {
+    Ok(user::Entity::find()
+        .filter(user::Column::TenantId.eq(tenant_id))
+        .filter(user::Column::Role.eq(Role::Admin.as_str()))
+        .filter(user::Column::Active.eq(true))
+        .filter(user::Column::DeletedAt.is_null())
+        .filter(user::Column::Id.ne(except))
+        .count(conn)
+        .await?)
+}
+
+fn last_admin() -> AppError {
+    AppError::conflict(
+        ErrorCode::Conflict,
+        "A empresa precisa de pelo menos um administrador ativo.",
+    )
+}
+
+pub async fn update(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: Uuid,
+    if_match: Option<i32>,
+    req: UpdateUserRequest,
+) -> AppResult<User> {
+    let is_self = id == ctx.user_id;
+    let mut v = Validator::new();
+    let name = v.optional_text("name", req.name.as_deref(), 200);
+    if req.name.is_some() && name.is_none() && v.errors.is_empty() {
+        v.add("name", "required", "Campo obrigatório");
+    }
+    let email = req
+        .email
+        .as_deref()
+        .and_then(|e| super::parse_email(&mut v, "email", Some(e)));
+    let role = req
+        .role
+        .as_deref()
+        .and_then(|r| super::parse_tenant_role(&mut v, "role", Some(r), None));
+    let phone = req
+        .phone
+        .as_ref()
+        .map(|p| super::parse_phone(&mut v, "phone", p.as_deref()));
+    let extension = req
+        .extension
+        .as_ref()
+        .map(|e| super::parse_extension(&mut v, "extension", e.as_deref()));
+    if let Some(p) = &req.password {
+        crate::security::check_password_policy("password", p, &mut v);
+    }
+    v.finish()?;
+
+    // Permissions before existence checks of the change itself, but after the tenant scoping.
+    let current = find(&state.db, ctx.tenant_id, id).await?;
+    if !ctx.is_admin() {
+        if !is_self || req.role.is_some() || req.active.is_some() {
+            return Err(AppError::forbidden());
+        }
+    }
+    if if_match.is_some_and(|ver| ver != current.version) {
+        return Err(AppError::stale_version());
+    }
+    let new_hash = match &req.password {
+        Some(p) => {
+            if is_self {
+                let Some(cur) = req.current_password.clone() else {
+                    return Err(AppError::field(
+                        "current_password",
+                        "required",
+                        "Informe a senha atual",
+                    ));
+                };
+                if !state
+                    .hasher
+                    .verify(cur, current.password_hash.clone())
+                    .await?
+                {
+                    return Err(AppError::field(
+                        "current_password",
+                        "mismatch",
+                        "Senha atual incorreta",
+                    ));
+                }
+            }
+            Some(state.hasher.hash(p.clone()).await?)
+        }
+        None => None,
+    };
+
+    let txn = state.begin().await?;
+    let current = find(&*txn, ctx.tenant_id, id).await?;
+    let before = serde_json::to_value(to_dto(current.clone())).unwrap_or_default();
+    let was_admin = current.role == Role::Admin.as_str() && current.active;
+    let will_be_admin = role
+        .map(|r| r == Role::Admin)
+        .unwrap_or(current.role == Role::Admin.as_str())
+        && req.active.unwrap_or(current.active);
+    if was_admin && !will_be_admin && other_active_admins(&*txn, ctx.tenant_id, id).await? == 0 {
+        return Err(last_admin());
+    }
+    // Re-activating takes a seat again; deactivating gives it back.
+    match (current.active, req.active) {
+        (false, Some(true)) => {
+            limits::reserve(
+                &*txn,
+                ctx.tenant_id,
+                Resource::Users,
+                1,
+                ctx.tenant.limits.max_users,
+            )
+            .await?
+        }
+        (true, Some(false)) => limits::release(&*txn, ctx.tenant_id, Resource::Users, 1).await?,
+        _ => {}
+    }
+    if let Some(e) = &email
+        && *e != current.email
+        && super::service::email_in_use(&*txn, e).await?
+    {
+        return Err(super::email_taken());
+    }
+    let access_changed = role.is_some_and(|r| r.as_str() != current.role)
+        || req.active.is_some_and(|a| a != current.active)
+        || new_hash.is_some();
+    let version = current.version;
+    let mut m = current.into_active_model();
+    if let Some(n) = name {
+        m.name = Set(n);
+    }
+    if let Some(e) = email {
+        m.email = Set(e);
+    }
+    if let Some(r) = role {
+        m.role = Set(r.as_str().to_string());
+    }
+    if let Some(p) = phone {
+        m.phone = Set(p);
+    }
+    if let Some(x) = extension {
+        m.extension = Set(x);
+    }
+    if let Some(a) = req.active {
+        m.active = Set(a);
+    }
+    if let Some(h) = new_hash.clone() {
+        m.password_hash = Set(h);
+    }
+    m.updated_at = Set(Utc::now());
+    m.version = Set(version + 1);
+    let updated = match crate::domains::optimistic_update::<user::Entity, _>(
+        &*txn,
+        m,
+        user::Column::Version,
+        version,
+    )
+    .await
+    {
+        Ok(u) => u,
+        Err(e) => return Err(e),
+    };
+    let dto = to_dto(updated);
+    let mut changes = audit::diff(&before, &serde_json::to_value(&dto).unwrap_or_default());
+    if new_hash.is_some()
+        && let Some(obj) = changes.as_object_mut()
+    {
+        obj.insert("password".into(), serde_json::json!({"changed": true}));
+    }
+    audit::record(
+        &*txn,
+        audit::Entry {
+            tenant_id: Some(ctx.tenant_id),
+            actor_id: Some(ctx.user_id),
+            action: "update",
+            entity_type: "user",
+            entity_id: id.to_string(),
+            changes,
+            meta: &ctx.meta,
+        },
+    )
+    .await?;
+    if access_changed {
+        invalidate_sessions(state, &*txn, id).await?;
+    }
+    txn.commit().await.map_err(|e| {
+        if is_unique_violation(&e) {
+            unique_violation_error(&e)
+        } else {
+            e.into()
+        }
+    })?;
+    Ok(dto)
+}
+
+/// Soft-deletes a user: it can no longer log in, its seat is freed, its extension released and its
+/// records keep pointing at it. The email stays reserved.
+pub async fn delete(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: Uuid,
+    meta: &RequestMeta,
+) -> AppResult<()> {
+    ctx.require(&[Role::Admin])?;
+    let txn = state.begin().await?;
+    let current = find(&*txn, ctx.tenant_id, id).await?;
+    if id == ctx.user_id {
+        return Err(AppError::conflict(
+            ErrorCode::Conflict,
+            "Você não pode excluir o próprio usuário.",
+        ));
+    }
+    if current.role == Role::Admin.as_str()
+        && current.active
+        && other_active_admins(&*txn, ctx.tenant_id, id).await? == 0
+    {
+        return Err(last_admin());
+    }
+    if current.active {
+        limits::release(&*txn, ctx.tenant_id, Resource::Users, 1).await?;
+    }
+    let version = current.version;
+    let mut m = current.into_active_model();
+    m.active = Set(false);
+    m.extension = Set(None);
+    m.deleted_at = Set(Some(Utc::now()));
+    m.updated_at = Set(Utc::now());
+    m.version = Set(version + 1);
+    crate::domains::optimistic_update::<user::Entity, _>(&*txn, m, user::Column::Version, version)
+        .await?;
+    audit::record(
+        &*txn,
+        audit::Entry {
+            tenant_id: Some(ctx.tenant_id),
+            actor_id: Some(ctx.user_id),
+            action: "delete",
+            entity_type: "user",
+            entity_id: id.to_string(),
+            changes: serde_json::json!({"deleted": {"from": false, "to": true}}),
+            meta,
+        },
+    )
+    .await?;
+    invalidate_sessions(state, &*txn, id).await?;
+    txn.commit().await?;
+    Ok(())
+}

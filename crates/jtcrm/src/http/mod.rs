@@ -1,0 +1,183 @@
+//! HTTP layer: router assembly, cross-cutting middleware (request id, metrics, timeout, panics,
+//! body limit) and the OpenAPI document served with Swagger UI at `/apidocs/`.
+
+pub mod extract;
+pub mod pagination;
+
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use jtcrm_types::ErrorCode;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::cors::CorsLayer;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+use uuid::Uuid;
+
+use crate::domains;
+use crate::error::{AppError, REQUEST_ID};
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "jtcrm API",
+        description = "CRM multi-empresa para operadoras e provedores (ISPs). Erros seguem RFC 9457 \
+                       (`application/problem+json`) com `code` estável. Listas usam paginação por cursor \
+                       (`limit`, `cursor`, `next_cursor`).",
+        version = env!("CARGO_PKG_VERSION")
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(jtcrm_types::Problem, jtcrm_types::FieldError)),
+    tags(
+        (name = "auth", description = "Login, tokens e cadastro"),
+        (name = "users", description = "Usuários da empresa"),
+        (name = "tenant", description = "A própria empresa"),
+        (name = "super-admin", description = "Gestão da plataforma (JT Telecom)"),
+        (name = "audit", description = "Log de auditoria"),
+        (name = "system", description = "Saúde e métricas")
+    )
+)]
+pub struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                utoipa::openapi::security::HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+        let _ = Http::new(HttpAuthScheme::Bearer);
+    }
+}
+
+/// All API routes with their OpenAPI descriptions.
+pub fn api_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(domains::system::routes::router())
+        .merge(domains::auth::routes::router())
+        .merge(domains::users::routes::router())
+        .merge(domains::tenants::routes::router())
+        .merge(domains::plans::routes::router())
+        .merge(domains::audit::routes::router())
+}
+
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, api) = api_router().split_for_parts();
+    api
+}
+
+pub fn build_router(state: AppState) -> Router {
+    let (router, api) = api_router().split_for_parts();
+    let max_body = state.settings.max_body_bytes;
+    router
+        .merge(SwaggerUi::new("/apidocs").url("/apidocs/openapi.json", api))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            request_context,
+        ))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(CompressionLayer::new())
+        .layer(CorsLayer::permissive().expose_headers([
+            axum::http::header::HeaderName::from_static("x-request-id"),
+            axum::http::header::LOCATION,
+            axum::http::header::ETAG,
+            axum::http::header::RETRY_AFTER,
+        ]))
+        .with_state(state)
+}
+
+async fn not_found() -> AppError {
+    AppError::new(ErrorCode::NotFound, "Rota não encontrada.")
+}
+
+async fn method_not_allowed() -> AppError {
+    AppError::new(
+        ErrorCode::MethodNotAllowed,
+        "Método HTTP não permitido nesta rota.",
+    )
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    tracing::error!("handler panicked");
+    AppError::new(
+        ErrorCode::Internal,
+        "Erro interno. Informe o request_id ao suporte.",
+    )
+    .into_response()
+}
+
+fn valid_request_id(v: &HeaderValue) -> Option<String> {
+    let s = v.to_str().ok()?;
+    (!s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+    .then(|| s.to_string())
+}
+
+/// Request id (accepted from the client when well-formed), timeout, access log and metrics.
+async fn request_context(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(valid_request_id)
+        .unwrap_or_else(|| Uuid::now_v7().to_string());
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string());
+    let path = req.uri().path().to_string();
+    let start = Instant::now();
+    let timeout = Duration::from_secs(state.settings.request_timeout_secs.max(1));
+    let mut res = REQUEST_ID
+        .scope(id.clone(), async move {
+            match tokio::time::timeout(timeout, next.run(req)).await {
+                Ok(res) => res,
+                Err(_) => AppError::new(
+                    ErrorCode::ServiceUnavailable,
+                    "A requisição excedeu o tempo limite.",
+                )
+                .into_response(),
+            }
+        })
+        .await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert("x-request-id", v);
+    }
+    let status = res.status();
+    let elapsed = start.elapsed();
+    let route_label = route.unwrap_or_else(|| "unmatched".to_string());
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route_label),
+        ("status", status.as_u16().to_string()),
+    ];
+    metrics::counter!("jtcrm_http_requests_total", &labels).increment(1);
+    metrics::histogram!("jtcrm_http_request_duration_seconds", &labels)
+        .record(elapsed.as_secs_f64());
+    if status.is_server_error() {
+        tracing::warn!(request_id = %id, %method, %path, status = status.as_u16(), ms = elapsed.as_millis() as u64, "request");
+    } else if status != StatusCode::NOT_FOUND || !path.starts_with("/apidocs") {
+        tracing::debug!(request_id = %id, %method, %path, status = status.as_u16(), ms = elapsed.as_millis() as u64, "request");
+    }
+    res
+}

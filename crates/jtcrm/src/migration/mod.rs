@@ -1,0 +1,60 @@
+//! The one backend-neutral migration tree (SQLite and PostgreSQL), applied by `serve` and `migrate`.
+//! Tenant-owned tables lead every key with `tenant_id`; see docs/storage.md.
+
+use sea_orm_migration::prelude::*;
+
+mod m20261129_000001_foundation;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261129_000001_foundation::Migration)]
+    }
+}
+
+/// Shorthands that keep column definitions on one line.
+pub(crate) mod cols {
+    use sea_orm_migration::prelude::*;
+
+    pub fn uuid(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name).uuid().not_null().take()
+    }
+    pub fn uuid_null(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name).uuid().null().take()
+    }
+    pub fn text(name: &'static str, len: u32) -> ColumnDef {
+        ColumnDef::new(name).string_len(len).not_null().take()
+    }
+    pub fn text_null(name: &'static str, len: u32) -> ColumnDef {
+        ColumnDef::new(name).string_len(len).null().take()
+    }
+    pub fn ts(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name)
+            .timestamp_with_time_zone()
+            .not_null()
+            .take()
+    }
+    pub fn ts_null(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name)
+            .timestamp_with_time_zone()
+            .null()
+            .take()
+    }
+    pub fn big(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name).big_integer().not_null().take()
+    }
+    pub fn big_null(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name).big_integer().null().take()
+    }
+    pub fn int(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name).integer().not_null().take()
+    }
+    pub fn boolean(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name).boolean().not_null().take()
+    }
+    pub fn json(name: &'static str) -> ColumnDef {
+        ColumnDef::new(name).json_binary().not_null().take()
+    }
+}
