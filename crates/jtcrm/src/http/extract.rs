@@ -485,3 +485,23 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
         parse_json(&bytes).map(|v| OptionalJson(Some(v)))
     }
 }
+
+/// Any authenticated caller. Tenant users go through the full [`TenantCtx`] checks (suspension,
+/// plan rate limit); the super-admin through [`Auth`] only.
+pub struct AnyCaller {
+    pub auth: Auth,
+    pub tenant: Option<TenantCtx>,
+}
+
+impl FromRequestParts<AppState> for AnyCaller {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
+        let auth = Auth::from_request_parts(parts, state).await?;
+        let tenant = match auth.claims.tenant_id {
+            Some(_) => Some(TenantCtx::from_request_parts(parts, state).await?),
+            None => None,
+        };
+        Ok(AnyCaller { auth, tenant })
+    }
+}

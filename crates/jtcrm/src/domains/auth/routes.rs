@@ -13,10 +13,11 @@ use jtcrm_types::{ErrorCode, Problem};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::service;
+use crate::domains::users::NewUserInput;
 use crate::domains::{tenants, users};
 use crate::error::{AppError, AppResult, Validator};
 use crate::http::extract::{
-    ApiJson, Auth, OptionalJson, RequestMeta, TenantCtx, bearer, requested_slug,
+    AnyCaller, ApiJson, Auth, OptionalJson, RequestMeta, TenantCtx, bearer, requested_slug,
 };
 use crate::state::AppState;
 
@@ -75,10 +76,10 @@ pub async fn refresh(
     responses((status = 204), (status = 401, body = Problem, content_type = "application/problem+json")))]
 pub async fn logout(
     State(state): State<AppState>,
-    auth: Auth,
+    caller: AnyCaller,
     OptionalJson(body): OptionalJson<LogoutRequest>,
 ) -> AppResult<StatusCode> {
-    service::logout(&state, &auth, body.and_then(|b| b.refresh_token)).await?;
+    service::logout(&state, &caller.auth, body.and_then(|b| b.refresh_token)).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -87,8 +88,8 @@ pub async fn logout(
     responses((status = 200, body = MeResponse),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json")))]
-pub async fn me(State(state): State<AppState>, auth: Auth) -> AppResult<Json<MeResponse>> {
-    Ok(Json(service::me(&state, &auth).await?))
+pub async fn me(State(state): State<AppState>, caller: AnyCaller) -> AppResult<Json<MeResponse>> {
+    Ok(Json(service::me(&state, &caller.auth).await?))
 }
 
 /// Register a user. With a bearer token: a tenant admin creates a user in its own tenant
@@ -114,13 +115,15 @@ pub async fn register(
             let new = users::validate_new_user(
                 &mut v,
                 "",
-                req.name.as_deref(),
-                req.email.as_deref(),
-                req.password.as_deref(),
-                req.role.as_deref(),
+                NewUserInput {
+                    name: req.name.as_deref(),
+                    email: req.email.as_deref(),
+                    password: req.password.as_deref(),
+                    role: req.role.as_deref(),
+                    phone: req.phone.as_deref(),
+                    extension: req.extension.as_deref(),
+                },
                 None,
-                req.phone.as_deref(),
-                req.extension.as_deref(),
             );
             v.finish()?;
             let Some(new) = new else {
@@ -146,13 +149,15 @@ pub async fn register(
             let new = users::validate_new_user(
                 &mut v,
                 "",
-                req.name.as_deref(),
-                req.email.as_deref(),
-                req.password.as_deref(),
-                None,
+                NewUserInput {
+                    name: req.name.as_deref(),
+                    email: req.email.as_deref(),
+                    password: req.password.as_deref(),
+                    role: None,
+                    phone: req.phone.as_deref(),
+                    extension: None,
+                },
                 Some(jtcrm_types::dto::Role::Admin),
-                req.phone.as_deref(),
-                None,
             );
             v.finish()?;
             let (Some(company), Some(new)) = (company, new) else {
@@ -180,7 +185,7 @@ pub async fn register(
 pub enum RegisterCaller {
     Anonymous,
     SuperAdmin,
-    Tenant(TenantCtx),
+    Tenant(Box<TenantCtx>),
 }
 
 impl FromRequestParts<AppState> for RegisterCaller {
@@ -193,8 +198,7 @@ impl FromRequestParts<AppState> for RegisterCaller {
         if auth.claims.tenant_id.is_none() {
             return Ok(RegisterCaller::SuperAdmin);
         }
-        Ok(RegisterCaller::Tenant(
-            TenantCtx::from_request_parts(parts, state).await?,
-        ))
+        let ctx = TenantCtx::from_request_parts(parts, state).await?;
+        Ok(RegisterCaller::Tenant(Box::new(ctx)))
     }
 }

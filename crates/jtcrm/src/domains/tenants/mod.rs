@@ -27,7 +27,7 @@ use uuid::Uuid;
 
 use self::limits::Resource;
 use self::model::tenant;
-use crate::domains::users::{self, NewUser};
+use crate::domains::users::{self, NewUser, NewUserInput};
 use crate::domains::{audit, plans};
 use crate::error::{AppError, AppResult, Validator, is_unique_violation};
 use crate::http::extract::{RequestMeta, rate_key};
@@ -247,13 +247,15 @@ pub async fn create(
         Some(a) => users::validate_new_user(
             &mut v,
             "admin.",
-            a.name.as_deref(),
-            a.email.as_deref(),
-            a.password.as_deref(),
-            None,
+            NewUserInput {
+                name: a.name.as_deref(),
+                email: a.email.as_deref(),
+                password: a.password.as_deref(),
+                role: None,
+                phone: None,
+                extension: None,
+            },
             Some(Role::Admin),
-            None,
-            None,
         ),
     };
     v.finish()?;

@@ -109,18 +109,32 @@ pub fn parse_extension(v: &mut Validator, field: &str, raw: Option<&str>) -> Opt
     Some(s.to_string())
 }
 
+/// The raw fields of a user to create, as they arrived.
+#[derive(Default, Clone, Copy)]
+pub struct NewUserInput<'a> {
+    pub name: Option<&'a str>,
+    pub email: Option<&'a str>,
+    pub password: Option<&'a str>,
+    pub role: Option<&'a str>,
+    pub phone: Option<&'a str>,
+    pub extension: Option<&'a str>,
+}
+
 /// Validates the fields of a new user; `prefix` is prepended to field names (`admin.`).
 pub fn validate_new_user(
     v: &mut Validator,
     prefix: &str,
-    name: Option<&str>,
-    email: Option<&str>,
-    password: Option<&str>,
-    role: Option<&str>,
+    input: NewUserInput<'_>,
     default_role: Option<Role>,
-    phone: Option<&str>,
-    extension: Option<&str>,
 ) -> Option<NewUser> {
+    let NewUserInput {
+        name,
+        email,
+        password,
+        role,
+        phone,
+        extension,
+    } = input;
     let f = |n: &str| format!("{prefix}{n}");
     let name = v.required_text(&f("name"), name, 200);
     let email = parse_email(v, &f("email"), email);

@@ -10,6 +10,7 @@ use jtcrm_types::dto::users::{CreateUserRequest, UpdateUserRequest, User};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
+use super::NewUserInput;
 use super::service::{self, UserQuery};
 use crate::error::{AppResult, Validator};
 use crate::http::extract::{AdminCtx, ApiJson, ApiPath, ApiQuery, IfMatch, TenantCtx, etag};
@@ -54,13 +55,15 @@ pub async fn create_user(
     let new = super::validate_new_user(
         &mut v,
         "",
-        req.name.as_deref(),
-        req.email.as_deref(),
-        req.password.as_deref(),
-        req.role.as_deref(),
+        NewUserInput {
+            name: req.name.as_deref(),
+            email: req.email.as_deref(),
+            password: req.password.as_deref(),
+            role: req.role.as_deref(),
+            phone: req.phone.as_deref(),
+            extension: req.extension.as_deref(),
+        },
         None,
-        req.phone.as_deref(),
-        req.extension.as_deref(),
     );
     v.finish()?;
     let Some(new) = new else {

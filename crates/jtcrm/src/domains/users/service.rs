@@ -166,7 +166,7 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: UserQuery) -> AppResult<
 }
 
 pub fn escape_like(s: &str) -> String {
-    s.replace('\\', "").replace('%', "").replace('_', " ")
+    s.replace(['\\', '%'], "").replace('_', " ")
 }
 
 async fn find<C: ConnectionTrait>(conn: &C, tenant_id: Uuid, id: Uuid) -> AppResult<user::Model> {
@@ -262,10 +262,8 @@ pub async fn update(
 
     // Permissions before existence checks of the change itself, but after the tenant scoping.
     let current = find(&state.db, ctx.tenant_id, id).await?;
-    if !ctx.is_admin() {
-        if !is_self || req.role.is_some() || req.active.is_some() {
-            return Err(AppError::forbidden());
-        }
+    if !ctx.is_admin() && (!is_self || req.role.is_some() || req.active.is_some()) {
+        return Err(AppError::forbidden());
     }
     if if_match.is_some_and(|ver| ver != current.version) {
         return Err(AppError::stale_version());
@@ -299,6 +297,9 @@ pub async fn update(
 
     let txn = state.begin().await?;
     let current = find(&*txn, ctx.tenant_id, id).await?;
+    if if_match.is_some_and(|ver| ver != current.version) {
+        return Err(AppError::stale_version());
+    }
     let before = serde_json::to_value(to_dto(current.clone())).unwrap_or_default();
     let was_admin = current.role == Role::Admin.as_str() && current.active;
     let will_be_admin = role

@@ -1,0 +1,13 @@
+//! Black-box API tests: the real app on a real port, a fresh database per test (SQLite by default,
+//! PostgreSQL with `JTCRM_TEST_DATABASE_URL`), Redis-backed limits with `JTCRM_TEST_REDIS_URL`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod audit;
+mod auth;
+mod errors;
+mod kv;
+mod plans;
+mod system;
+mod tenants;
+mod users;
