@@ -1,5 +1,5 @@
 //! The `jtcrm` binary: parses arguments and calls the library. Subcommands: serve (default),
-//! migrate, admin create-super-admin, openapi, system-test.
+//! worker, migrate, admin create-super-admin, openapi, system-test.
 
 mod system_test;
 
@@ -25,6 +25,8 @@ struct Cli {
 enum Command {
     /// Serve the HTTP API (the default).
     Serve(ServeArgs),
+    /// Run only the job worker until Ctrl-C/SIGTERM (scaled separately from `serve`).
+    Worker,
     /// Apply database migrations and exit.
     Migrate,
     /// Platform administration.
@@ -92,6 +94,11 @@ fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => serve(args).await,
+        Command::Worker => {
+            let settings = load_settings()?;
+            jtcrm::jobs::run_standalone(settings, jtcrm::app::shutdown_signal()).await?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Migrate => {
             let settings = load_settings()?;
             let db = jtcrm::db::connect(settings.database_url.expose(), 2).await?;

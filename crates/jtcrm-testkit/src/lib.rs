@@ -139,6 +139,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// Spawns an app; `tweak` adjusts the settings (e.g. rate limits, public signup).
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    jtcrm::telemetry::init_test_logging();
     let (db_url, guard) = fresh_database().await;
     let mut s = Settings::defaults();
     s.bind = "127.0.0.1:0".parse().unwrap();

@@ -80,12 +80,22 @@ impl Application {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let router = crate::http::build_router(self.state.clone());
-        axum::serve(
+        // The in-process worker (JTCRM_RUN_WORKER); stopped after the server, so requests that
+        // were draining could still enqueue.
+        let worker = self.state.settings.run_worker.then(|| {
+            let opts = crate::jobs::WorkerOptions::from_settings(&self.state.settings);
+            crate::jobs::Worker::spawn(self.state.clone(), crate::jobs::registry(), opts)
+        });
+        let served = axum::serve(
             self.listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
-        .await?;
+        .await;
+        if let Some(w) = worker {
+            w.shutdown().await;
+        }
+        served?;
         self.state.db.clone().close().await.ok();
         Ok(())
     }

@@ -65,6 +65,18 @@ pub struct Settings {
     /// Argon2 memory cost in KiB (OWASP minimum for argon2id is 19 MiB).
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
+    /// Run the job worker inside `serve` (`JTCRM_RUN_WORKER`); `jtcrm worker` runs it alone.
+    pub run_worker: bool,
+    /// Idle poll interval of the job worker in ms (`JTCRM_WORKER_POLL_MS`).
+    pub worker_poll_ms: u64,
+    /// Jobs one worker runs at once (`JTCRM_WORKER_CONCURRENCY`).
+    pub worker_concurrency: usize,
+    /// Seconds a claimed job stays leased without renewal (`JTCRM_JOB_LEASE_SECS`).
+    pub job_lease_secs: u64,
+    /// Seconds a job handler may run before it is cancelled (`JTCRM_JOB_TIMEOUT_SECS`).
+    pub job_timeout_secs: u64,
+    /// Seconds the worker waits for in-flight jobs on shutdown (`JTCRM_WORKER_SHUTDOWN_SECS`).
+    pub worker_shutdown_secs: u64,
 }
 
 fn env(name: &str) -> Option<String> {
@@ -124,6 +136,12 @@ impl Settings {
             tenant_cache_ttl_secs: 5,
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
+            run_worker: true,
+            worker_poll_ms: 500,
+            worker_concurrency: 4,
+            job_lease_secs: 60,
+            job_timeout_secs: 600,
+            worker_shutdown_secs: 20,
         }
     }
 
@@ -182,6 +200,22 @@ impl Settings {
         }
         s.tenant_cache_ttl_secs =
             env_parse("JTCRM_TENANT_CACHE_TTL_SECS", s.tenant_cache_ttl_secs)?;
+        s.run_worker = env_bool("JTCRM_RUN_WORKER", s.run_worker)?;
+        s.worker_poll_ms = env_parse("JTCRM_WORKER_POLL_MS", s.worker_poll_ms)?;
+        s.worker_concurrency = env_parse("JTCRM_WORKER_CONCURRENCY", s.worker_concurrency)?;
+        s.job_lease_secs = env_parse("JTCRM_JOB_LEASE_SECS", s.job_lease_secs)?;
+        s.job_timeout_secs = env_parse("JTCRM_JOB_TIMEOUT_SECS", s.job_timeout_secs)?;
+        s.worker_shutdown_secs = env_parse("JTCRM_WORKER_SHUTDOWN_SECS", s.worker_shutdown_secs)?;
+        if s.worker_poll_ms < 10
+            || s.worker_concurrency == 0
+            || s.job_lease_secs == 0
+            || s.job_timeout_secs == 0
+        {
+            bail!(
+                "JTCRM_WORKER_POLL_MS deve ser ≥ 10; JTCRM_WORKER_CONCURRENCY, JTCRM_JOB_LEASE_SECS e \
+                 JTCRM_JOB_TIMEOUT_SECS devem ser ≥ 1"
+            );
+        }
         Ok(s)
     }
 

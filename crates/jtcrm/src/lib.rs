@@ -7,6 +7,7 @@ pub mod db;
 pub mod domains;
 pub mod error;
 pub mod http;
+pub mod jobs;
 pub mod kv;
 pub mod migration;
 pub mod security;

@@ -38,3 +38,13 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
         })
         .clone()
 }
+
+/// Logging for test binaries: captured per test and shown only when the test fails.
+pub fn init_test_logging() {
+    let filter =
+        EnvFilter::try_from_env("RUST_LOG").unwrap_or_else(|_| EnvFilter::new("warn,jtcrm=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}

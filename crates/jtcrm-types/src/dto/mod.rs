@@ -4,6 +4,8 @@
 pub mod audit;
 pub mod auth;
 pub mod common;
+pub mod jobs;
+pub mod leads;
 pub mod plans;
 pub mod tenants;
 pub mod users;

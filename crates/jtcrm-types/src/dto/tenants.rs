@@ -6,11 +6,16 @@ use uuid::Uuid;
 use super::common::TenantStatus;
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
 pub struct TenantSettings {
     /// IANA timezone used for agendas and business hours.
     pub timezone: String,
     /// When true, sales and support users see records owned by colleagues too.
     pub team_visibility: bool,
+    /// How new leads without an owner are assigned.
+    pub lead_assignment: LeadAssignment,
+    /// States (UF) the company serves; used by the default scoring rules.
+    pub coverage_states: Vec<String>,
 }
 
 impl Default for TenantSettings {
@@ -18,8 +23,29 @@ impl Default for TenantSettings {
         Self {
             timezone: "America/Sao_Paulo".into(),
             team_visibility: false,
+            lead_assignment: LeadAssignment::default(),
+            coverage_states: vec![],
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignmentMode {
+    /// Leads stay unassigned.
+    #[default]
+    None,
+    /// Rotate among active `sales` users, fairly under concurrency.
+    RoundRobin,
+    /// Always the same user (`user_id`).
+    Fixed,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(default)]
+pub struct LeadAssignment {
+    pub mode: AssignmentMode,
+    pub user_id: Option<Uuid>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -85,6 +111,8 @@ pub struct UpdateTenantRequest {
 pub struct TenantSettingsInput {
     pub timezone: Option<String>,
     pub team_visibility: Option<bool>,
+    pub lead_assignment: Option<LeadAssignment>,
+    pub coverage_states: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod leads;
 pub mod plans;
 pub mod system;
 pub mod tenants;

@@ -28,6 +28,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = AppError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
+        let JsonBytes(bytes) = JsonBytes::from_request(req, state).await?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+/// The raw bytes of a JSON body (content type and size checked), for handlers that also need the
+/// exact bytes (idempotency fingerprints).
+pub struct JsonBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for JsonBytes {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, AppError> {
         let is_json = req
             .headers()
             .get(CONTENT_TYPE)
@@ -49,17 +62,19 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                 "Envie o corpo como JSON com Content-Type: application/json.",
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rej| {
-            if rej.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::new(
-                    ErrorCode::PayloadTooLarge,
-                    "O corpo da requisição excede o limite permitido.",
-                )
-            } else {
-                AppError::bad_request("Não foi possível ler o corpo da requisição.")
-            }
-        })?;
-        parse_json(&bytes).map(ApiJson)
+        Bytes::from_request(req, state)
+            .await
+            .map(JsonBytes)
+            .map_err(|rej| {
+                if rej.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::new(
+                        ErrorCode::PayloadTooLarge,
+                        "O corpo da requisição excede o limite permitido.",
+                    )
+                } else {
+                    AppError::bad_request("Não foi possível ler o corpo da requisição.")
+                }
+            })
     }
 }
 

@@ -2,6 +2,7 @@
 //! body limit) and the OpenAPI document served with Swagger UI at `/apidocs/`.
 
 pub mod extract;
+pub mod idempotency;
 pub mod pagination;
 
 use std::time::{Duration, Instant};
@@ -42,6 +43,8 @@ use crate::state::AppState;
         (name = "tenant", description = "A própria empresa"),
         (name = "super-admin", description = "Gestão da plataforma (JT Telecom)"),
         (name = "audit", description = "Log de auditoria"),
+        (name = "jobs", description = "Fila de jobs: execuções, falhas e reenvio"),
+        (name = "leads", description = "Leads, busca, deduplicação, campos personalizados e pontuação"),
         (name = "system", description = "Saúde e métricas")
     )
 )]
@@ -74,6 +77,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(domains::tenants::routes::router())
         .merge(domains::plans::routes::router())
         .merge(domains::audit::routes::router())
+        .merge(crate::jobs::routes::router())
+        .merge(domains::leads::routes::router())
 }
 
 pub fn openapi() -> utoipa::openapi::OpenApi {

@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod errors;
 mod kv;
+mod leads;
 mod plans;
 mod system;
 mod tenants;

@@ -186,6 +186,7 @@ pub async fn create_with_admin(
         Err(e) => return Err(e.into()),
     };
     limits::init(&*txn, created.id, &[(Resource::Users, 1)]).await?;
+    crate::domains::leads::scoring::seed_defaults(&*txn, created.id).await?;
     let user = users::service::insert_user(&*txn, created.id, &admin, hash).await?;
     let tenant_dto = to_dto(created);
     let user_dto = users::to_dto(user);
@@ -420,6 +421,17 @@ pub async fn update(
     {
         validate_timezone(&mut v, tz);
     }
+    if let Some(TenantSettingsInput {
+        coverage_states: Some(states),
+        ..
+    }) = &req.settings
+    {
+        for st in states {
+            if jtcrm_types::br::Uf::parse(st).is_err() {
+                v.add("settings.coverage_states", "invalid_uf", "UF inválida");
+            }
+        }
+    }
     if restricted && (req.slug.is_some() || req.subscription_plan.is_some() || req.status.is_some())
     {
         return Err(AppError::new(
@@ -497,6 +509,35 @@ pub async fn update(
         }
         if let Some(tv) = si.team_visibility {
             settings.team_visibility = tv;
+        }
+        if let Some(states) = &si.coverage_states {
+            settings.coverage_states = states
+                .iter()
+                .filter_map(|s| {
+                    jtcrm_types::br::Uf::parse(s)
+                        .ok()
+                        .map(|u| u.as_str().to_string())
+                })
+                .collect();
+            settings.coverage_states.dedup();
+        }
+        if let Some(a) = &si.lead_assignment {
+            if a.mode == jtcrm_types::dto::tenants::AssignmentMode::Fixed {
+                let ok = match a.user_id {
+                    Some(u) => {
+                        crate::domains::leads::assignment::is_active_user(&*txn, id, u).await?
+                    }
+                    None => false,
+                };
+                if !ok {
+                    return Err(AppError::field(
+                        "settings.lead_assignment.user_id",
+                        "unknown_user",
+                        "Informe um usuário ativo da empresa para a atribuição fixa",
+                    ));
+                }
+            }
+            settings.lead_assignment = a.clone();
         }
         m.settings = Set(serde_json::to_value(&settings).unwrap_or_default());
     }

@@ -1,0 +1,91 @@
+//! Automatic owner assignment of new leads: `none`, `fixed` (one user) or `round_robin` among the
+//! tenant's active sales users. The rotation cursor is a tenant counter incremented in the lead's own
+//! transaction, so concurrent creates each get the next user and the rotation stays fair.
+
+use jtcrm_types::dto::Role;
+use jtcrm_types::dto::tenants::AssignmentMode;
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+};
+use uuid::Uuid;
+
+use crate::domains::tenants::cache::TenantSnapshot;
+use crate::domains::tenants::model::counter;
+use crate::domains::users::user;
+use crate::error::{AppError, AppResult};
+
+const RR_COUNTER: &str = "lead_round_robin";
+
+/// The owner a new unowned lead gets under the tenant's assignment mode.
+pub async fn pick_owner<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &TenantSnapshot,
+) -> AppResult<Option<Uuid>> {
+    let cfg = &tenant.settings.lead_assignment;
+    match cfg.mode {
+        AssignmentMode::None => Ok(None),
+        AssignmentMode::Fixed => match cfg.user_id {
+            Some(u) if is_active_user(conn, tenant.id, u).await? => Ok(Some(u)),
+            _ => Ok(None),
+        },
+        AssignmentMode::RoundRobin => round_robin(conn, tenant.id).await,
+    }
+}
+
+async fn round_robin<C: ConnectionTrait>(conn: &C, tenant_id: Uuid) -> AppResult<Option<Uuid>> {
+    let sellers: Vec<Uuid> = user::Entity::find()
+        .filter(user::Column::TenantId.eq(tenant_id))
+        .filter(user::Column::Role.eq(Role::Sales.as_str()))
+        .filter(user::Column::Active.eq(true))
+        .filter(user::Column::DeletedAt.is_null())
+        .order_by_asc(user::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    if sellers.is_empty() {
+        return Ok(None);
+    }
+    // The UPDATE takes the row lock (PostgreSQL) / the write lock (SQLite) until commit, so the value
+    // read back is ours alone.
+    let updated = counter::Entity::update_many()
+        .col_expr(
+            counter::Column::Count,
+            Expr::col(counter::Column::Count).add(1),
+        )
+        .filter(counter::Column::TenantId.eq(tenant_id))
+        .filter(counter::Column::Resource.eq(RR_COUNTER))
+        .exec(conn)
+        .await?
+        .rows_affected;
+    if updated == 0 {
+        counter::Entity::insert(counter::ActiveModel {
+            tenant_id: Set(tenant_id),
+            resource: Set(RR_COUNTER.to_string()),
+            count: Set(1),
+        })
+        .on_conflict_do_nothing()
+        .exec(conn)
+        .await?;
+    }
+    let n = counter::Entity::find_by_id((tenant_id, RR_COUNTER.to_string()))
+        .one(conn)
+        .await?
+        .map(|c| c.count)
+        .ok_or_else(|| AppError::internal_msg("round-robin counter missing"))?;
+    let idx = ((n - 1).rem_euclid(sellers.len() as i64)) as usize;
+    Ok(sellers.get(idx).copied())
+}
+
+pub async fn is_active_user<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    user_id: Uuid,
+) -> AppResult<bool> {
+    Ok(user::Entity::find_by_id((tenant_id, user_id))
+        .one(conn)
+        .await?
+        .is_some_and(|u| u.active && u.deleted_at.is_none()))
+}

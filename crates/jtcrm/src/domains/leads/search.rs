@@ -1,0 +1,595 @@
+//! Lead list and search: filters, sorting, keyset pagination, visibility, and the inverted index of
+//! search terms (`lead_terms`) that makes `q` an index range scan on both backends.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+use jtcrm_types::FieldError;
+use jtcrm_types::br::fold_for_search;
+use jtcrm_types::dto::leads::{CustomFieldDef, CustomFieldType, Lead, LeadSource, LeadStatus};
+use jtcrm_types::dto::{Page, Role};
+use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect, Select,
+};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use super::LeadDraft;
+use super::model::{lead, tag, term};
+use crate::error::{AppError, AppResult};
+use crate::http::extract::TenantCtx;
+use crate::http::pagination::{self, decode_cursor, encode_cursor};
+use crate::state::AppState;
+
+const MAX_TERM: usize = 64;
+
+fn words(s: &str) -> impl Iterator<Item = String> + '_ {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.chars().take(MAX_TERM).collect())
+}
+
+/// National digits of an E.164 Brazilian number (`+5511987654321` → `11987654321`).
+pub fn national_digits(phone: &str) -> String {
+    let d: String = phone.chars().filter(char::is_ascii_digit).collect();
+    d.strip_prefix("55").map(str::to_string).unwrap_or(d)
+}
+
+/// The search terms of a lead: folded words of name and company, the email and its parts, the CNPJ,
+/// and the phone's national digits and subscriber number.
+pub fn terms_for(d: &LeadDraft) -> BTreeSet<String> {
+    let mut t = BTreeSet::new();
+    for w in words(&fold_for_search(&d.name)) {
+        t.insert(w);
+    }
+    if let Some(c) = &d.company {
+        for w in words(&fold_for_search(c)) {
+            t.insert(w);
+        }
+    }
+    if let Some(e) = &d.email {
+        t.insert(e.chars().take(MAX_TERM).collect());
+        if let Some((local, domain)) = e.split_once('@') {
+            t.insert(local.chars().take(MAX_TERM).collect());
+            t.insert(domain.chars().take(MAX_TERM).collect());
+        }
+    }
+    if let Some(c) = &d.cnpj {
+        t.insert(c.to_lowercase());
+    }
+    if let Some(p) = &d.phone {
+        let nat = national_digits(p);
+        if nat.len() > 2 {
+            t.insert(nat[2..].to_string());
+        }
+        t.insert(nat);
+    }
+    t
+}
+
+/// Replaces the terms and tags rows of a lead.
+pub async fn write_index<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    lead_id: Uuid,
+    d: &LeadDraft,
+    replace: bool,
+) -> AppResult<()> {
+    if replace {
+        term::Entity::delete_many()
+            .filter(term::Column::TenantId.eq(tenant_id))
+            .filter(term::Column::LeadId.eq(lead_id))
+            .exec(conn)
+            .await?;
+        tag::Entity::delete_many()
+            .filter(tag::Column::TenantId.eq(tenant_id))
+            .filter(tag::Column::LeadId.eq(lead_id))
+            .exec(conn)
+            .await?;
+    }
+    let terms: Vec<term::ActiveModel> = terms_for(d)
+        .into_iter()
+        .map(|t| term::ActiveModel {
+            tenant_id: Set(tenant_id),
+            term: Set(t),
+            lead_id: Set(lead_id),
+        })
+        .collect();
+    if !terms.is_empty() {
+        term::Entity::insert_many(terms)
+            .exec_without_returning(conn)
+            .await?;
+    }
+    let tags: Vec<tag::ActiveModel> = d
+        .tags
+        .iter()
+        .map(|t| tag::ActiveModel {
+            tenant_id: Set(tenant_id),
+            tag: Set(t.clone()),
+            lead_id: Set(lead_id),
+        })
+        .collect();
+    if !tags.is_empty() {
+        tag::Entity::insert_many(tags)
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortKey {
+    CreatedAt,
+    UpdatedAt,
+    Score,
+    Name,
+}
+
+impl SortKey {
+    fn as_str(self) -> &'static str {
+        match self {
+            SortKey::CreatedAt => "created_at",
+            SortKey::UpdatedAt => "updated_at",
+            SortKey::Score => "score",
+            SortKey::Name => "name",
+        }
+    }
+    fn column(self) -> lead::Column {
+        match self {
+            SortKey::CreatedAt => lead::Column::CreatedAt,
+            SortKey::UpdatedAt => lead::Column::UpdatedAt,
+            SortKey::Score => lead::Column::Score,
+            SortKey::Name => lead::Column::NameSort,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OwnerFilter {
+    Any,
+    Unassigned,
+    Is(Uuid),
+}
+
+/// Parsed list filters. Query parameters are documented by [`LeadQueryDoc`].
+#[derive(Debug, Clone)]
+pub struct LeadQuery {
+    pub status: Vec<LeadStatus>,
+    pub owner: OwnerFilter,
+    pub source: Vec<LeadSource>,
+    pub tag: Option<String>,
+    pub score_min: Option<i32>,
+    pub score_max: Option<i32>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+    pub updated_since: Option<DateTime<Utc>>,
+    pub q: Option<String>,
+    pub custom: Vec<(String, String)>,
+    pub sort: SortKey,
+    pub descending: bool,
+    pub limit: u64,
+    pub cursor: Option<String>,
+    pub include_total: bool,
+    pub deleted: bool,
+}
+
+/// Query parameters of `GET /api/leads` and `GET /api/leads/export`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[allow(dead_code)]
+pub struct LeadQueryDoc {
+    /// One status or several separated by commas.
+    pub status: Option<String>,
+    /// A user id, `me`, or `none` (unassigned).
+    pub owner_id: Option<String>,
+    /// One source or several separated by commas.
+    pub source: Option<String>,
+    pub tag: Option<String>,
+    pub score_min: Option<i32>,
+    pub score_max: Option<i32>,
+    pub created_from: Option<DateTime<Utc>>,
+    pub created_to: Option<DateTime<Utc>>,
+    pub updated_since: Option<DateTime<Utc>>,
+    /// Search in name, company, email, CNPJ and phone; accent- and case-insensitive, word prefixes.
+    /// Digits (masked or not) match phones and CNPJs.
+    pub q: Option<String>,
+    /// `created_at`, `updated_at`, `score` or `name`; prefix `-` for descending. Default `-created_at`.
+    pub sort: Option<String>,
+    pub limit: Option<u64>,
+    pub cursor: Option<String>,
+    pub include_total: Option<bool>,
+    /// `true` lists the trash (soft-deleted leads) instead.
+    pub deleted: Option<bool>,
+    /// Custom field filter, e.g. `cf.segmento=provedor` (repeatable with other keys).
+    #[param(rename = "cf.{key}")]
+    pub cf: Option<String>,
+}
+
+fn bad(field: &str, msg: &str) -> AppError {
+    AppError::validation(vec![FieldError::new(field, "invalid_value", msg)])
+}
+
+fn parse_time(field: &str, v: &str) -> AppResult<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(v, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc())
+        .ok_or_else(|| {
+            bad(
+                field,
+                "Use uma data ISO 8601 (2026-11-29 ou 2026-11-29T10:00:00Z)",
+            )
+        })
+}
+
+impl LeadQuery {
+    pub fn parse(raw: &str, ctx: &TenantCtx, defs: &[CustomFieldDef]) -> AppResult<LeadQuery> {
+        let mut q = LeadQuery {
+            status: vec![],
+            owner: OwnerFilter::Any,
+            source: vec![],
+            tag: None,
+            score_min: None,
+            score_max: None,
+            created_from: None,
+            created_to: None,
+            updated_since: None,
+            q: None,
+            custom: vec![],
+            sort: SortKey::CreatedAt,
+            descending: true,
+            limit: pagination::DEFAULT_LIMIT,
+            cursor: None,
+            include_total: false,
+            deleted: false,
+        };
+        for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+            let v = v.trim().to_string();
+            match k.as_ref() {
+                "status" => {
+                    for s in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                        q.status.push(
+                            LeadStatus::parse(s).ok_or_else(|| bad("status", "Status inválido"))?,
+                        );
+                    }
+                }
+                "source" => {
+                    for s in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                        q.source.push(
+                            LeadSource::parse(s).ok_or_else(|| bad("source", "Origem inválida"))?,
+                        );
+                    }
+                }
+                "owner_id" => {
+                    q.owner = match v.as_str() {
+                        "" => OwnerFilter::Any,
+                        "me" => OwnerFilter::Is(ctx.user_id),
+                        "none" => OwnerFilter::Unassigned,
+                        s => OwnerFilter::Is(
+                            Uuid::parse_str(s)
+                                .map_err(|_| bad("owner_id", "Use um id, me ou none"))?,
+                        ),
+                    }
+                }
+                "tag" if !v.is_empty() => q.tag = Some(v.to_lowercase()),
+                "score_min" => {
+                    q.score_min = Some(v.parse().map_err(|_| bad("score_min", "Número inteiro"))?)
+                }
+                "score_max" => {
+                    q.score_max = Some(v.parse().map_err(|_| bad("score_max", "Número inteiro"))?)
+                }
+                "created_from" => q.created_from = Some(parse_time("created_from", &v)?),
+                "created_to" => q.created_to = Some(parse_time("created_to", &v)?),
+                "updated_since" => q.updated_since = Some(parse_time("updated_since", &v)?),
+                "q" if !v.is_empty() => {
+                    if v.chars().count() > 100 {
+                        return Err(bad("q", "Busca com no máximo 100 caracteres"));
+                    }
+                    q.q = Some(v)
+                }
+                "sort" => {
+                    let (desc, key) = match v.strip_prefix('-') {
+                        Some(k) => (true, k),
+                        None => (false, v.as_str()),
+                    };
+                    q.sort = match key {
+                        "created_at" => SortKey::CreatedAt,
+                        "updated_at" => SortKey::UpdatedAt,
+                        "score" => SortKey::Score,
+                        "name" => SortKey::Name,
+                        _ => {
+                            return Err(bad(
+                                "sort",
+                                "Use created_at, updated_at, score ou name (prefixo - para decrescente)",
+                            ));
+                        }
+                    };
+                    q.descending = desc;
+                }
+                "limit" => {
+                    q.limit = pagination::limit(Some(
+                        v.parse().map_err(|_| bad("limit", "Número de 1 a 200"))?,
+                    ))?
+                }
+                "cursor" if !v.is_empty() => q.cursor = Some(v),
+                "include_total" => q.include_total = v == "true",
+                "deleted" => q.deleted = v == "true",
+                "allow_duplicate" => {}
+                key if key.starts_with("cf.") => {
+                    let name = &key[3..];
+                    let Some(def) = defs.iter().find(|d| d.key == name) else {
+                        return Err(bad(key, "Campo personalizado não definido"));
+                    };
+                    let normalized =
+                        super::fields::normalize_value(def, &serde_json::Value::String(v.clone()))
+                            .ok_or_else(|| bad(key, "Valor inválido para o tipo do campo"))?;
+                    q.custom
+                        .push((name.to_string(), filter_text(def, &normalized)));
+                }
+                _ => {}
+            }
+        }
+        if let (Some(a), Some(b)) = (q.score_min, q.score_max)
+            && a > b
+        {
+            return Err(bad("score_min", "score_min maior que score_max"));
+        }
+        Ok(q)
+    }
+}
+
+/// The text form a JSON value takes when extracted for comparison (`->>` / `json_extract`).
+fn filter_text(def: &CustomFieldDef, v: &serde_json::Value) -> String {
+    match (def.field_type, v) {
+        (_, serde_json::Value::String(s)) => s.clone(),
+        (CustomFieldType::Boolean, serde_json::Value::Bool(b)) => b.to_string(),
+        (_, other) => other.to_string(),
+    }
+}
+
+/// Tokens of `q`. A value that is digits once masks are removed becomes one digits token (so a
+/// masked phone or CNPJ matches); an email stays whole; otherwise folded words.
+pub fn query_tokens(q: &str) -> Vec<String> {
+    let compact: String = q
+        .chars()
+        .filter(|c| !matches!(c, '.' | '-' | '/' | '(' | ')' | ' ' | '+'))
+        .collect();
+    if !compact.is_empty() && compact.chars().all(|c| c.is_ascii_digit()) {
+        let mut d = compact;
+        if d.len() >= 12 && d.starts_with("55") {
+            d = d[2..].to_string();
+        }
+        if d.len() >= 10 && d.starts_with('0') {
+            d = d[1..].to_string();
+        }
+        return vec![d];
+    }
+    if compact.len() == 14
+        && compact.chars().all(|c| c.is_ascii_alphanumeric())
+        && compact.chars().any(|c| c.is_ascii_digit())
+    {
+        return vec![compact.to_lowercase()];
+    }
+    let folded = fold_for_search(q.trim());
+    // An email or a domain ("conecta.net.br") is searched whole, like the term stored for it.
+    if folded.contains('@') || (folded.contains('.') && !folded.contains(char::is_whitespace)) {
+        return vec![folded.chars().take(MAX_TERM).collect()];
+    }
+    words(&folded).take(6).collect()
+}
+
+/// The smallest string greater than every string starting with `prefix`.
+fn prefix_upper_bound(prefix: &str) -> String {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        if let Some(next) = char::from_u32(last as u32 + 1) {
+            chars.push(next);
+            return chars.into_iter().collect();
+        }
+    }
+    String::from('\u{10FFFF}')
+}
+
+fn can_see_all(ctx: &TenantCtx) -> bool {
+    !matches!(ctx.role, Role::Sales | Role::Support) || ctx.tenant.settings.team_visibility
+}
+
+/// Sales and support users see only their own leads unless the tenant enables team visibility.
+pub fn visible_to(ctx: &TenantCtx, owner_id: Option<Uuid>) -> bool {
+    can_see_all(ctx) || owner_id == Some(ctx.user_id)
+}
+
+/// The filtered selection (no order, no keyset): shared by the list, its total and the export.
+pub fn filtered(ctx: &TenantCtx, q: &LeadQuery, backend: DbBackend) -> Select<lead::Entity> {
+    let t = ctx.tenant_id;
+    let mut sel = lead::Entity::find().filter(lead::Column::TenantId.eq(t));
+    sel = if q.deleted {
+        sel.filter(lead::Column::DeletedAt.is_not_null())
+    } else {
+        sel.filter(lead::Column::DeletedAt.is_null())
+    };
+    if !can_see_all(ctx) {
+        sel = sel.filter(lead::Column::OwnerId.eq(ctx.user_id));
+    }
+    match &q.owner {
+        OwnerFilter::Any => {}
+        OwnerFilter::Unassigned => sel = sel.filter(lead::Column::OwnerId.is_null()),
+        OwnerFilter::Is(id) => sel = sel.filter(lead::Column::OwnerId.eq(*id)),
+    }
+    if !q.status.is_empty() {
+        sel = sel.filter(lead::Column::Status.is_in(q.status.iter().map(|s| s.as_str())));
+    }
+    if !q.source.is_empty() {
+        sel = sel.filter(lead::Column::Source.is_in(q.source.iter().map(|s| s.as_str())));
+    }
+    if let Some(v) = q.score_min {
+        sel = sel.filter(lead::Column::Score.gte(v));
+    }
+    if let Some(v) = q.score_max {
+        sel = sel.filter(lead::Column::Score.lte(v));
+    }
+    if let Some(v) = q.created_from {
+        sel = sel.filter(lead::Column::CreatedAt.gte(v));
+    }
+    if let Some(v) = q.created_to {
+        sel = sel.filter(lead::Column::CreatedAt.lt(v));
+    }
+    if let Some(v) = q.updated_since {
+        sel = sel.filter(lead::Column::UpdatedAt.gte(v));
+    }
+    if let Some(tg) = &q.tag {
+        let sub = Query::select()
+            .column(tag::Column::LeadId)
+            .from(tag::Entity)
+            .and_where(Expr::col(tag::Column::TenantId).eq(t))
+            .and_where(Expr::col(tag::Column::Tag).eq(tg.as_str()))
+            .take();
+        sel = sel.filter(lead::Column::Id.in_subquery(sub));
+    }
+    if let Some(text) = &q.q {
+        for tok in query_tokens(text) {
+            let sub = Query::select()
+                .column(term::Column::LeadId)
+                .from(term::Entity)
+                .and_where(Expr::col(term::Column::TenantId).eq(t))
+                .and_where(Expr::col(term::Column::Term).gte(tok.as_str()))
+                .and_where(Expr::col(term::Column::Term).lt(prefix_upper_bound(&tok)))
+                .take();
+            sel = sel.filter(lead::Column::Id.in_subquery(sub));
+        }
+    }
+    for (key, value) in &q.custom {
+        let path = format!("$.{key}");
+        let expr = match backend {
+            DbBackend::Postgres => Expr::cust_with_values(
+                "\"custom_fields\" ->> $1 = $2",
+                [key.clone(), value.clone()],
+            ),
+            _ => Expr::cust_with_values(
+                "CAST(json_extract(\"custom_fields\", ?) AS TEXT) = ?",
+                [path, sqlite_json_text(value)],
+            ),
+        };
+        sel = sel.filter(expr);
+    }
+    sel
+}
+
+/// SQLite's json_extract returns booleans as 1/0.
+fn sqlite_json_text(v: &str) -> String {
+    match v {
+        "true" => "1".into(),
+        "false" => "0".into(),
+        other => other.into(),
+    }
+}
+
+fn cursor_for(sort: SortKey, m: &lead::Model) -> String {
+    let v = match sort {
+        SortKey::CreatedAt => m
+            .created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        SortKey::UpdatedAt => m
+            .updated_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+        SortKey::Score => m.score.to_string(),
+        SortKey::Name => m.name_sort.clone(),
+    };
+    encode_cursor(&[sort.as_str(), &v, &m.id.to_string()])
+}
+
+/// Applies order and the keyset condition `(sort_col, id) <|> (value, id)`.
+pub fn ordered(mut sel: Select<lead::Entity>, q: &LeadQuery) -> AppResult<Select<lead::Entity>> {
+    let col = q.sort.column();
+    if let Some(c) = &q.cursor {
+        let parts = decode_cursor(c)?;
+        let invalid = || {
+            AppError::validation(vec![FieldError::new(
+                "cursor",
+                "invalid_cursor",
+                "Cursor inválido",
+            )])
+        };
+        if parts.len() != 3 || parts[0] != q.sort.as_str() {
+            return Err(invalid());
+        }
+        let id = Uuid::parse_str(&parts[2]).map_err(|_| invalid())?;
+        let value: sea_orm::Value = match q.sort {
+            SortKey::CreatedAt | SortKey::UpdatedAt => DateTime::parse_from_rfc3339(&parts[1])
+                .map_err(|_| invalid())?
+                .with_timezone(&Utc)
+                .into(),
+            SortKey::Score => parts[1].parse::<i32>().map_err(|_| invalid())?.into(),
+            SortKey::Name => parts[1].clone().into(),
+        };
+        let left = Expr::tuple([
+            Expr::col((lead::Entity, col)),
+            Expr::col((lead::Entity, lead::Column::Id)),
+        ]);
+        let right = Expr::tuple([Expr::val(value), Expr::val(id)]);
+        sel = sel.filter(if q.descending {
+            left.lt(right)
+        } else {
+            left.gt(right)
+        });
+    }
+    Ok(if q.descending {
+        sel.order_by_desc(col).order_by_desc(lead::Column::Id)
+    } else {
+        sel.order_by_asc(col).order_by_asc(lead::Column::Id)
+    })
+}
+
+pub async fn list(state: &AppState, ctx: &TenantCtx, q: &LeadQuery) -> AppResult<Page<Lead>> {
+    let backend = state.db.get_database_backend();
+    let base = filtered(ctx, q, backend);
+    let total = if q.include_total {
+        Some(base.clone().count(&state.db).await?)
+    } else {
+        None
+    };
+    let rows = ordered(base, q)?.limit(q.limit + 1).all(&state.db).await?;
+    let mut rows = rows;
+    let next_cursor = if rows.len() as u64 > q.limit {
+        rows.truncate(q.limit as usize);
+        rows.last().map(|m| cursor_for(q.sort, m))
+    } else {
+        None
+    };
+    Ok(Page {
+        items: rows.into_iter().map(super::to_dto).collect(),
+        next_cursor,
+        total,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens() {
+        assert_eq!(query_tokens("(11) 98765-4321"), vec!["11987654321"]);
+        assert_eq!(query_tokens("+55 11 98765-4321"), vec!["11987654321"]);
+        assert_eq!(query_tokens("11.222.333/0001-81"), vec!["11222333000181"]);
+        assert_eq!(query_tokens("12.ABC.345/01DE-35"), vec!["12abc34501de35"]);
+        assert_eq!(query_tokens("João Silva"), vec!["joao", "silva"]);
+        assert_eq!(
+            query_tokens("Maria@Fibra.com.br"),
+            vec!["maria@fibra.com.br"]
+        );
+    }
+
+    #[test]
+    fn upper_bound() {
+        assert_eq!(prefix_upper_bound("joa"), "job");
+        assert!(*"joao" < *prefix_upper_bound("joa"));
+        assert!("jo" < "joa");
+    }
+}

@@ -1,0 +1,588 @@
+//! Lead rules: permissions and visibility, plan limit, duplicate detection, assignment, scoring on
+//! every write, status history, soft delete and restore, all in one transaction per change.
+
+use chrono::Utc;
+use jtcrm_types::ErrorCode;
+use jtcrm_types::dto::Role;
+use jtcrm_types::dto::leads::{Lead, LeadInput, LeadStatus, ScoreBreakdown, StatusChange};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
+    QueryFilter, QueryOrder,
+};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::model::{lead, status_history};
+use super::scoring::Scorer;
+use super::{LeadDraft, WriteMode, assignment, fields, search, to_dto};
+use crate::domains::audit;
+use crate::domains::tenants::limits::{self, Resource};
+use crate::error::{AppError, AppResult, Validator};
+use crate::http::extract::TenantCtx;
+use crate::http::idempotency::{self, IdempotencyKey};
+use crate::state::AppState;
+
+pub const WRITER_ROLES: &[Role] = &[Role::Admin, Role::Manager, Role::Sales, Role::Support];
+
+pub fn can_reassign(ctx: &TenantCtx) -> bool {
+    matches!(ctx.role, Role::Admin | Role::Manager)
+}
+
+/// A lead of the caller's tenant that the caller may see; otherwise `404`.
+pub async fn find_visible<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &TenantCtx,
+    id: Uuid,
+    include_deleted: bool,
+) -> AppResult<lead::Model> {
+    let m = lead::Entity::find_by_id((ctx.tenant_id, id))
+        .one(conn)
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    if (!include_deleted && m.deleted_at.is_some()) || !search::visible_to(ctx, m.owner_id) {
+        return Err(AppError::not_found());
+    }
+    Ok(m)
+}
+
+/// The first live lead sharing the email, CNPJ or phone of `d` (other than `exclude`).
+pub async fn find_duplicate<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    d: &LeadDraft,
+    exclude: Option<Uuid>,
+) -> AppResult<Option<(Uuid, &'static str)>> {
+    let mut any = Condition::any();
+    let mut keys = 0;
+    if let Some(e) = &d.email {
+        any = any.add(lead::Column::Email.eq(e.as_str()));
+        keys += 1;
+    }
+    if let Some(c) = &d.cnpj {
+        any = any.add(lead::Column::Cnpj.eq(c.as_str()));
+        keys += 1;
+    }
+    if let Some(p) = &d.phone {
+        any = any.add(lead::Column::Phone.eq(p.as_str()));
+        keys += 1;
+    }
+    if keys == 0 {
+        return Ok(None);
+    }
+    let mut q = lead::Entity::find()
+        .filter(lead::Column::TenantId.eq(tenant_id))
+        .filter(lead::Column::DeletedAt.is_null())
+        .filter(any);
+    if let Some(x) = exclude {
+        q = q.filter(lead::Column::Id.ne(x));
+    }
+    let Some(m) = q.order_by_asc(lead::Column::Id).one(conn).await? else {
+        return Ok(None);
+    };
+    let on = if d.email.is_some() && m.email == d.email {
+        "email"
+    } else if d.cnpj.is_some() && m.cnpj == d.cnpj {
+        "cnpj"
+    } else {
+        "phone"
+    };
+    Ok(Some((m.id, on)))
+}
+
+pub fn duplicate_error(existing: Uuid, on: &str) -> AppError {
+    AppError::new(
+        ErrorCode::DuplicateLead,
+        format!(
+            "Já existe um lead com o mesmo {on}. Use ?allow_duplicate=true para criar mesmo assim."
+        ),
+    )
+    .with_context(json!({"existing_id": existing, "matched_on": on}))
+}
+
+async fn check_owner<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &TenantCtx,
+    owner: Option<Uuid>,
+) -> AppResult<()> {
+    if let Some(o) = owner
+        && !assignment::is_active_user(conn, ctx.tenant_id, o).await?
+    {
+        return Err(AppError::field(
+            "owner_id",
+            "unknown_user",
+            "Usuário responsável inexistente ou inativo",
+        ));
+    }
+    Ok(())
+}
+
+async fn record_status<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    lead_id: Uuid,
+    from: Option<&str>,
+    to: &str,
+    actor: Option<Uuid>,
+) -> AppResult<()> {
+    status_history::Entity::insert(status_history::ActiveModel {
+        tenant_id: Set(tenant_id),
+        id: Set(Uuid::now_v7()),
+        lead_id: Set(lead_id),
+        from_status: Set(from.map(str::to_string)),
+        to_status: Set(to.to_string()),
+        actor_id: Set(actor),
+        created_at: Set(Utc::now()),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// Inserts a validated lead: plan limit, owner, score, search index and status history. The caller
+/// has checked duplicates and permissions and owns the transaction.
+pub async fn insert_lead<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &TenantCtx,
+    mut d: LeadDraft,
+    scorer: &Scorer,
+) -> AppResult<lead::Model> {
+    limits::reserve(
+        conn,
+        ctx.tenant_id,
+        Resource::Leads,
+        1,
+        ctx.tenant.limits.max_leads,
+    )
+    .await?;
+    if d.owner_id.is_none() {
+        d.owner_id = if matches!(ctx.role, Role::Sales | Role::Support) {
+            // A seller's own lead stays visible to the seller.
+            Some(ctx.user_id)
+        } else {
+            assignment::pick_owner(conn, &ctx.tenant).await?
+        };
+    }
+    let now = Utc::now();
+    let id = Uuid::now_v7();
+    let score = scorer.score(&d, 0);
+    let row = lead::ActiveModel {
+        tenant_id: Set(ctx.tenant_id),
+        id: Set(id),
+        name_sort: Set(d.name_sort()),
+        name: Set(d.name.clone()),
+        email: Set(d.email.clone()),
+        phone: Set(d.phone.clone()),
+        company: Set(d.company.clone()),
+        cnpj: Set(d.cnpj.clone()),
+        position: Set(d.position.clone()),
+        source: Set(d.source.as_str().to_string()),
+        status: Set(d.status.as_str().to_string()),
+        owner_id: Set(d.owner_id),
+        tags: Set(json!(d.tags)),
+        custom_fields: Set(Value::Object(d.custom_fields.clone())),
+        cep: Set(d.cep.clone()),
+        city: Set(d.city.clone()),
+        state: Set(d.state.clone()),
+        notes: Set(d.notes.clone()),
+        score: Set(score),
+        signal_points: Set(0),
+        last_contacted_at: Set(d.last_contacted_at),
+        merged_into: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+        version: Set(1),
+    };
+    let m = lead::Entity::insert(row).exec_with_returning(conn).await?;
+    search::write_index(conn, ctx.tenant_id, id, &d, false).await?;
+    record_status(
+        conn,
+        ctx.tenant_id,
+        id,
+        None,
+        d.status.as_str(),
+        Some(ctx.user_id),
+    )
+    .await?;
+    Ok(m)
+}
+
+pub async fn load_scorer<C: ConnectionTrait>(conn: &C, ctx: &TenantCtx) -> AppResult<Scorer> {
+    Scorer::load(conn, ctx.tenant_id, &ctx.tenant.settings.coverage_states).await
+}
+
+fn audit_entry<'a>(
+    ctx: &'a TenantCtx,
+    action: &'a str,
+    id: Uuid,
+    changes: Value,
+) -> audit::Entry<'a> {
+    audit::Entry {
+        tenant_id: Some(ctx.tenant_id),
+        actor_id: Some(ctx.user_id),
+        action,
+        entity_type: "lead",
+        entity_id: id.to_string(),
+        changes,
+        meta: &ctx.meta,
+    }
+}
+
+/// `POST /api/leads`. Returns the status and body to send (a replay of an earlier response when the
+/// same `Idempotency-Key` was already used).
+pub async fn create(
+    state: &AppState,
+    ctx: &TenantCtx,
+    input: LeadInput,
+    allow_duplicate: bool,
+    idem: Option<IdempotencyKey>,
+) -> AppResult<(u16, Value)> {
+    ctx.require(WRITER_ROLES)?;
+    if let Some(k) = &idem
+        && let Some(r) = idempotency::lookup(&state.db, ctx.tenant_id, k).await?
+    {
+        return Ok((r.status, r.body));
+    }
+    let defs = fields::list_defs(&state.db, ctx.tenant_id).await?;
+    let mut v = Validator::new();
+    let draft = super::validate(&mut v, &input, None, WriteMode::Create, &defs);
+    v.finish()?;
+    let Some(draft) = draft else {
+        return Err(AppError::bad_request("Dados inválidos."));
+    };
+    if draft.owner_id.is_some_and(|o| o != ctx.user_id) && !can_reassign(ctx) {
+        return Err(AppError::new(
+            ErrorCode::Forbidden,
+            "Apenas gestores atribuem leads a outros usuários.",
+        ));
+    }
+    let scorer = load_scorer(&state.db, ctx).await?;
+    let txn = state.begin().await?;
+    check_owner(&*txn, ctx, draft.owner_id).await?;
+    if !allow_duplicate
+        && let Some((existing, on)) = find_duplicate(&*txn, ctx.tenant_id, &draft, None).await?
+    {
+        return Err(duplicate_error(existing, on));
+    }
+    let m = insert_lead(&*txn, ctx, draft, &scorer).await?;
+    let dto = to_dto(m);
+    let body = serde_json::to_value(&dto).map_err(AppError::internal)?;
+    audit::record(
+        &*txn,
+        audit_entry(ctx, "create", dto.id, audit::diff(&json!({}), &body)),
+    )
+    .await?;
+    if let Some(k) = &idem
+        && !idempotency::store(&*txn, ctx.tenant_id, k, 201, &body).await?
+    {
+        // A concurrent request with the same key won: drop our insert and answer as it did.
+        drop(txn);
+        return match idempotency::lookup(&state.db, ctx.tenant_id, k).await? {
+            Some(r) => Ok((r.status, r.body)),
+            None => Err(AppError::new(
+                ErrorCode::Conflict,
+                "Requisição com esta Idempotency-Key em andamento.",
+            )),
+        };
+    }
+    txn.commit().await?;
+    Ok((201, body))
+}
+
+pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Lead> {
+    Ok(to_dto(find_visible(&state.db, ctx, id, false).await?))
+}
+
+pub async fn update(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: Uuid,
+    if_match: Option<i32>,
+    input: LeadInput,
+    mode: WriteMode,
+    allow_duplicate: bool,
+) -> AppResult<Lead> {
+    ctx.require(WRITER_ROLES)?;
+    let defs = fields::list_defs(&state.db, ctx.tenant_id).await?;
+    let scorer = load_scorer(&state.db, ctx).await?;
+    let txn = state.begin().await?;
+    let current = find_visible(&*txn, ctx, id, false).await?;
+    if if_match.is_some_and(|v| v != current.version) {
+        return Err(AppError::stale_version());
+    }
+    let before = LeadDraft::from_model(&current);
+    let mut v = Validator::new();
+    let draft = super::validate(&mut v, &input, Some(&before), mode, &defs);
+    v.finish()?;
+    let Some(draft) = draft else {
+        return Err(AppError::bad_request("Dados inválidos."));
+    };
+    if draft.owner_id != before.owner_id {
+        if !can_reassign(ctx) {
+            return Err(AppError::new(
+                ErrorCode::Forbidden,
+                "Apenas gestores reatribuem leads.",
+            ));
+        }
+        check_owner(&*txn, ctx, draft.owner_id).await?;
+    }
+    let keys_changed =
+        draft.email != before.email || draft.cnpj != before.cnpj || draft.phone != before.phone;
+    if keys_changed
+        && !allow_duplicate
+        && let Some((existing, on)) = find_duplicate(&*txn, ctx.tenant_id, &draft, Some(id)).await?
+    {
+        return Err(duplicate_error(existing, on));
+    }
+    let updated = save_draft(&*txn, ctx, current, &draft, &scorer).await?;
+    let before_dto = serde_json::to_value(to_dto_from(&before, &updated)).unwrap_or_default();
+    let dto = to_dto(updated);
+    let after = serde_json::to_value(&dto).unwrap_or_default();
+    audit::record(
+        &*txn,
+        audit_entry(ctx, "update", id, audit::diff(&before_dto, &after)),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(dto)
+}
+
+/// The DTO of `before` with the identity fields of `m` (so the audit diff shows only real changes).
+fn to_dto_from(before: &LeadDraft, m: &lead::Model) -> Lead {
+    let mut dto = to_dto(m.clone());
+    dto.name = before.name.clone();
+    dto.email = before.email.clone();
+    dto.phone = before.phone.clone();
+    dto.company = before.company.clone();
+    dto.cnpj = before.cnpj.clone().map(|c| {
+        jtcrm_types::br::Cnpj::parse(&c)
+            .map(|c| c.masked())
+            .unwrap_or(c)
+    });
+    dto.position = before.position.clone();
+    dto.source = before.source;
+    dto.status = before.status;
+    dto.owner_id = before.owner_id;
+    dto.tags = before.tags.clone();
+    dto.custom_fields = before.custom_fields.clone();
+    dto.cep = before.cep.clone().map(|c| {
+        jtcrm_types::br::Cep::parse(&c)
+            .map(|c| c.masked())
+            .unwrap_or(c)
+    });
+    dto.city = before.city.clone();
+    dto.state = before.state.clone();
+    dto.notes = before.notes.clone();
+    dto.last_contacted_at = before.last_contacted_at;
+    dto
+}
+
+/// Writes `d` over `current` (optimistic on its version), rescoring and reindexing, and records a
+/// status change in the history.
+pub async fn save_draft<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &TenantCtx,
+    current: lead::Model,
+    d: &LeadDraft,
+    scorer: &Scorer,
+) -> AppResult<lead::Model> {
+    let id = current.id;
+    let version = current.version;
+    let old_status = current.status.clone();
+    let index_changed = {
+        let before = LeadDraft::from_model(&current);
+        search::terms_for(&before) != search::terms_for(d) || before.tags != d.tags
+    };
+    let score = scorer.score(d, current.signal_points);
+    let mut m = current.into_active_model();
+    m.name_sort = Set(d.name_sort());
+    m.name = Set(d.name.clone());
+    m.email = Set(d.email.clone());
+    m.phone = Set(d.phone.clone());
+    m.company = Set(d.company.clone());
+    m.cnpj = Set(d.cnpj.clone());
+    m.position = Set(d.position.clone());
+    m.source = Set(d.source.as_str().to_string());
+    m.status = Set(d.status.as_str().to_string());
+    m.owner_id = Set(d.owner_id);
+    m.tags = Set(json!(d.tags));
+    m.custom_fields = Set(Value::Object(d.custom_fields.clone()));
+    m.cep = Set(d.cep.clone());
+    m.city = Set(d.city.clone());
+    m.state = Set(d.state.clone());
+    m.notes = Set(d.notes.clone());
+    m.last_contacted_at = Set(d.last_contacted_at);
+    m.score = Set(score);
+    m.updated_at = Set(Utc::now());
+    m.version = Set(version + 1);
+    let updated = crate::domains::optimistic_update::<lead::Entity, _>(
+        conn,
+        m,
+        lead::Column::Version,
+        version,
+    )
+    .await?;
+    if index_changed {
+        search::write_index(conn, ctx.tenant_id, id, d, true).await?;
+    }
+    if old_status != d.status.as_str() {
+        record_status(
+            conn,
+            ctx.tenant_id,
+            id,
+            Some(&old_status),
+            d.status.as_str(),
+            Some(ctx.user_id),
+        )
+        .await?;
+    }
+    Ok(updated)
+}
+
+/// Soft delete: the lead goes to the trash (`?deleted=true`), frees its plan slot, keeps its data.
+pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()> {
+    ctx.require(WRITER_ROLES)?;
+    let txn = state.begin().await?;
+    let current = find_visible(&*txn, ctx, id, false).await?;
+    let version = current.version;
+    let mut m = current.into_active_model();
+    m.deleted_at = Set(Some(Utc::now()));
+    m.updated_at = Set(Utc::now());
+    m.version = Set(version + 1);
+    crate::domains::optimistic_update::<lead::Entity, _>(&*txn, m, lead::Column::Version, version)
+        .await?;
+    limits::release(&*txn, ctx.tenant_id, Resource::Leads, 1).await?;
+    audit::record(
+        &*txn,
+        audit_entry(
+            ctx,
+            "delete",
+            id,
+            json!({"deleted": {"from": false, "to": true}}),
+        ),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+pub async fn restore(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Lead> {
+    ctx.require(WRITER_ROLES)?;
+    let txn = state.begin().await?;
+    let current = find_visible(&*txn, ctx, id, true).await?;
+    if current.deleted_at.is_none() {
+        return Err(AppError::new(
+            ErrorCode::Conflict,
+            "O lead não está na lixeira.",
+        ));
+    }
+    if current.merged_into.is_some() {
+        return Err(AppError::new(
+            ErrorCode::Conflict,
+            "Este lead foi mesclado em outro e não pode ser restaurado.",
+        ));
+    }
+    limits::reserve(
+        &*txn,
+        ctx.tenant_id,
+        Resource::Leads,
+        1,
+        ctx.tenant.limits.max_leads,
+    )
+    .await?;
+    let version = current.version;
+    let mut m = current.into_active_model();
+    m.deleted_at = Set(None);
+    m.updated_at = Set(Utc::now());
+    m.version = Set(version + 1);
+    let restored = crate::domains::optimistic_update::<lead::Entity, _>(
+        &*txn,
+        m,
+        lead::Column::Version,
+        version,
+    )
+    .await?;
+    audit::record(
+        &*txn,
+        audit_entry(
+            ctx,
+            "restore",
+            id,
+            json!({"deleted": {"from": true, "to": false}}),
+        ),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(to_dto(restored))
+}
+
+pub async fn assign(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: Uuid,
+    owner: Option<Uuid>,
+) -> AppResult<Lead> {
+    if !can_reassign(ctx) {
+        return Err(AppError::new(
+            ErrorCode::Forbidden,
+            "Apenas gestores reatribuem leads.",
+        ));
+    }
+    let txn = state.begin().await?;
+    let current = find_visible(&*txn, ctx, id, false).await?;
+    check_owner(&*txn, ctx, owner).await?;
+    let before = current.owner_id;
+    let version = current.version;
+    let mut m = current.into_active_model();
+    m.owner_id = Set(owner);
+    m.updated_at = Set(Utc::now());
+    m.version = Set(version + 1);
+    let updated = crate::domains::optimistic_update::<lead::Entity, _>(
+        &*txn,
+        m,
+        lead::Column::Version,
+        version,
+    )
+    .await?;
+    audit::record(
+        &*txn,
+        audit_entry(
+            ctx,
+            "assign",
+            id,
+            json!({"owner_id": {"from": before, "to": owner}}),
+        ),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(to_dto(updated))
+}
+
+pub async fn score(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<ScoreBreakdown> {
+    let m = find_visible(&state.db, ctx, id, false).await?;
+    let scorer = load_scorer(&state.db, ctx).await?;
+    Ok(scorer.breakdown(&LeadDraft::from_model(&m), m.signal_points))
+}
+
+pub async fn status_history(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: Uuid,
+) -> AppResult<Vec<StatusChange>> {
+    find_visible(&state.db, ctx, id, true).await?;
+    let rows = status_history::Entity::find()
+        .filter(status_history::Column::TenantId.eq(ctx.tenant_id))
+        .filter(status_history::Column::LeadId.eq(id))
+        .order_by_asc(status_history::Column::Id)
+        .all(&state.db)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .map(|r| StatusChange {
+            from: r.from_status.as_deref().and_then(LeadStatus::parse),
+            to: LeadStatus::parse(&r.to_status).unwrap_or(LeadStatus::New),
+            actor_id: r.actor_id,
+            at: r.created_at,
+        })
+        .collect())
+}
