@@ -61,6 +61,7 @@ async fn scenario(c: &Client, ctx: &mut Ctx) -> Result<()> {
     isolation(c, ctx).await?;
     suspension(c, ctx).await?;
     plan_limit(c, ctx).await?;
+    leads(c, ctx).await?;
     Ok(())
 }
 
@@ -672,6 +673,136 @@ async fn plan_limit(c: &Client, ctx: &Ctx) -> Result<()> {
         },
     )
     .await
+}
+
+async fn leads(c: &Client, ctx: &Ctx) -> Result<()> {
+    let a = c
+        .step("tenant A admin logs in for the leads section", async || {
+            let r = c.login(&ctx.a.admin_email, PASSWORD).await?;
+            r.expect_status(StatusCode::OK)?;
+            Ok(r.str("/access_token").unwrap_or_default().to_string())
+        })
+        .await?;
+    let b = c
+        .step("tenant B admin logs in for the leads section", async || {
+            let r = c.login(&ctx.b.admin_email, PASSWORD).await?;
+            r.expect_status(StatusCode::OK)?;
+            Ok(r.str("/access_token").unwrap_or_default().to_string())
+        })
+        .await?;
+    let email = ctx.email("lead-joao");
+    let lead_id = c
+        .step("POST /api/leads normalises CNPJ, phone and email and scores the lead", async || {
+            let r = c
+                .post(
+                    "/api/leads",
+                    Some(&a),
+                    json!({"name": "João Conceição", "email": email.to_uppercase(), "phone": "(81) 99876-5432",
+                           "company": format!("Fibra Sertão {}", ctx.run), "cnpj": "11222333000181",
+                           "position": "Diretor de TI", "source": "referral", "state": "pe"}),
+                )
+                .await?;
+            r.expect_status(StatusCode::CREATED)?;
+            r.ensure(r.str("/phone") == Some("+5581998765432"), "phone in E.164")?;
+            r.ensure(r.str("/cnpj") == Some("11.222.333/0001-81"), "masked CNPJ")?;
+            r.ensure(r.str("/email") == Some(email.as_str()), "lower-cased email")?;
+            r.ensure(r.body["score"].as_i64().unwrap_or(0) > 0, "a positive score")?;
+            Ok(r.str("/id").unwrap_or_default().to_string())
+        })
+        .await?;
+    c.step(
+        "a duplicate (same email) answers 409 duplicate_lead with the existing id",
+        async || {
+            let r = c
+                .post(
+                    "/api/leads",
+                    Some(&a),
+                    json!({"name": "Outro João", "email": email}),
+                )
+                .await?;
+            r.expect_problem(StatusCode::CONFLICT, "duplicate_lead")?;
+            r.ensure(
+                r.str("/context/existing_id") == Some(lead_id.as_str()),
+                "context.existing_id",
+            )
+        },
+    )
+    .await?;
+    c.step(
+        "invalid CNPJ and DDD answer 422 naming the fields",
+        async || {
+            let r = c
+                .post(
+                    "/api/leads",
+                    Some(&a),
+                    json!({"name": "X", "cnpj": "11.222.333/0001-00", "phone": "(20) 91234-5678"}),
+                )
+                .await?;
+            r.expect_problem(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed")?;
+            r.expect_field_error("cnpj")?;
+            r.expect_field_error("phone")
+        },
+    )
+    .await?;
+    c.step(
+        "search: accent-insensitive name, company prefix and masked phone digits",
+        async || {
+            for q in [
+                "joao%20conceicao",
+                "sertao",
+                "99876-5432",
+                "11.222.333%2F0001-81",
+            ] {
+                let r = c.get(&format!("/api/leads?q={q}"), Some(&a)).await?;
+                r.expect_status(StatusCode::OK)?;
+                let found = r.body["items"]
+                    .as_array()
+                    .is_some_and(|i| i.iter().any(|l| l["id"] == lead_id.as_str()));
+                r.ensure(found, format!("lead found by q={q}"))?;
+            }
+            Ok(())
+        },
+    )
+    .await?;
+    c.step("GET /api/leads/{id}/score explains the score", async || {
+        let r = c
+            .get(&format!("/api/leads/{lead_id}/score"), Some(&a))
+            .await?;
+        r.expect_status(StatusCode::OK)?;
+        let items = r.body["breakdown"].as_array().cloned().unwrap_or_default();
+        let sum: i64 = items.iter().filter_map(|i| i["points"].as_i64()).sum();
+        r.ensure(!items.is_empty(), "a non-empty breakdown")?;
+        r.ensure(
+            r.body["score"].as_i64() == Some(sum.clamp(0, 100)),
+            "score = clamped sum of the breakdown",
+        )
+    })
+    .await?;
+    c.step(
+        "another tenant gets 404 on the lead and finds nothing",
+        async || {
+            c.get(&format!("/api/leads/{lead_id}"), Some(&b))
+                .await?
+                .expect_problem(StatusCode::NOT_FOUND, "not_found")?;
+            c.put(
+                &format!("/api/leads/{lead_id}"),
+                Some(&b),
+                json!({"name": "x"}),
+            )
+            .await?
+            .expect_problem(StatusCode::NOT_FOUND, "not_found")?;
+            c.delete(&format!("/api/leads/{lead_id}"), Some(&b))
+                .await?
+                .expect_problem(StatusCode::NOT_FOUND, "not_found")?;
+            let r = c.get("/api/leads?q=sertao", Some(&b)).await?;
+            r.ensure(
+                r.body["items"].as_array().is_some_and(Vec::is_empty),
+                "an empty list for tenant B",
+            )
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 impl TenantFx {
