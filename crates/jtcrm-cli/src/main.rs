@@ -45,6 +45,58 @@ enum Command {
         #[arg(long)]
         verbose: bool,
     },
+    /// Benchmark tooling (see bench/README.md).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Fill DATABASE_URL with benchmark tenants and leads; writes ids, logins and tokens as JSON.
+    Seed(BenchSeedArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchSeedArgs {
+    /// Leads of the big tenant (default: 1,000,000 on PostgreSQL, 200,000 on SQLite).
+    #[arg(long)]
+    leads: Option<u64>,
+    /// Number of extra tenants (default: 4 on PostgreSQL, 2 on SQLite).
+    #[arg(long)]
+    tenants_extra: Option<u32>,
+    /// Leads of each extra tenant (default: 100,000 on PostgreSQL, 20,000 on SQLite).
+    #[arg(long)]
+    leads_per_extra: Option<u64>,
+    /// Sales users per tenant.
+    #[arg(long, default_value_t = 10)]
+    owners: u32,
+    /// PRNG seed.
+    #[arg(long, default_value_t = 20261129)]
+    seed: u64,
+    /// Slug and e-mail prefix of the seeded tenants.
+    #[arg(long, default_value = "bench")]
+    prefix: String,
+    /// Password of every seeded user.
+    #[arg(long, default_value = "bench-senha-forte")]
+    password: String,
+    /// Leads per INSERT statement (max 1200).
+    #[arg(long, default_value_t = 1000)]
+    batch: usize,
+    /// Leads per transaction.
+    #[arg(long, default_value_t = 10_000)]
+    chunk: usize,
+    /// Skip the final VACUUM (ANALYZE) / ANALYZE.
+    #[arg(long)]
+    no_analyze: bool,
+    /// Keep the lead tables' secondary indexes during the load (slower; by default they are
+    /// dropped and re-created from their saved definitions at the end).
+    #[arg(long)]
+    keep_indexes: bool,
+    /// Where to write the JSON report (tenant ids, admin logins, tokens, sample ids and phones).
+    #[arg(long)]
+    out: std::path::PathBuf,
 }
 
 #[derive(clap::Args, Default)]
@@ -137,6 +189,25 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::SystemTest { url, verbose } => system_test::run(&url, verbose).await,
+        Command::Bench {
+            command: BenchCommand::Seed(a),
+        } => {
+            let configure = |o: &mut jtcrm::bench::SeedOptions| {
+                o.leads = a.leads.unwrap_or(o.leads);
+                o.tenants_extra = a.tenants_extra.unwrap_or(o.tenants_extra);
+                o.leads_per_extra = a.leads_per_extra.unwrap_or(o.leads_per_extra);
+                o.owners = a.owners;
+                o.seed = a.seed;
+                o.prefix = a.prefix.clone();
+                o.password = a.password.clone();
+                o.batch = a.batch;
+                o.chunk = a.chunk;
+                o.analyze = !a.no_analyze;
+                o.drop_indexes = !a.keep_indexes;
+            };
+            jtcrm::bench::run_seed(load_settings()?, configure, &a.out).await?;
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

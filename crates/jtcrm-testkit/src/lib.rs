@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod smtp_sink;
+
 use std::path::PathBuf;
 
 use jtcrm::config::{Secret, Settings};

@@ -65,6 +65,9 @@ pub struct Settings {
     /// Argon2 memory cost in KiB (OWASP minimum for argon2id is 19 MiB).
     pub argon2_memory_kib: u32,
     pub argon2_iterations: u32,
+    /// Lets automation webhooks reach loopback addresses (`JTCRM_WEBHOOK_ALLOW_LOOPBACK`), for
+    /// local receivers in tests and development. Private ranges are always refused.
+    pub webhook_allow_loopback: bool,
     /// Run the job worker inside `serve` (`JTCRM_RUN_WORKER`); `jtcrm worker` runs it alone.
     pub run_worker: bool,
     /// Idle poll interval of the job worker in ms (`JTCRM_WORKER_POLL_MS`).
@@ -77,6 +80,55 @@ pub struct Settings {
     pub job_timeout_secs: u64,
     /// Seconds the worker waits for in-flight jobs on shutdown (`JTCRM_WORKER_SHUTDOWN_SECS`).
     pub worker_shutdown_secs: u64,
+    /// First retry delay of a failed job in ms, doubled per attempt (`JTCRM_JOB_BACKOFF_BASE_MS`).
+    pub job_backoff_base_ms: u64,
+    /// Longest retry delay of a failed job in ms (`JTCRM_JOB_BACKOFF_CAP_MS`).
+    pub job_backoff_cap_ms: u64,
+    /// SMTP relay host (`SMTP_SERVER`). `None`: email is not configured, emails are stored with
+    /// status `not_configured` and never sent.
+    pub smtp_server: Option<String>,
+    /// `SMTP_PORT`: 587 (STARTTLS when offered), 465 (implicit TLS), 25/1025 (plain allowed).
+    pub smtp_port: u16,
+    pub smtp_username: Option<String>,
+    pub smtp_password: Option<Secret>,
+    /// Envelope and `From` address (`SMTP_FROM`); `None` = `no-reply@<BASE_DOMAIN or localhost>`.
+    pub smtp_from: Option<String>,
+    /// Connect and per-command timeout (`SMTP_TIMEOUT_SECS`).
+    pub smtp_timeout_secs: u64,
+    /// `SMTP_TLS`: `auto` (default: implicit TLS on 465, otherwise STARTTLS when the server offers
+    /// it), `starttls` (required), `tls` (implicit), `none` (plain, trusted local relays only).
+    pub smtp_tls: SmtpTls,
+}
+
+/// How the SMTP connection is secured (`SMTP_TLS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Port 465: implicit TLS; any other port: STARTTLS when the server offers it.
+    Auto,
+    /// STARTTLS required: refuses to send in clear text.
+    StartTls,
+    /// Implicit TLS from the first byte (SMTPS).
+    Tls,
+    /// Clear text only.
+    None,
+}
+
+impl Settings {
+    /// True when `SMTP_SERVER` is set.
+    pub fn smtp_configured(&self) -> bool {
+        self.smtp_server.is_some()
+    }
+
+    /// The envelope and `From` address: `SMTP_FROM`, else `no-reply@<BASE_DOMAIN or localhost>`.
+    pub fn smtp_from_address(&self) -> String {
+        match &self.smtp_from {
+            Some(f) => f.clone(),
+            None => format!(
+                "no-reply@{}",
+                self.base_domain.as_deref().unwrap_or("localhost")
+            ),
+        }
+    }
 }
 
 fn env(name: &str) -> Option<String> {
@@ -136,12 +188,22 @@ impl Settings {
             tenant_cache_ttl_secs: 5,
             argon2_memory_kib: 19 * 1024,
             argon2_iterations: 2,
+            webhook_allow_loopback: false,
             run_worker: true,
             worker_poll_ms: 500,
             worker_concurrency: 4,
             job_lease_secs: 60,
             job_timeout_secs: 600,
             worker_shutdown_secs: 20,
+            job_backoff_base_ms: 2000,
+            job_backoff_cap_ms: 3_600_000,
+            smtp_server: None,
+            smtp_port: 587,
+            smtp_username: None,
+            smtp_password: None,
+            smtp_from: None,
+            smtp_timeout_secs: 30,
+            smtp_tls: SmtpTls::Auto,
         }
     }
 
@@ -200,12 +262,39 @@ impl Settings {
         }
         s.tenant_cache_ttl_secs =
             env_parse("JTCRM_TENANT_CACHE_TTL_SECS", s.tenant_cache_ttl_secs)?;
+        s.webhook_allow_loopback = env_bool("JTCRM_WEBHOOK_ALLOW_LOOPBACK", false)?;
         s.run_worker = env_bool("JTCRM_RUN_WORKER", s.run_worker)?;
         s.worker_poll_ms = env_parse("JTCRM_WORKER_POLL_MS", s.worker_poll_ms)?;
         s.worker_concurrency = env_parse("JTCRM_WORKER_CONCURRENCY", s.worker_concurrency)?;
         s.job_lease_secs = env_parse("JTCRM_JOB_LEASE_SECS", s.job_lease_secs)?;
         s.job_timeout_secs = env_parse("JTCRM_JOB_TIMEOUT_SECS", s.job_timeout_secs)?;
         s.worker_shutdown_secs = env_parse("JTCRM_WORKER_SHUTDOWN_SECS", s.worker_shutdown_secs)?;
+        s.job_backoff_base_ms = env_parse("JTCRM_JOB_BACKOFF_BASE_MS", s.job_backoff_base_ms)?;
+        s.job_backoff_cap_ms = env_parse("JTCRM_JOB_BACKOFF_CAP_MS", s.job_backoff_cap_ms)?;
+        if s.job_backoff_base_ms == 0 || s.job_backoff_cap_ms < s.job_backoff_base_ms {
+            bail!("JTCRM_JOB_BACKOFF_BASE_MS deve ser ≥ 1 e JTCRM_JOB_BACKOFF_CAP_MS ≥ a base");
+        }
+        s.smtp_server = env("SMTP_SERVER");
+        s.smtp_port = env_parse("SMTP_PORT", s.smtp_port)?;
+        s.smtp_username = env("SMTP_USERNAME");
+        s.smtp_password = env("SMTP_PASSWORD").map(Secret::new);
+        s.smtp_from = env("SMTP_FROM");
+        s.smtp_timeout_secs = env_parse("SMTP_TIMEOUT_SECS", s.smtp_timeout_secs)?;
+        s.smtp_tls = match env("SMTP_TLS").map(|v| v.to_ascii_lowercase()).as_deref() {
+            None | Some("auto") => SmtpTls::Auto,
+            Some("starttls" | "required") => SmtpTls::StartTls,
+            Some("tls" | "ssl" | "smtps" | "wrapper") => SmtpTls::Tls,
+            Some("none" | "plain" | "off") => SmtpTls::None,
+            Some(v) => bail!("SMTP_TLS={v:?} inválido: use auto, starttls, tls ou none"),
+        };
+        if s.smtp_port == 0 || s.smtp_timeout_secs == 0 {
+            bail!("SMTP_PORT e SMTP_TIMEOUT_SECS devem ser ≥ 1");
+        }
+        if let Some(from) = &s.smtp_from
+            && !crate::email::smtp::is_valid_address(from)
+        {
+            bail!("SMTP_FROM={from:?} não é um endereço de e-mail válido");
+        }
         if s.worker_poll_ms < 10
             || s.worker_concurrency == 0
             || s.job_lease_secs == 0

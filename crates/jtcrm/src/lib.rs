@@ -2,10 +2,13 @@
 //! This crate is the whole service; the `jtcrm` binary only parses arguments and calls it.
 
 pub mod app;
+pub mod bench;
 pub mod config;
 pub mod db;
 pub mod domains;
+pub mod email;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod jobs;
 pub mod kv;

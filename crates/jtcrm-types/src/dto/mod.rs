@@ -3,10 +3,15 @@
 
 pub mod audit;
 pub mod auth;
+pub mod automations;
 pub mod common;
+pub mod email;
 pub mod jobs;
 pub mod leads;
+pub mod pipelines;
 pub mod plans;
+pub mod products;
+pub mod tasks;
 pub mod tenants;
 pub mod users;
 

@@ -16,6 +16,10 @@ pub struct TenantSettings {
     pub lead_assignment: LeadAssignment,
     /// States (UF) the company serves; used by the default scoring rules.
     pub coverage_states: Vec<String>,
+    /// Display name in the `From` of the company's emails; `null` = the company's name.
+    pub email_sender_name: Option<String>,
+    /// `Reply-To` of the company's emails, so answers reach the team; `null` = none.
+    pub email_reply_to: Option<String>,
 }
 
 impl Default for TenantSettings {
@@ -25,6 +29,8 @@ impl Default for TenantSettings {
             team_visibility: false,
             lead_assignment: LeadAssignment::default(),
             coverage_states: vec![],
+            email_sender_name: None,
+            email_reply_to: None,
         }
     }
 }
@@ -113,6 +119,12 @@ pub struct TenantSettingsInput {
     pub team_visibility: Option<bool>,
     pub lead_assignment: Option<LeadAssignment>,
     pub coverage_states: Option<Vec<String>>,
+    /// `null` or `""` clears it.
+    #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
+    pub email_sender_name: Option<Option<String>>,
+    /// `null` or `""` clears it.
+    #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
+    pub email_reply_to: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]

@@ -3,10 +3,15 @@
 
 pub mod audit;
 pub mod auth;
+pub mod automations;
 pub mod leads;
+pub mod pipelines;
 pub mod plans;
+pub mod products;
 pub mod system;
+pub mod tasks;
 pub mod tenants;
+pub mod timeline;
 pub mod users;
 
 use sea_orm::{

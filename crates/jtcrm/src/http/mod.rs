@@ -44,7 +44,12 @@ use crate::state::AppState;
         (name = "super-admin", description = "Gestão da plataforma (JT Telecom)"),
         (name = "audit", description = "Log de auditoria"),
         (name = "jobs", description = "Fila de jobs: execuções, falhas e reenvio"),
+        (name = "email", description = "E-mails enviados (SMTP), status do envio e preferências de e-mail do usuário"),
+        (name = "tasks", description = "Tarefas, agenda, notas e linha do tempo"),
+        (name = "automations", description = "Automações (gatilho, condições, ações e histórico de execuções), cadências e horário comercial"),
         (name = "leads", description = "Leads, busca, deduplicação, campos personalizados e pontuação"),
+        (name = "pipelines", description = "Pipelines (Kanban), etapas, oportunidades, quadro e conversão de leads"),
+        (name = "products", description = "Catálogo de produtos e serviços de telecom"),
         (name = "system", description = "Saúde e métricas")
     )
 )]
@@ -78,7 +83,13 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(domains::plans::routes::router())
         .merge(domains::audit::routes::router())
         .merge(crate::jobs::routes::router())
+        .merge(crate::email::routes::router())
+        .merge(domains::leads::transfer_routes::router())
         .merge(domains::leads::routes::router())
+        .merge(domains::pipelines::routes::router())
+        .merge(domains::products::routes::router())
+        .merge(domains::tasks::routes::router())
+        .merge(domains::automations::routes::router())
 }
 
 pub fn openapi() -> utoipa::openapi::OpenApi {

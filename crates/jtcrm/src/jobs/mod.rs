@@ -336,7 +336,31 @@ impl Registry {
 pub fn registry() -> Registry {
     let mut r = Registry::new();
     r.register(cleanup::KIND, cleanup::run);
-    r.register(crate::domains::leads::scoring::RESCORE_JOB, crate::domains::leads::scoring::run_rescore_job);
+    crate::email::register(&mut r);
+    r.register(
+        crate::domains::tasks::overdue::KIND,
+        crate::domains::tasks::overdue::run,
+    );
+    r.register(
+        crate::domains::automations::engine::DISPATCH_KIND,
+        crate::domains::automations::engine::run,
+    );
+    r.register(
+        crate::domains::automations::actions::ACTION_KIND,
+        crate::domains::automations::actions::run,
+    );
+    r.register(
+        crate::domains::automations::cadences::STEP_KIND,
+        crate::domains::automations::cadences::run_step,
+    );
+    r.register(
+        crate::domains::leads::import::KIND,
+        crate::domains::leads::import::run,
+    );
+    r.register(
+        crate::domains::leads::scoring::RESCORE_JOB,
+        crate::domains::leads::scoring::run_rescore_job,
+    );
     r
 }
 
@@ -348,7 +372,10 @@ pub async fn run_standalone(
     let state = crate::app::build_state(settings).await?;
     let opts = WorkerOptions::from_settings(&state.settings);
     let handle = Worker::spawn(state.clone(), registry(), opts);
-    tracing::info!(worker_id = handle.id(), "worker em execução (Ctrl-C para parar)");
+    tracing::info!(
+        worker_id = handle.id(),
+        "worker em execução (Ctrl-C para parar)"
+    );
     shutdown.await;
     handle.shutdown().await;
     state.db.clone().close().await.ok();

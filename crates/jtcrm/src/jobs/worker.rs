@@ -103,6 +103,10 @@ impl WorkerOptions {
             lease: Duration::from_secs(s.job_lease_secs),
             job_timeout: Duration::from_secs(s.job_timeout_secs),
             shutdown_grace: Duration::from_secs(s.worker_shutdown_secs),
+            backoff: Backoff {
+                base: Duration::from_millis(s.job_backoff_base_ms),
+                cap: Duration::from_millis(s.job_backoff_cap_ms),
+            },
             ..Self::default()
         }
     }
@@ -523,6 +527,15 @@ impl Runner {
                     if let Err(e) = super::cleanup::ensure_scheduled(&self.state).await {
                         tracing::warn!(error = %e, "não foi possível agendar system.cleanup");
                     }
+                    if let Err(e) = crate::domains::tasks::overdue::ensure_scheduled(&self.state).await {
+                        tracing::warn!(error = %e, "não foi possível agendar tasks.overdue_scan");
+                    }
+                    if let Err(e) = crate::domains::automations::engine::ensure_scheduled(&self.state).await {
+                        tracing::warn!(error = %e, "não foi possível agendar automations.dispatch");
+                    }
+                    if let Err(e) = crate::email::ensure_scheduled(&self.state).await {
+                        tracing::warn!(error = %e, "não foi possível agendar os jobs de e-mail");
+                    }
                 }
                 _ = tokio::time::sleep(delay) => {}
             }
@@ -589,6 +602,7 @@ impl Runner {
             runner: self,
             id: job.id,
         };
+        let started = std::time::Instant::now();
         let result = if job.attempts > job.max_attempts {
             // Reclaimed after its worker died on the last allowed attempt: a job that kills its
             // worker must not be retried forever.
@@ -612,12 +626,24 @@ impl Runner {
         let mut wait = Duration::from_millis(200);
         for attempt in 1..=4 {
             match finish(&self.state, &self.id, &job, &result, &self.opts.backoff).await {
-                Ok(Finished::LeaseLost) => {
-                    tracing::warn!("lease perdido antes de registrar o resultado; resultado descartado");
-                    return;
-                }
                 Ok(f) => {
-                    tracing::debug!(outcome = ?f, "job concluído");
+                    let outcome = match f {
+                        Finished::Succeeded => "succeeded",
+                        Finished::Retrying { .. } => "failed",
+                        Finished::Dead => "dead",
+                        Finished::LeaseLost => "lease_lost",
+                    };
+                    let labels = [("kind", job.kind.clone()), ("outcome", outcome.to_string())];
+                    metrics::counter!("jtcrm_jobs_total", &labels).increment(1);
+                    metrics::histogram!("jtcrm_job_duration_seconds", &labels)
+                        .record(started.elapsed().as_secs_f64());
+                    if f == Finished::LeaseLost {
+                        tracing::warn!(
+                            "lease perdido antes de registrar o resultado; resultado descartado"
+                        );
+                    } else {
+                        tracing::debug!(outcome, "job concluído");
+                    }
                     return;
                 }
                 Err(e) if attempt < 4 => {

@@ -6,6 +6,10 @@ use sea_orm_migration::prelude::*;
 mod m20261129_000001_foundation;
 mod m20261129_000002_jobs;
 mod m20261129_000003_leads;
+mod m20261129_000004_pipelines;
+mod m20261129_000005_tasks_timeline;
+mod m20261129_000006_email;
+mod m20261129_000007_automations;
 
 pub struct Migrator;
 
@@ -16,6 +20,10 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000001_foundation::Migration),
             Box::new(m20261129_000002_jobs::Migration),
             Box::new(m20261129_000003_leads::Migration),
+            Box::new(m20261129_000004_pipelines::Migration),
+            Box::new(m20261129_000005_tasks_timeline::Migration),
+            Box::new(m20261129_000006_email::Migration),
+            Box::new(m20261129_000007_automations::Migration),
         ]
     }
 }

@@ -5,10 +5,17 @@
 
 mod audit;
 mod auth;
+mod automations;
+mod email;
 mod errors;
+mod jobs;
 mod kv;
+mod lead_import;
 mod leads;
+mod pipelines;
 mod plans;
+mod products;
+mod tasks;
 mod system;
 mod tenants;
 mod users;

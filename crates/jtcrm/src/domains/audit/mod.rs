@@ -34,6 +34,11 @@ pub struct Entry<'a> {
 }
 
 pub async fn record<C: ConnectionTrait>(conn: &C, e: Entry<'_>) -> AppResult<()> {
+    let mut changes = e.changes;
+    // Changes made by an automation name it (see `events::CAUSE`).
+    if let (Some(cause), Value::Object(c)) = (crate::events::current_cause(), &mut changes) {
+        c.insert("automation".into(), Value::Object(cause));
+    }
     let row = model::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(e.tenant_id),
@@ -41,7 +46,7 @@ pub async fn record<C: ConnectionTrait>(conn: &C, e: Entry<'_>) -> AppResult<()>
         action: Set(e.action.to_string()),
         entity_type: Set(e.entity_type.to_string()),
         entity_id: Set(e.entity_id),
-        changes: Set(e.changes),
+        changes: Set(changes),
         request_id: Set(e.meta.request_id.clone()),
         ip: Set(e.meta.ip.clone()),
         created_at: Set(Utc::now()),

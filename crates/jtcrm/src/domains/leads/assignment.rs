@@ -33,7 +33,8 @@ pub async fn pick_owner<C: ConnectionTrait>(
     }
 }
 
-async fn round_robin<C: ConnectionTrait>(conn: &C, tenant_id: Uuid) -> AppResult<Option<Uuid>> {
+/// The next active `sales` user in the company's rotation (shared with automations).
+pub async fn round_robin<C: ConnectionTrait>(conn: &C, tenant_id: Uuid) -> AppResult<Option<Uuid>> {
     let sellers: Vec<Uuid> = user::Entity::find()
         .filter(user::Column::TenantId.eq(tenant_id))
         .filter(user::Column::Role.eq(Role::Sales.as_str()))

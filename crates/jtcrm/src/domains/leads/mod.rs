@@ -3,12 +3,15 @@
 
 pub mod assignment;
 pub mod dedupe;
+pub mod export;
 pub mod fields;
+pub mod import;
 pub mod model;
 pub mod routes;
 pub mod scoring;
 pub mod search;
 pub mod service;
+pub mod transfer_routes;
 
 use chrono::{DateTime, Utc};
 use jtcrm_types::br::{Cep, Cnpj, Email, Phone, Uf, fold_for_search};

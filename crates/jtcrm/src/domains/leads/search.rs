@@ -504,6 +504,11 @@ fn cursor_for(sort: SortKey, m: &lead::Model) -> String {
     encode_cursor(&[sort.as_str(), &v, &m.id.to_string()])
 }
 
+/// The keyset cursor that continues after `m` (for callers paging through a whole selection).
+pub fn page_cursor(sort: SortKey, m: &lead::Model) -> String {
+    cursor_for(sort, m)
+}
+
 /// Applies order and the keyset condition `(sort_col, id) <|> (value, id)`.
 pub fn ordered(mut sel: Select<lead::Entity>, q: &LeadQuery) -> AppResult<Select<lead::Entity>> {
     let col = q.sort.column();

@@ -15,9 +15,10 @@ use uuid::Uuid;
 use super::model::{lead, status_history};
 use super::scoring::Scorer;
 use super::{LeadDraft, WriteMode, assignment, fields, search, to_dto};
-use crate::domains::audit;
 use crate::domains::tenants::limits::{self, Resource};
+use crate::domains::{audit, timeline};
 use crate::error::{AppError, AppResult, Validator};
+use crate::events;
 use crate::http::extract::TenantCtx;
 use crate::http::idempotency::{self, IdempotencyKey};
 use crate::state::AppState;
@@ -204,7 +205,46 @@ pub async fn insert_lead<C: ConnectionTrait>(
         Some(ctx.user_id),
     )
     .await?;
+    let snapshot = serde_json::to_value(to_dto(m.clone())).unwrap_or_default();
+    emit(conn, ctx, "lead.created", id, json!({"after": snapshot})).await?;
+    timeline::record(
+        conn,
+        timeline::NewEntry {
+            tenant_id: ctx.tenant_id,
+            lead_id: Some(id),
+            opportunity_id: None,
+            kind: timeline::kinds::LEAD_CREATED,
+            actor_id: Some(ctx.user_id),
+            summary: format!("Lead criado (origem: {})", d.source.as_str()),
+            data: json!({"source": d.source.as_str(), "status": d.status.as_str()}),
+            reference: None,
+        },
+    )
+    .await?;
     Ok(m)
+}
+
+/// Writes a domain event of a lead in the caller's transaction.
+pub async fn emit<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &TenantCtx,
+    event_type: &str,
+    lead_id: Uuid,
+    data: Value,
+) -> AppResult<()> {
+    events::emit(
+        conn,
+        events::Event {
+            tenant_id: ctx.tenant_id,
+            event_type,
+            entity_type: "lead",
+            entity_id: lead_id,
+            actor_id: Some(ctx.user_id),
+            data,
+        },
+    )
+    .await?;
+    Ok(())
 }
 
 pub async fn load_scorer<C: ConnectionTrait>(conn: &C, ctx: &TenantCtx) -> AppResult<Scorer> {
@@ -389,6 +429,9 @@ pub async fn save_draft<C: ConnectionTrait>(
     let id = current.id;
     let version = current.version;
     let old_status = current.status.clone();
+    let old_owner = current.owner_id;
+    let old_score = current.score;
+    let before_json = serde_json::to_value(to_dto(current.clone())).unwrap_or_default();
     let index_changed = {
         let before = LeadDraft::from_model(&current);
         search::terms_for(&before) != search::terms_for(d) || before.tags != d.tags
@@ -425,6 +468,11 @@ pub async fn save_draft<C: ConnectionTrait>(
     if index_changed {
         search::write_index(conn, ctx.tenant_id, id, d, true).await?;
     }
+    let after = serde_json::to_value(to_dto(updated.clone())).unwrap_or_default();
+    let changes = crate::domains::audit::diff(&before_json, &after);
+    if changes.as_object().is_some_and(|c| !c.is_empty()) {
+        emit(conn, ctx, "lead.updated", id, json!({"changes": changes})).await?;
+    }
     if old_status != d.status.as_str() {
         record_status(
             conn,
@@ -435,8 +483,50 @@ pub async fn save_draft<C: ConnectionTrait>(
             Some(ctx.user_id),
         )
         .await?;
+        let data =
+            json!({"before": {"status": old_status}, "after": {"status": d.status.as_str()}});
+        emit(conn, ctx, "lead.status_changed", id, data).await?;
+        timeline::record(
+            conn,
+            timeline::NewEntry {
+                tenant_id: ctx.tenant_id,
+                lead_id: Some(id),
+                opportunity_id: None,
+                kind: timeline::kinds::LEAD_STATUS_CHANGED,
+                actor_id: Some(ctx.user_id),
+                summary: format!(
+                    "Status alterado de {} para {}",
+                    status_pt(&old_status),
+                    status_pt(d.status.as_str())
+                ),
+                data: json!({"from": old_status, "to": d.status.as_str()}),
+                reference: None,
+            },
+        )
+        .await?;
+    }
+    if old_owner != d.owner_id {
+        let data = json!({"before": {"owner_id": old_owner}, "after": {"owner_id": d.owner_id}});
+        emit(conn, ctx, "lead.assigned", id, data).await?;
+    }
+    if old_score != updated.score {
+        let data = json!({"before": {"score": old_score}, "after": {"score": updated.score}});
+        emit(conn, ctx, "lead.score_changed", id, data).await?;
     }
     Ok(updated)
+}
+
+/// pt-BR label of a lead status, for timeline summaries.
+pub fn status_pt(s: &str) -> &'static str {
+    match s {
+        "new" => "Novo",
+        "contacted" => "Contatado",
+        "qualified" => "Qualificado",
+        "unqualified" => "Desqualificado",
+        "converted" => "Convertido",
+        "lost" => "Perdido",
+        _ => "Desconhecido",
+    }
 }
 
 /// Soft delete: the lead goes to the trash (`?deleted=true`), frees its plan slot, keeps its data.
@@ -554,6 +644,10 @@ pub async fn assign(
         ),
     )
     .await?;
+    if before != owner {
+        let data = json!({"before": {"owner_id": before}, "after": {"owner_id": owner}});
+        emit(&*txn, ctx, "lead.assigned", id, data).await?;
+    }
     txn.commit().await?;
     Ok(to_dto(updated))
 }

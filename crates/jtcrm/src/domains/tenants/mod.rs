@@ -187,6 +187,7 @@ pub async fn create_with_admin(
     };
     limits::init(&*txn, created.id, &[(Resource::Users, 1)]).await?;
     crate::domains::leads::scoring::seed_defaults(&*txn, created.id).await?;
+    crate::domains::pipelines::seed_default(&*txn, created.id, plan.max_pipelines).await?;
     let user = users::service::insert_user(&*txn, created.id, &admin, hash).await?;
     let tenant_dto = to_dto(created);
     let user_dto = users::to_dto(user);
@@ -432,6 +433,10 @@ pub async fn update(
             }
         }
     }
+    let email_identity = req
+        .settings
+        .as_ref()
+        .map(|si| crate::email::parse_identity(&mut v, si));
     if restricted && (req.slug.is_some() || req.subscription_plan.is_some() || req.status.is_some())
     {
         return Err(AppError::new(
@@ -538,6 +543,9 @@ pub async fn update(
                 }
             }
             settings.lead_assignment = a.clone();
+        }
+        if let Some(identity) = &email_identity {
+            identity.apply(&mut settings);
         }
         m.settings = Set(serde_json::to_value(&settings).unwrap_or_default());
     }

@@ -1,0 +1,369 @@
+//! Card order and the board.
+//!
+//! **Order.** Each card has an `i64` `position` in its stage; cards are shown by `(position, id)`.
+//! New cards and moves without a neighbour go to the top (`min − GAP`); a move `before`/`after` a
+//! card takes the midpoint between that card and its neighbour. When two neighbours are adjacent
+//! integers the stage is renumbered (`GAP, 2·GAP, …`) and the midpoint taken again; with
+//! `GAP = 2³²` that takes 32 drops into the same slot.
+//!
+//! **Concurrency.** Every write that changes the cards of a stage (create, move in, move out,
+//! reorder, renumber, stage removal) first locks the stage rows involved, in id order, with
+//! `SELECT … FOR UPDATE` on PostgreSQL (SQLite serialises write transactions in process, see
+//! `AppState::begin`). Neighbours are read after the lock, so two concurrent moves into one stage
+//! run one after the other and can neither pick the same position nor lose a card; renumbering
+//! updates carry `stage_id = …` so they never touch a card that has just left the stage.
+//!
+//! **Board.** One aggregate query grouped by stage (count, Σ value, Σ MRR, Σ TCV,
+//! Σ value × probability), served by `ix_opportunities_board_totals`, plus one top-N query per stage
+//! on `ix_opportunities_stage_pos` (or `ix_opportunities_owner_stage_pos` for a seller who sees only
+//! their own deals).
+
+use jtcrm_types::ErrorCode;
+use jtcrm_types::dto::pipelines::{Board, BoardStage};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
+    QuerySelect, Select,
+};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use super::model::{opportunity, stage};
+use super::service::{find_pipeline, not_found_in_body, stages_of};
+use super::{money, opportunity_dto, sees_all, stage_kind, visible_to};
+use crate::error::{AppError, AppResult};
+use crate::http::extract::TenantCtx;
+use crate::http::pagination::encode_cursor;
+use crate::state::AppState;
+
+pub const GAP: i64 = 1 << 32;
+pub const DEFAULT_CARDS: u64 = 20;
+pub const MAX_CARDS: u64 = 200;
+
+/// Locks the given stage rows (deduplicated, in id order) until the end of the transaction.
+pub async fn lock_stages<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    ids: &[Uuid],
+) -> AppResult<()> {
+    let mut ids = ids.to_vec();
+    ids.sort();
+    ids.dedup();
+    for id in ids {
+        stage::Entity::find_by_id((tenant_id, id))
+            .lock_exclusive()
+            .one(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+fn live_in_stage(tenant_id: Uuid, stage_id: Uuid) -> Select<opportunity::Entity> {
+    opportunity::Entity::find()
+        .filter(opportunity::Column::TenantId.eq(tenant_id))
+        .filter(opportunity::Column::StageId.eq(stage_id))
+        .filter(opportunity::Column::DeletedAt.is_null())
+}
+
+/// `(min, max)` position in a stage (live cards, or all with `include_deleted`).
+pub async fn bounds<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    stage_id: Uuid,
+    include_deleted: bool,
+) -> AppResult<(Option<i64>, Option<i64>)> {
+    let mut q = opportunity::Entity::find()
+        .select_only()
+        .column_as(Expr::col(opportunity::Column::Position).min(), "lo")
+        .column_as(Expr::col(opportunity::Column::Position).max(), "hi")
+        .filter(opportunity::Column::TenantId.eq(tenant_id))
+        .filter(opportunity::Column::StageId.eq(stage_id));
+    if !include_deleted {
+        q = q.filter(opportunity::Column::DeletedAt.is_null());
+    }
+    let r: Option<(Option<i64>, Option<i64>)> = q.into_tuple().one(conn).await?;
+    Ok(r.unwrap_or((None, None)))
+}
+
+/// Where a card goes in its stage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Anchor {
+    Top,
+    /// Just above this card.
+    Before(Uuid),
+    /// Just below this card.
+    After(Uuid),
+}
+
+/// The position for `moving` in `stage_id` at `anchor`. The caller holds the stage's lock.
+pub async fn place<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &TenantCtx,
+    stage_id: Uuid,
+    moving: Uuid,
+    anchor: Anchor,
+) -> AppResult<i64> {
+    let t = ctx.tenant_id;
+    let (field, anchor_id, before) = match anchor {
+        Anchor::Top => {
+            let lo: Option<i64> = live_in_stage(t, stage_id)
+                .filter(opportunity::Column::Id.ne(moving))
+                .select_only()
+                .column_as(Expr::col(opportunity::Column::Position).min(), "lo")
+                .into_tuple::<Option<i64>>()
+                .one(conn)
+                .await?
+                .flatten();
+            return match lo {
+                None => Ok(0),
+                Some(lo) => match lo.checked_sub(GAP) {
+                    Some(p) => Ok(p),
+                    None => {
+                        renumber(conn, t, stage_id, moving).await?;
+                        Ok(0)
+                    }
+                },
+            };
+        }
+        Anchor::Before(id) => ("before_id", id, true),
+        Anchor::After(id) => ("after_id", id, false),
+    };
+    if anchor_id == moving {
+        return Err(AppError::field(
+            field,
+            "same_card",
+            "Use outro cartão como referência",
+        ));
+    }
+    for _ in 0..2 {
+        let a = opportunity::Entity::find_by_id((t, anchor_id))
+            .one(conn)
+            .await?
+            .filter(|a| a.deleted_at.is_none() && visible_to(ctx, a.owner_id))
+            .ok_or_else(|| not_found_in_body(field))?;
+        if a.stage_id != stage_id {
+            return Err(AppError::field(
+                field,
+                "not_in_stage",
+                "O cartão de referência não está na etapa de destino",
+            ));
+        }
+        let key = Expr::tuple([
+            Expr::col((opportunity::Entity, opportunity::Column::Position)),
+            Expr::col((opportunity::Entity, opportunity::Column::Id)),
+        ]);
+        let here = Expr::tuple([Expr::val(a.position), Expr::val(a.id)]);
+        let neighbour = live_in_stage(t, stage_id).filter(opportunity::Column::Id.ne(moving));
+        let neighbour = if before {
+            neighbour
+                .filter(key.lt(here))
+                .order_by_desc(opportunity::Column::Position)
+                .order_by_desc(opportunity::Column::Id)
+        } else {
+            neighbour
+                .filter(key.gt(here))
+                .order_by_asc(opportunity::Column::Position)
+                .order_by_asc(opportunity::Column::Id)
+        };
+        let n: Option<i64> = neighbour
+            .select_only()
+            .column(opportunity::Column::Position)
+            .into_tuple()
+            .one(conn)
+            .await?;
+        let candidate = match n {
+            None if before => a.position.checked_sub(GAP),
+            None => a.position.checked_add(GAP),
+            Some(n) => {
+                let (lo, hi) = if before {
+                    (n, a.position)
+                } else {
+                    (a.position, n)
+                };
+                // Widen before halving: hi − lo may not fit in i64.
+                let gap = i128::from(hi) - i128::from(lo);
+                (gap >= 2).then(|| (i128::from(lo) + gap / 2) as i64)
+            }
+        };
+        if let Some(p) = candidate {
+            return Ok(p);
+        }
+        renumber(conn, t, stage_id, moving).await?;
+    }
+    Err(AppError::internal(anyhow::anyhow!(
+        "no position found in stage {stage_id} after renumbering"
+    )))
+}
+
+/// Rewrites the positions of a stage's live cards (except `moving`) as `GAP, 2·GAP, …` in their
+/// current order. The caller holds the stage's lock.
+pub async fn renumber<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    stage_id: Uuid,
+    moving: Uuid,
+) -> AppResult<()> {
+    let ids: Vec<Uuid> = live_in_stage(tenant_id, stage_id)
+        .filter(opportunity::Column::Id.ne(moving))
+        .select_only()
+        .column(opportunity::Column::Id)
+        .order_by_asc(opportunity::Column::Position)
+        .order_by_asc(opportunity::Column::Id)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    tracing::info!(%tenant_id, %stage_id, cards = ids.len(), "renumbering stage");
+    for (c, chunk) in ids.chunks(500).enumerate() {
+        let Some(first) = chunk.first() else { continue };
+        let mut case = Expr::case(
+            opportunity::Column::Id.eq(*first),
+            Expr::val(((c * 500 + 1) as i64) * GAP),
+        );
+        for (i, id) in chunk.iter().enumerate().skip(1) {
+            case = case.case(
+                opportunity::Column::Id.eq(*id),
+                Expr::val(((c * 500 + i + 1) as i64) * GAP),
+            );
+        }
+        let case = case.finally(Expr::col(opportunity::Column::Position));
+        opportunity::Entity::update_many()
+            .col_expr(opportunity::Column::Position, case.into())
+            .filter(opportunity::Column::TenantId.eq(tenant_id))
+            .filter(opportunity::Column::StageId.eq(stage_id))
+            .filter(opportunity::Column::Id.is_in(chunk.iter().copied()))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, FromQueryResult)]
+struct StageTotals {
+    stage_id: Uuid,
+    n: i64,
+    value_cents: i64,
+    mrr_cents: i64,
+    tcv_cents: i64,
+    weighted_x100: i64,
+}
+
+/// Query parameters of `GET /api/pipelines/{id}/board`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BoardQuery {
+    /// Cards per stage, 1–200 (default 20).
+    pub limit: Option<u64>,
+    /// Only deals of this owner (`me` or a user id).
+    pub owner_id: Option<String>,
+}
+
+fn sum(col: &str) -> Expr {
+    Expr::cust(format!("CAST(COALESCE(SUM({col}), 0) AS BIGINT)"))
+}
+
+/// The list cursor that continues a stage's cards (`sort=position`).
+pub fn position_cursor(m: &opportunity::Model) -> String {
+    encode_cursor(&["position", &m.position.to_string(), &m.id.to_string()])
+}
+
+pub async fn board(
+    state: &AppState,
+    ctx: &TenantCtx,
+    pipeline_id: Uuid,
+    q: BoardQuery,
+) -> AppResult<Board> {
+    let limit = match q.limit {
+        None => DEFAULT_CARDS,
+        Some(n) if (1..=MAX_CARDS).contains(&n) => n,
+        Some(_) => {
+            return Err(AppError::field(
+                "limit",
+                "out_of_range",
+                "limit deve estar entre 1 e 200",
+            ));
+        }
+    };
+    let owner = match q.owner_id.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some("me") => Some(ctx.user_id),
+        Some(s) => Some(Uuid::parse_str(s).map_err(|_| {
+            AppError::field("owner_id", "invalid_value", "Use um id de usuário ou me")
+        })?),
+    };
+    let t = ctx.tenant_id;
+    let p = find_pipeline(&state.db, t, pipeline_id).await?;
+    let stages = stages_of(&state.db, t, pipeline_id).await?;
+    // A seller without team visibility sees only their own deals, totals included.
+    let owner = if sees_all(ctx) {
+        owner
+    } else if owner.is_some_and(|o| o != ctx.user_id) {
+        return Err(AppError::new(
+            ErrorCode::Forbidden,
+            "Você vê apenas as suas oportunidades.",
+        ));
+    } else {
+        Some(ctx.user_id)
+    };
+    let mut agg = opportunity::Entity::find()
+        .select_only()
+        .column(opportunity::Column::StageId)
+        .column_as(Expr::cust("COUNT(*)"), "n")
+        .column_as(sum("\"value_cents\""), "value_cents")
+        .column_as(sum("\"mrr_cents\""), "mrr_cents")
+        .column_as(sum("\"tcv_cents\""), "tcv_cents")
+        .column_as(sum("\"value_cents\" * \"probability\""), "weighted_x100")
+        .filter(opportunity::Column::TenantId.eq(t))
+        .filter(opportunity::Column::PipelineId.eq(pipeline_id))
+        .filter(opportunity::Column::DeletedAt.is_null());
+    if let Some(o) = owner {
+        agg = agg.filter(opportunity::Column::OwnerId.eq(o));
+    }
+    let totals: Vec<StageTotals> = agg
+        .group_by(opportunity::Column::StageId)
+        .into_model::<StageTotals>()
+        .all(&state.db)
+        .await?;
+    let mut out = Vec::with_capacity(stages.len());
+    for s in &stages {
+        let mut cards = live_in_stage(t, s.id);
+        if let Some(o) = owner {
+            cards = cards.filter(opportunity::Column::OwnerId.eq(o));
+        }
+        let mut rows = cards
+            .order_by_asc(opportunity::Column::Position)
+            .order_by_asc(opportunity::Column::Id)
+            .limit(limit + 1)
+            .all(&state.db)
+            .await?;
+        let next_cursor = if rows.len() as u64 > limit {
+            rows.truncate(limit as usize);
+            rows.last().map(position_cursor)
+        } else {
+            None
+        };
+        let tot = totals.iter().find(|x| x.stage_id == s.id);
+        out.push(BoardStage {
+            id: s.id,
+            name: s.name.clone(),
+            kind: stage_kind(s),
+            position: s.position,
+            probability: s.probability,
+            color: s.color.clone(),
+            count: tot.map(|x| Ord::max(x.n, 0) as u64).unwrap_or(0),
+            value_cents: tot.map(|x| x.value_cents).unwrap_or(0),
+            mrr_cents: tot.map(|x| x.mrr_cents).unwrap_or(0),
+            tcv_cents: tot.map(|x| x.tcv_cents).unwrap_or(0),
+            weighted_cents: tot
+                .map(|x| money::weighted_from_sum(i128::from(x.weighted_x100)))
+                .unwrap_or(0),
+            cards: rows.into_iter().map(|m| opportunity_dto(m, None)).collect(),
+            next_cursor,
+        });
+    }
+    Ok(Board {
+        pipeline_id: p.id,
+        name: p.name,
+        stages: out,
+    })
+}

@@ -1,0 +1,48 @@
+//! Tasks and activities: the seller's agenda (due filters in the tenant's timezone), completion,
+//! reschedules with history, reopen, notes on leads, and the events and timeline entries they write.
+
+pub mod agenda;
+pub mod model;
+pub mod notes;
+pub mod overdue;
+pub mod routes;
+pub mod service;
+
+use chrono::{DateTime, TimeZone, Utc};
+use jtcrm_types::dto::tasks::{Task, TaskPriority, TaskStatus, TaskType};
+
+use self::model::task;
+
+/// `due_sort` of undated tasks: after every real date.
+pub fn no_date_sort() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(9999, 12, 31, 0, 0, 0)
+        .single()
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+pub fn to_dto(m: task::Model) -> Task {
+    let status = TaskStatus::parse(&m.status).unwrap_or(TaskStatus::Pending);
+    Task {
+        overdue: status == TaskStatus::Pending && m.due_at.is_some_and(|d| d < Utc::now()),
+        id: m.id,
+        title: m.title,
+        description: m.description,
+        task_type: TaskType::parse(&m.task_type).unwrap_or(TaskType::Other),
+        priority: TaskPriority::parse(&m.priority).unwrap_or(TaskPriority::Normal),
+        due_at: m.due_at,
+        remind_at: m.remind_at,
+        assignee_id: m.assignee_id,
+        lead_id: m.lead_id,
+        opportunity_id: m.opportunity_id,
+        status,
+        completed_at: m.completed_at,
+        completed_by: m.completed_by,
+        outcome: m.outcome,
+        reschedule_count: m.reschedule_count,
+        created_by: m.created_by,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+        version: m.version,
+        reschedules: None,
+    }
+}

@@ -1,0 +1,885 @@
+//! Task rules: who sees and changes which task, links to leads (same tenant, visible), completion
+//! (once), reschedules (kept and counted), and the events, timeline entries and audit of each change.
+
+use chrono::{DateTime, Utc};
+use jtcrm_types::dto::Role;
+use jtcrm_types::dto::tasks::{
+    CompleteTaskRequest, Reschedule, RescheduleRequest, Task, TaskInput, TaskPriority, TaskStatus,
+    TaskSummary, TaskType,
+};
+use jtcrm_types::{ErrorCode, FieldError};
+use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
+};
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::IntoParams;
+use uuid::Uuid;
+
+use super::model::{reschedule, task};
+use super::{agenda, no_date_sort, to_dto};
+use crate::domains::leads::model::lead;
+use crate::domains::timeline::{self, kinds};
+use crate::domains::{audit, leads};
+use crate::error::{AppError, AppResult, Validator};
+use crate::events;
+use crate::http::extract::TenantCtx;
+use crate::http::pagination::{self, decode_cursor, encode_cursor};
+use crate::state::AppState;
+
+const WRITERS: &[Role] = &[Role::Admin, Role::Manager, Role::Sales, Role::Support];
+
+fn sees_all(ctx: &TenantCtx) -> bool {
+    matches!(ctx.role, Role::Admin | Role::Manager | Role::Viewer)
+}
+
+fn manages(ctx: &TenantCtx) -> bool {
+    matches!(ctx.role, Role::Admin | Role::Manager)
+}
+
+/// A task of the tenant the caller may see; otherwise `404`.
+async fn find_visible<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &TenantCtx,
+    id: Uuid,
+) -> AppResult<task::Model> {
+    let t = task::Entity::find_by_id((ctx.tenant_id, id))
+        .filter(task::Column::DeletedAt.is_null())
+        .one(conn)
+        .await?
+        .ok_or_else(AppError::not_found)?;
+    if !sees_all(ctx) && t.assignee_id != ctx.user_id {
+        return Err(AppError::not_found());
+    }
+    Ok(t)
+}
+
+/// The caller may act on the task (complete, reschedule, edit): its assignee, or a manager.
+fn can_act(ctx: &TenantCtx, t: &task::Model) -> AppResult<()> {
+    ctx.require(WRITERS)?;
+    if manages(ctx) || t.assignee_id == ctx.user_id {
+        Ok(())
+    } else {
+        Err(AppError::forbidden())
+    }
+}
+
+/// A lead of the tenant the caller can see, else `422 lead_id` (never a link across tenants).
+async fn check_lead<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &TenantCtx,
+    id: Uuid,
+) -> AppResult<lead::Model> {
+    leads::service::find_visible(conn, ctx, id, false)
+        .await
+        .map_err(|_| AppError::field("lead_id", "unknown_lead", "Lead inexistente"))
+}
+
+async fn check_assignee<C: ConnectionTrait>(conn: &C, ctx: &TenantCtx, id: Uuid) -> AppResult<()> {
+    if leads::assignment::is_active_user(conn, ctx.tenant_id, id).await? {
+        Ok(())
+    } else {
+        Err(AppError::field(
+            "assignee_id",
+            "unknown_user",
+            "Usuário inexistente ou inativo",
+        ))
+    }
+}
+
+async fn check_opportunity<C: ConnectionTrait>(
+    _conn: &C,
+    _ctx: &TenantCtx,
+    _id: Uuid,
+) -> AppResult<Option<Uuid>> {
+    // PENDING-PIPELINES: resolved against the opportunities table once it lands.
+    Err(AppError::field(
+        "opportunity_id",
+        "unknown_opportunity",
+        "Oportunidade inexistente",
+    ))
+}
+
+struct Draft {
+    title: String,
+    description: Option<String>,
+    task_type: TaskType,
+    priority: TaskPriority,
+    due_at: Option<DateTime<Utc>>,
+    remind_at: Option<DateTime<Utc>>,
+    assignee_id: Uuid,
+    lead_id: Option<Uuid>,
+    opportunity_id: Option<Uuid>,
+}
+
+fn validate(
+    v: &mut Validator,
+    input: &TaskInput,
+    cur: Option<&task::Model>,
+    patch: bool,
+    me: Uuid,
+) -> Option<Draft> {
+    let title = match (&input.title, cur) {
+        (None, Some(c)) if patch => Some(c.title.clone()),
+        (t, _) => v.required_text("title", t.as_deref(), 200),
+    };
+    let description = match (&input.description, cur) {
+        (None, Some(c)) if patch => c.description.clone(),
+        (None, _) | (Some(None), _) => None,
+        (Some(Some(d)), _) => v.optional_text("description", Some(d), 20_000),
+    };
+    let task_type = match (&input.task_type, cur) {
+        (None, Some(c)) if patch => TaskType::parse(&c.task_type).unwrap_or(TaskType::Other),
+        (None, _) => TaskType::FollowUp,
+        (Some(t), _) => TaskType::parse(t).unwrap_or_else(|| {
+            v.add(
+                "type",
+                "invalid_type",
+                "Tipo inválido: call, email, meeting, whatsapp, visit, follow_up ou other",
+            );
+            TaskType::Other
+        }),
+    };
+    let priority = match (&input.priority, cur) {
+        (None, Some(c)) if patch => {
+            TaskPriority::parse(&c.priority).unwrap_or(TaskPriority::Normal)
+        }
+        (None, _) => TaskPriority::Normal,
+        (Some(p), _) => TaskPriority::parse(p).unwrap_or_else(|| {
+            v.add(
+                "priority",
+                "invalid_priority",
+                "Prioridade inválida: low, normal, high ou urgent",
+            );
+            TaskPriority::Normal
+        }),
+    };
+    let keep = |x: &Option<Option<DateTime<Utc>>>, c: Option<DateTime<Utc>>| match x {
+        None if patch => c,
+        None => None,
+        Some(v) => *v,
+    };
+    let due_at = keep(&input.due_at, cur.and_then(|c| c.due_at));
+    let remind_at = keep(&input.remind_at, cur.and_then(|c| c.remind_at));
+    if let (Some(r), Some(d)) = (remind_at, due_at)
+        && r > d
+    {
+        v.add(
+            "remind_at",
+            "after_due",
+            "O lembrete deve ser antes do vencimento",
+        );
+    }
+    let keep_id = |x: &Option<Option<Uuid>>, c: Option<Uuid>| match x {
+        None if patch => c,
+        None => None,
+        Some(v) => *v,
+    };
+    let lead_id = keep_id(&input.lead_id, cur.and_then(|c| c.lead_id));
+    let opportunity_id = keep_id(&input.opportunity_id, cur.and_then(|c| c.opportunity_id));
+    let assignee_id = input
+        .assignee_id
+        .or(cur.map(|c| c.assignee_id))
+        .unwrap_or(me);
+    Some(Draft {
+        title: title?,
+        description,
+        task_type,
+        priority,
+        due_at,
+        remind_at,
+        assignee_id,
+        lead_id,
+        opportunity_id,
+    })
+}
+
+fn short(s: &str) -> String {
+    let t: String = s.chars().take(120).collect();
+    if t.len() < s.len() {
+        format!("{t}…")
+    } else {
+        t
+    }
+}
+
+async fn entry<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &TenantCtx,
+    t: &task::Model,
+    kind: &str,
+    summary: String,
+) -> AppResult<()> {
+    if t.lead_id.is_none() && t.opportunity_id.is_none() {
+        return Ok(());
+    }
+    timeline::record(
+        conn,
+        timeline::NewEntry {
+            tenant_id: ctx.tenant_id,
+            lead_id: t.lead_id,
+            opportunity_id: t.opportunity_id,
+            kind,
+            actor_id: Some(ctx.user_id),
+            summary,
+            data: json!({"task_id": t.id, "type": t.task_type, "title": t.title, "due_at": t.due_at, "outcome": t.outcome}),
+            reference: None,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+async fn emit<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &TenantCtx,
+    t: &task::Model,
+    kind: &str,
+    data: serde_json::Value,
+) -> AppResult<()> {
+    events::emit(
+        conn,
+        events::Event {
+            tenant_id: ctx.tenant_id,
+            event_type: kind,
+            entity_type: "task",
+            entity_id: t.id,
+            actor_id: Some(ctx.user_id),
+            data,
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+fn audit_entry<'a>(
+    ctx: &'a TenantCtx,
+    action: &'a str,
+    id: Uuid,
+    changes: serde_json::Value,
+) -> audit::Entry<'a> {
+    audit::Entry {
+        tenant_id: Some(ctx.tenant_id),
+        actor_id: Some(ctx.user_id),
+        action,
+        entity_type: "task",
+        entity_id: id.to_string(),
+        changes,
+        meta: &ctx.meta,
+    }
+}
+
+pub async fn create(state: &AppState, ctx: &TenantCtx, input: TaskInput) -> AppResult<Task> {
+    ctx.require(WRITERS)?;
+    let mut v = Validator::new();
+    let d = validate(&mut v, &input, None, false, ctx.user_id);
+    v.finish()?;
+    let Some(d) = d else {
+        return Err(AppError::bad_request("Dados inválidos."));
+    };
+    if d.assignee_id != ctx.user_id && !manages(ctx) {
+        return Err(AppError::new(
+            ErrorCode::Forbidden,
+            "Apenas gestores criam tarefas para outros usuários.",
+        ));
+    }
+    let txn = state.begin().await?;
+    check_assignee(&*txn, ctx, d.assignee_id).await?;
+    let mut lead_id = d.lead_id;
+    if let Some(l) = d.lead_id {
+        check_lead(&*txn, ctx, l).await?;
+    }
+    if let Some(o) = d.opportunity_id {
+        let opp_lead = check_opportunity(&*txn, ctx, o).await?;
+        lead_id = lead_id.or(opp_lead);
+    }
+    let now = Utc::now();
+    let m = task::Entity::insert(task::ActiveModel {
+        tenant_id: Set(ctx.tenant_id),
+        id: Set(Uuid::now_v7()),
+        title: Set(d.title),
+        description: Set(d.description),
+        task_type: Set(d.task_type.as_str().into()),
+        priority: Set(d.priority.as_str().into()),
+        priority_rank: Set(d.priority.rank()),
+        due_at: Set(d.due_at),
+        due_sort: Set(d.due_at.unwrap_or_else(no_date_sort)),
+        remind_at: Set(d.remind_at),
+        assignee_id: Set(d.assignee_id),
+        lead_id: Set(lead_id),
+        opportunity_id: Set(d.opportunity_id),
+        status: Set(TaskStatus::Pending.as_str().into()),
+        completed_at: Set(None),
+        completed_by: Set(None),
+        outcome: Set(None),
+        reschedule_count: Set(0),
+        overdue_emitted_at: Set(None),
+        reminded_at: Set(None),
+        created_by: Set(Some(ctx.user_id)),
+        created_at: Set(now),
+        updated_at: Set(now),
+        deleted_at: Set(None),
+        version: Set(1),
+    })
+    .exec_with_returning(&*txn)
+    .await?;
+    let dto = to_dto(m.clone());
+    let snapshot = serde_json::to_value(&dto).unwrap_or_default();
+    emit(&*txn, ctx, &m, "task.created", json!({"after": snapshot})).await?;
+    entry(
+        &*txn,
+        ctx,
+        &m,
+        kinds::TASK_CREATED,
+        format!("Tarefa criada: {}", short(&m.title)),
+    )
+    .await?;
+    audit::record(
+        &*txn,
+        audit_entry(ctx, "create", m.id, audit::diff(&json!({}), &snapshot)),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(dto)
+}
+
+pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Task> {
+    let t = find_visible(&state.db, ctx, id).await?;
+    let hist = reschedule::Entity::find()
+        .filter(reschedule::Column::TenantId.eq(ctx.tenant_id))
+        .filter(reschedule::Column::TaskId.eq(id))
+        .order_by_asc(reschedule::Column::Id)
+        .all(&state.db)
+        .await?;
+    let mut dto = to_dto(t);
+    dto.reschedules = Some(
+        hist.into_iter()
+            .map(|r| Reschedule {
+                from: r.from_due_at,
+                to: r.to_due_at,
+                reason: r.reason,
+                by: r.by_user,
+                at: r.created_at,
+            })
+            .collect(),
+    );
+    Ok(dto)
+}
+
+pub async fn update(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: Uuid,
+    if_match: Option<i32>,
+    input: TaskInput,
+    patch: bool,
+) -> AppResult<Task> {
+    let txn = state.begin().await?;
+    let cur = find_visible(&*txn, ctx, id).await?;
+    can_act(ctx, &cur)?;
+    if if_match.is_some_and(|v| v != cur.version) {
+        return Err(AppError::stale_version());
+    }
+    let mut v = Validator::new();
+    let d = validate(&mut v, &input, Some(&cur), patch, ctx.user_id);
+    v.finish()?;
+    let Some(d) = d else {
+        return Err(AppError::bad_request("Dados inválidos."));
+    };
+    if d.assignee_id != cur.assignee_id {
+        if !manages(ctx) {
+            return Err(AppError::new(
+                ErrorCode::Forbidden,
+                "Apenas gestores reatribuem tarefas.",
+            ));
+        }
+        check_assignee(&*txn, ctx, d.assignee_id).await?;
+    }
+    if d.lead_id != cur.lead_id
+        && let Some(l) = d.lead_id
+    {
+        check_lead(&*txn, ctx, l).await?;
+    }
+    if d.opportunity_id != cur.opportunity_id
+        && let Some(o) = d.opportunity_id
+    {
+        check_opportunity(&*txn, ctx, o).await?;
+    }
+    let before = serde_json::to_value(to_dto(cur.clone())).unwrap_or_default();
+    let version = cur.version;
+    let mut m = cur.into_active_model();
+    m.title = Set(d.title);
+    m.description = Set(d.description);
+    m.task_type = Set(d.task_type.as_str().into());
+    m.priority = Set(d.priority.as_str().into());
+    m.priority_rank = Set(d.priority.rank());
+    m.due_at = Set(d.due_at);
+    m.due_sort = Set(d.due_at.unwrap_or_else(no_date_sort));
+    m.remind_at = Set(d.remind_at);
+    m.reminded_at = Set(None);
+    m.overdue_emitted_at = Set(None);
+    m.assignee_id = Set(d.assignee_id);
+    m.lead_id = Set(d.lead_id);
+    m.opportunity_id = Set(d.opportunity_id);
+    m.updated_at = Set(Utc::now());
+    m.version = Set(version + 1);
+    let updated = crate::domains::optimistic_update::<task::Entity, _>(
+        &*txn,
+        m,
+        task::Column::Version,
+        version,
+    )
+    .await?;
+    let dto = to_dto(updated);
+    let after = serde_json::to_value(&dto).unwrap_or_default();
+    audit::record(
+        &*txn,
+        audit_entry(ctx, "update", id, audit::diff(&before, &after)),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(dto)
+}
+
+pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()> {
+    let txn = state.begin().await?;
+    let cur = find_visible(&*txn, ctx, id).await?;
+    can_act(ctx, &cur)?;
+    let version = cur.version;
+    let mut m = cur.into_active_model();
+    m.deleted_at = Set(Some(Utc::now()));
+    m.updated_at = Set(Utc::now());
+    m.version = Set(version + 1);
+    crate::domains::optimistic_update::<task::Entity, _>(&*txn, m, task::Column::Version, version)
+        .await?;
+    audit::record(
+        &*txn,
+        audit_entry(
+            ctx,
+            "delete",
+            id,
+            json!({"deleted": {"from": false, "to": true}}),
+        ),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(())
+}
+
+pub async fn complete(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: Uuid,
+    req: CompleteTaskRequest,
+) -> AppResult<Task> {
+    let mut v = Validator::new();
+    let outcome = v.optional_text("outcome", req.outcome.as_deref(), 2000);
+    let notes = v.optional_text("notes", req.notes.as_deref(), 20_000);
+    v.finish()?;
+    let txn = state.begin().await?;
+    let cur = find_visible(&*txn, ctx, id).await?;
+    can_act(ctx, &cur)?;
+    if cur.status != TaskStatus::Pending.as_str() {
+        return Err(AppError::new(
+            ErrorCode::Conflict,
+            "A tarefa não está pendente (já concluída ou cancelada).",
+        ));
+    }
+    let now = Utc::now();
+    let version = cur.version;
+    let task_type = TaskType::parse(&cur.task_type).unwrap_or(TaskType::Other);
+    let mut m = cur.into_active_model();
+    m.status = Set(TaskStatus::Completed.as_str().into());
+    m.completed_at = Set(Some(now));
+    m.completed_by = Set(Some(ctx.user_id));
+    m.outcome = Set(outcome.clone());
+    m.updated_at = Set(now);
+    m.version = Set(version + 1);
+    // The version check makes a concurrent second completion fail instead of completing twice.
+    let done = crate::domains::optimistic_update::<task::Entity, _>(
+        &*txn,
+        m,
+        task::Column::Version,
+        version,
+    )
+    .await
+    .map_err(|e| {
+        if e.code == ErrorCode::PreconditionFailed {
+            AppError::new(ErrorCode::Conflict, "A tarefa já foi concluída.")
+        } else {
+            e
+        }
+    })?;
+    if task_type.is_contact()
+        && let Some(lead_id) = done.lead_id
+    {
+        lead::Entity::update_many()
+            .col_expr(lead::Column::LastContactedAt, Expr::value(now))
+            .col_expr(lead::Column::UpdatedAt, Expr::value(now))
+            .col_expr(
+                lead::Column::Version,
+                Expr::col(lead::Column::Version).add(1),
+            )
+            .filter(lead::Column::TenantId.eq(ctx.tenant_id))
+            .filter(lead::Column::Id.eq(lead_id))
+            .exec(&*txn)
+            .await?;
+    }
+    let summary = match &outcome {
+        Some(o) => format!("Tarefa concluída: {} — {}", short(&done.title), short(o)),
+        None => format!("Tarefa concluída: {}", short(&done.title)),
+    };
+    entry(&*txn, ctx, &done, kinds::TASK_COMPLETED, summary).await?;
+    if let Some(n) = notes
+        && (done.lead_id.is_some() || done.opportunity_id.is_some())
+    {
+        super::notes::insert(&*txn, ctx, done.lead_id, done.opportunity_id, &n).await?;
+    }
+    emit(
+        &*txn,
+        ctx,
+        &done,
+        "task.completed",
+        json!({"after": {"status": "completed", "outcome": outcome}}),
+    )
+    .await?;
+    audit::record(
+        &*txn,
+        audit_entry(
+            ctx,
+            "complete",
+            id,
+            json!({"status": {"from": "pending", "to": "completed"}}),
+        ),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(to_dto(done))
+}
+
+pub async fn reschedule(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: Uuid,
+    req: RescheduleRequest,
+) -> AppResult<Task> {
+    let mut v = Validator::new();
+    let reason = v.optional_text("reason", req.reason.as_deref(), 500);
+    if req.due_at.is_none() {
+        v.add("due_at", "required", "Campo obrigatório");
+    }
+    v.finish()?;
+    let Some(to) = req.due_at else {
+        return Err(AppError::bad_request("due_at"));
+    };
+    let txn = state.begin().await?;
+    let cur = find_visible(&*txn, ctx, id).await?;
+    can_act(ctx, &cur)?;
+    if cur.status != TaskStatus::Pending.as_str() {
+        return Err(AppError::new(
+            ErrorCode::Conflict,
+            "Só tarefas pendentes podem ser reagendadas.",
+        ));
+    }
+    let from = cur.due_at;
+    let now = Utc::now();
+    reschedule::Entity::insert(reschedule::ActiveModel {
+        tenant_id: Set(ctx.tenant_id),
+        id: Set(Uuid::now_v7()),
+        task_id: Set(id),
+        from_due_at: Set(from),
+        to_due_at: Set(to),
+        reason: Set(reason.clone()),
+        by_user: Set(Some(ctx.user_id)),
+        created_at: Set(now),
+    })
+    .exec_without_returning(&*txn)
+    .await?;
+    let version = cur.version;
+    let count = cur.reschedule_count;
+    let remind_shift = cur.remind_at.zip(from).map(|(r, f)| to - (f - r));
+    let mut m = cur.into_active_model();
+    m.due_at = Set(Some(to));
+    m.due_sort = Set(to);
+    // A reminder keeps its distance to the due time.
+    m.remind_at = Set(remind_shift);
+    m.reminded_at = Set(None);
+    m.overdue_emitted_at = Set(None);
+    m.reschedule_count = Set(count + 1);
+    m.updated_at = Set(now);
+    m.version = Set(version + 1);
+    let done = crate::domains::optimistic_update::<task::Entity, _>(
+        &*txn,
+        m,
+        task::Column::Version,
+        version,
+    )
+    .await?;
+    let summary = format!(
+        "Tarefa reagendada: {} para {}",
+        short(&done.title),
+        to.format("%d/%m/%Y %H:%M UTC")
+    );
+    entry(&*txn, ctx, &done, kinds::TASK_RESCHEDULED, summary).await?;
+    emit(
+        &*txn,
+        ctx,
+        &done,
+        "task.rescheduled",
+        json!({"before": {"due_at": from}, "after": {"due_at": to}, "reason": reason}),
+    )
+    .await?;
+    audit::record(
+        &*txn,
+        audit_entry(
+            ctx,
+            "reschedule",
+            id,
+            json!({"due_at": {"from": from, "to": to}}),
+        ),
+    )
+    .await?;
+    txn.commit().await?;
+    get(state, ctx, id).await
+}
+
+pub async fn reopen(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Task> {
+    let txn = state.begin().await?;
+    let cur = find_visible(&*txn, ctx, id).await?;
+    can_act(ctx, &cur)?;
+    if cur.status == TaskStatus::Pending.as_str() {
+        return Err(AppError::new(
+            ErrorCode::Conflict,
+            "A tarefa já está pendente.",
+        ));
+    }
+    let from = cur.status.clone();
+    let version = cur.version;
+    let mut m = cur.into_active_model();
+    m.status = Set(TaskStatus::Pending.as_str().into());
+    m.completed_at = Set(None);
+    m.completed_by = Set(None);
+    m.overdue_emitted_at = Set(None);
+    m.updated_at = Set(Utc::now());
+    m.version = Set(version + 1);
+    let done = crate::domains::optimistic_update::<task::Entity, _>(
+        &*txn,
+        m,
+        task::Column::Version,
+        version,
+    )
+    .await?;
+    audit::record(
+        &*txn,
+        audit_entry(
+            ctx,
+            "reopen",
+            id,
+            json!({"status": {"from": from, "to": "pending"}}),
+        ),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(to_dto(done))
+}
+
+/// Agenda filter on the due date.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DueFilter {
+    Overdue,
+    Today,
+    Tomorrow,
+    ThisWeek,
+    NoDate,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TaskQuery {
+    /// A user id or `me`.
+    pub assignee_id: Option<String>,
+    pub status: Option<TaskStatus>,
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub task_type: Option<TaskType>,
+    pub priority: Option<TaskPriority>,
+    pub lead_id: Option<Uuid>,
+    pub opportunity_id: Option<Uuid>,
+    /// Computed in the tenant's timezone.
+    pub due: Option<DueFilter>,
+    pub limit: Option<u64>,
+    pub cursor: Option<String>,
+    pub include_total: Option<bool>,
+}
+
+/// The agenda: sorted by due date (undated last), then priority (urgent first).
+pub async fn list(
+    state: &AppState,
+    ctx: &TenantCtx,
+    q: TaskQuery,
+) -> AppResult<jtcrm_types::dto::Page<Task>> {
+    let limit = pagination::limit(q.limit)?;
+    let mut sel = task::Entity::find()
+        .filter(task::Column::TenantId.eq(ctx.tenant_id))
+        .filter(task::Column::DeletedAt.is_null());
+    let assignee = match q.assignee_id.as_deref() {
+        None | Some("") => None,
+        Some("me") => Some(ctx.user_id),
+        Some(s) => Some(Uuid::parse_str(s).map_err(|_| {
+            AppError::validation(vec![FieldError::new(
+                "assignee_id",
+                "invalid_value",
+                "Use um id ou me",
+            )])
+        })?),
+    };
+    if !sees_all(ctx) {
+        sel = sel.filter(task::Column::AssigneeId.eq(ctx.user_id));
+    }
+    if let Some(a) = assignee {
+        sel = sel.filter(task::Column::AssigneeId.eq(a));
+    }
+    let now = Utc::now();
+    let tz = agenda::tz_of(&ctx.tenant.settings.timezone);
+    let r = agenda::ranges(tz, now);
+    let status = match (q.status, q.due) {
+        (s, Some(DueFilter::Overdue)) => Some(s.unwrap_or(TaskStatus::Pending)),
+        (s, _) => s,
+    };
+    if let Some(s) = status {
+        sel = sel.filter(task::Column::Status.eq(s.as_str()));
+    }
+    if let Some(t) = q.task_type {
+        sel = sel.filter(task::Column::TaskType.eq(t.as_str()));
+    }
+    if let Some(p) = q.priority {
+        sel = sel.filter(task::Column::Priority.eq(p.as_str()));
+    }
+    if let Some(l) = q.lead_id {
+        sel = sel.filter(task::Column::LeadId.eq(l));
+    }
+    if let Some(o) = q.opportunity_id {
+        sel = sel.filter(task::Column::OpportunityId.eq(o));
+    }
+    let range = match q.due {
+        Some(DueFilter::Overdue) => {
+            sel = sel.filter(task::Column::DueSort.lt(now));
+            None
+        }
+        Some(DueFilter::Today) => Some(r.today),
+        Some(DueFilter::Tomorrow) => Some(r.tomorrow),
+        Some(DueFilter::ThisWeek) => Some(r.this_week),
+        Some(DueFilter::NoDate) => {
+            sel = sel.filter(task::Column::DueAt.is_null());
+            None
+        }
+        None => None,
+    };
+    if let Some((from, to)) = range {
+        sel = sel
+            .filter(task::Column::DueSort.gte(from))
+            .filter(task::Column::DueSort.lt(to));
+    }
+    let total = if q.include_total == Some(true) {
+        Some(sel.clone().count(&state.db).await?)
+    } else {
+        None
+    };
+    if let Some(c) = &q.cursor {
+        let invalid = || {
+            AppError::validation(vec![FieldError::new(
+                "cursor",
+                "invalid_cursor",
+                "Cursor inválido",
+            )])
+        };
+        let parts = decode_cursor(c)?;
+        if parts.len() != 3 {
+            return Err(invalid());
+        }
+        let due = DateTime::parse_from_rfc3339(&parts[0])
+            .map_err(|_| invalid())?
+            .with_timezone(&Utc);
+        let rank: i32 = parts[1].parse().map_err(|_| invalid())?;
+        let id = Uuid::parse_str(&parts[2]).map_err(|_| invalid())?;
+        sel = sel.filter(
+            Expr::tuple([
+                Expr::col(task::Column::DueSort),
+                Expr::col(task::Column::PriorityRank),
+                Expr::col(task::Column::Id),
+            ])
+            .gt(Expr::tuple([
+                Expr::val(due),
+                Expr::val(rank),
+                Expr::val(id),
+            ])),
+        );
+    }
+    let mut rows = sel
+        .order_by_asc(task::Column::DueSort)
+        .order_by_asc(task::Column::PriorityRank)
+        .order_by_asc(task::Column::Id)
+        .limit(limit + 1)
+        .all(&state.db)
+        .await?;
+    let next_cursor = if rows.len() as u64 > limit {
+        rows.truncate(limit as usize);
+        rows.last().map(|t| {
+            encode_cursor(&[
+                &t.due_sort
+                    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+                &t.priority_rank.to_string(),
+                &t.id.to_string(),
+            ])
+        })
+    } else {
+        None
+    };
+    Ok(jtcrm_types::dto::Page {
+        items: rows.into_iter().map(to_dto).collect(),
+        next_cursor,
+        total,
+    })
+}
+
+/// Counts of the caller's own agenda.
+pub async fn summary(state: &AppState, ctx: &TenantCtx) -> AppResult<TaskSummary> {
+    let now = Utc::now();
+    let r = agenda::ranges(agenda::tz_of(&ctx.tenant.settings.timezone), now);
+    let mine = || {
+        task::Entity::find()
+            .filter(task::Column::TenantId.eq(ctx.tenant_id))
+            .filter(task::Column::AssigneeId.eq(ctx.user_id))
+            .filter(task::Column::DeletedAt.is_null())
+    };
+    let pending = |a: DateTime<Utc>, b: DateTime<Utc>| {
+        mine()
+            .filter(task::Column::Status.eq("pending"))
+            .filter(task::Column::DueSort.gte(a))
+            .filter(task::Column::DueSort.lt(b))
+    };
+    let overdue = mine()
+        .filter(task::Column::Status.eq("pending"))
+        .filter(task::Column::DueSort.lt(now))
+        .count(&state.db)
+        .await?;
+    let today = pending(r.today.0, r.today.1).count(&state.db).await?;
+    let this_week = pending(r.this_week.0, r.this_week.1)
+        .count(&state.db)
+        .await?;
+    let completed_today = mine()
+        .filter(task::Column::Status.eq("completed"))
+        .filter(task::Column::CompletedAt.gte(r.today.0))
+        .filter(task::Column::CompletedAt.lt(r.today.1))
+        .count(&state.db)
+        .await?;
+    Ok(TaskSummary {
+        overdue,
+        today,
+        this_week,
+        completed_today,
+    })
+}
