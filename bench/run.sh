@@ -17,14 +17,14 @@ usage: bench/run.sh [--quick] [options]
   --no-sqlite        skip the SQLite cross-check
   --skip-build       use the existing release binary
   --keep-db          keep the databases (and the server logs) for inspection
-  --port N           server port (default 5077)
+  --port N           server port (default: the first free one from 5077)
   --out DIR          output directory (default bench/out/<UTC timestamp>[-quick])
 EOF
 }
 
 QUICK=0 SKIP_BUILD=0 KEEP_DB=0 RUN_PG=1 RUN_SQLITE=1 DURATION="" REDIS=""
 PG_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
-PORT=${BENCH_PORT:-5077}
+PORT=${BENCH_PORT:-}
 OUT=""
 while [[ $# -gt 0 ]]; do
   case $1 in
@@ -107,9 +107,13 @@ start_server() { # database_url label
   DATABASE_URL=$url "$BIN" serve --bind 127.0.0.1 --port "$PORT" >"$OUT/server-$label.log" 2>&1 &
   SERVER_PID=$!
   unset REDIS_URL
+  if port_busy "$PORT"; then
+    echo "port $PORT is in use by another process" >&2
+    exit 1
+  fi
   for _ in $(seq 1 120); do
-    if curl -fs "http://127.0.0.1:$PORT/health" >/dev/null 2>&1; then return 0; fi
     kill -0 "$SERVER_PID" 2>/dev/null || { cat "$OUT/server-$label.log" >&2; exit 1; }
+    if curl -fs "http://127.0.0.1:$PORT/health" >/dev/null 2>&1; then return 0; fi
     sleep 0.5
   done
   echo "server did not become healthy" >&2
@@ -134,20 +138,48 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+if [[ -z $PORT ]]; then
+  for p in $(seq 5077 5177); do
+    if ! port_busy "$p"; then PORT=$p; break; fi
+  done
+fi
+if port_busy "$PORT"; then
+  echo "port $PORT is in use (--port N)" >&2
+  exit 1
+fi
 BASE="http://127.0.0.1:$PORT"
+
+# CPU time (clock ticks) of a process, and of the PostgreSQL backends serving database $DB: CPU per
+# request is the figure that survives a noisy machine best.
+proc_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+pg_ticks() {
+  local s=0 p
+  for p in $(pgrep -f "^postgres: .* $DB " || true); do s=$((s + $(proc_ticks "$p"))); done
+  echo "$s"
+}
+TICK=$(getconf CLK_TCK)
 
 # run_wrk BACKEND SCENARIO CONCURRENCY SCRIPT URL
 run_wrk() {
   local backend=$1 name=$2 c=$3 script=$4 url=$5
   local f="$OUT/wrk-$backend-$name-c$c.txt"
   wrk -t2 -c"$c" -d"${WARMUP}s" --timeout 10s -s "$BENCH_DIR/wrk/$script" "$url" >/dev/null 2>&1 || true
+  local s0 p0 s1 p1 load
+  s0=$(proc_ticks "$SERVER_PID") p0=$(pg_ticks)
   wrk -t2 -c"$c" -d"${DUR}s" --latency --timeout 10s -s "$BENCH_DIR/wrk/$script" "$url" >"$f" 2>&1
+  s1=$(proc_ticks "$SERVER_PID") p1=$(pg_ticks)
+  load=$(cut -d' ' -f1 /proc/loadavg)
   local r
   r=$(sed -n 's/^BENCH_RESULT //p' "$f")
   [[ -n $r ]] || { cat "$f" >&2; echo "wrk gave no result" >&2; exit 1; }
   jq -cn --arg b "$backend" --arg s "$name" --argjson c "$c" --argjson r "$r" \
-    '{backend:$b, scenario:$s, c:$c} + $r' >>"$OUT/wrk.jsonl"
-  jq -r '"  \(.backend) \(.scenario) c=\(.c): \(.rps) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, non-2xx \(.errors_status), socket errors \(.errors_connect + .errors_read + .errors_write + .errors_timeout)"' \
+    --argjson st "$((s1 - s0))" --argjson pt "$((p1 - p0))" --argjson tick "$TICK" --argjson load "$load" \
+    '{backend:$b, scenario:$s, c:$c} + $r
+     + {server_cpu_ms_per_req: ($st / $tick * 1000 / ([$r.requests, 1] | max)),
+        db_cpu_ms_per_req: (if $b == "pg" then ($pt / $tick * 1000 / ([$r.requests, 1] | max)) else null end),
+        loadavg_1m: $load}' >>"$OUT/wrk.jsonl"
+  jq -r '"  \(.backend) \(.scenario) c=\(.c): \(.rps) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, non-2xx \(.errors_status), socket errors \(.errors_connect + .errors_read + .errors_write + .errors_timeout), CPU/req server \(.server_cpu_ms_per_req * 1000 | round / 1000) ms db \(.db_cpu_ms_per_req // 0 * 1000 | round / 1000) ms, load \(.loadavg_1m)"' \
     <<<"$(tail -1 "$OUT/wrk.jsonl")" | tee -a "$OUT/run.log"
 }
 
@@ -160,7 +192,9 @@ read_scenarios() {
   BENCH_PHONES=$OUT/phones-$backend.txt
   jq -r '.tenants[0].sample_lead_ids[]' "$seed" >"$BENCH_IDS"
   jq -r '.tenants[0].sample_phones[]' "$seed" >"$BENCH_PHONES"
-  local owner prefix
+  local owner prefix code
+  code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $BENCH_TOKEN" "$BASE/api/leads?limit=1")
+  [[ $code == 200 ]] || { echo "GET /api/leads with the seeded token answered $code" >&2; exit 1; }
   owner=$(jq -r '.tenants[0].qualified_owner_id' "$seed")
   prefix=$(jq -r '.tenants[0].company_prefix' "$seed")
   for c in 16 64; do
@@ -326,9 +360,9 @@ fi
 
 log "summary"
 {
-  echo "| backend | scenario | c | req/s | p50 ms | p99 ms | non-2xx |"
-  echo "|---|---|---:|---:|---:|---:|---:|"
-  jq -r '"| \(.backend) | \(.scenario) | \(.c) | \(.rps|round) | \(.p50_ms*100|round/100) | \(.p99_ms*100|round/100) | \(.errors_status) |"' "$OUT/wrk.jsonl"
+  echo "| backend | scenario | c | req/s | p50 ms | p99 ms | non-2xx | server CPU ms/req | DB CPU ms/req | load |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+  jq -r '"| \(.backend) | \(.scenario) | \(.c) | \(.rps|round) | \(.p50_ms*100|round/100) | \(.p99_ms*100|round/100) | \(.errors_status) | \(.server_cpu_ms_per_req*1000|round/1000) | \(if .db_cpu_ms_per_req then (.db_cpu_ms_per_req*1000|round/1000) else "-" end) | \(.loadavg_1m) |"' "$OUT/wrk.jsonl"
   if [[ -f $OUT/pgbench.jsonl ]]; then
     echo
     echo "| pgbench scenario | c | tps | p50 ms | p99 ms | API req/s ÷ pgbench tps |"
@@ -340,7 +374,11 @@ log "summary"
     done <"$OUT/pgbench.jsonl"
   fi
   for f in export import; do
-    [[ -f $OUT/$f.jsonl ]] && { echo; echo "$f:"; sed 's/^/    /' "$OUT/$f.jsonl"; }
+    if [[ -f $OUT/$f.jsonl ]]; then
+      echo
+      echo "$f:"
+      sed 's/^/    /' "$OUT/$f.jsonl"
+    fi
   done
 } | tee "$OUT/summary.md"
 echo

@@ -62,6 +62,7 @@ async fn scenario(c: &Client, ctx: &mut Ctx) -> Result<()> {
     suspension(c, ctx).await?;
     plan_limit(c, ctx).await?;
     leads(c, ctx).await?;
+    automations(c, ctx).await?;
     Ok(())
 }
 
@@ -801,6 +802,144 @@ async fn leads(c: &Client, ctx: &Ctx) -> Result<()> {
             )
         },
     )
+    .await?;
+    Ok(())
+}
+
+/// Issue 6 §8: "when a lead becomes qualified, create a call task for its owner and email them";
+/// qualify a lead; see the task, the email and the run log. Needs the deployment's job worker.
+async fn automations(c: &Client, ctx: &Ctx) -> Result<()> {
+    let a = c
+        .step("tenant A admin logs in for the automations section", async || {
+            let r = c.login(&ctx.a.admin_email, PASSWORD).await?;
+            r.expect_status(StatusCode::OK)?;
+            r.string("/access_token")
+        })
+        .await?;
+    let b = c
+        .step("tenant B admin logs in for the automations section", async || {
+            let r = c.login(&ctx.b.admin_email, PASSWORD).await?;
+            r.expect_status(StatusCode::OK)?;
+            r.string("/access_token")
+        })
+        .await?;
+    let seller = ctx.a.user("sales")?;
+    let automation_id = c
+        .step(
+            "POST /api/automations: when a lead becomes qualified, a call task for its owner and an email",
+            async || {
+                let r = c
+                    .post(
+                        "/api/automations",
+                        Some(&a),
+                        json!({
+                            "name": format!("Lead qualificado {}", ctx.run),
+                            "trigger": {"event": "lead.status_changed", "filters": {"after.status": "qualified"}},
+                            "actions": [
+                                {"type": "create_task", "task_type": "call", "title": "Ligar para {{lead.name}}",
+                                 "due_in": {"business_hours": 4}, "assignee": "owner"},
+                                {"type": "send_email", "to": "owner", "subject": "Lead qualificado: {{lead.name}}",
+                                 "body": "Olá {{owner.name}}, ligue para {{lead.name}} ({{lead.phone}})."}
+                            ]
+                        }),
+                    )
+                    .await?;
+                r.expect_status(StatusCode::CREATED)?;
+                r.ensure(r.body["active"] == Value::Bool(true), "active == true")?;
+                r.string("/id")
+            },
+        )
+        .await?;
+    c.step("another tenant gets 404 on the automation", async || {
+        c.get(&format!("/api/automations/{automation_id}"), Some(&b))
+            .await?
+            .expect_problem(StatusCode::NOT_FOUND, "not_found")
+    })
+    .await?;
+    let name = format!("Lead Automação {}", ctx.run);
+    let lead_id = c
+        .step("a lead owned by the seller", async || {
+            let r = c
+                .post(
+                    "/api/leads",
+                    Some(&a),
+                    json!({"name": name, "phone": "(11) 98888-7777", "owner_id": seller.id}),
+                )
+                .await?;
+            r.expect_status(StatusCode::CREATED)?;
+            r.string("/id")
+        })
+        .await?;
+    c.step("PATCH the lead to qualified", async || {
+        c.send(
+            Method::PATCH,
+            &format!("/api/leads/{lead_id}"),
+            Some(&a),
+            Body::Json(json!({"status": "qualified"})),
+        )
+        .await?
+        .expect_status(StatusCode::OK)
+    })
+    .await?;
+    let run = c
+        .step(
+            "GET /api/automations/{id}/runs: one succeeded run with both actions (waits up to 60 s for the worker)",
+            async || {
+                let deadline = Instant::now() + Duration::from_secs(60);
+                loop {
+                    let r = c
+                        .get(&format!("/api/automations/{automation_id}/runs"), Some(&a))
+                        .await?;
+                    r.expect_status(StatusCode::OK)?;
+                    let run = r.body.pointer("/items/0").cloned();
+                    if let Some(run) = run.filter(|x| x["status"] != "running") {
+                        let actions = run["actions"].as_array().cloned().unwrap_or_default();
+                        r.ensure(run["status"] == "succeeded", "run status == \"succeeded\"")?;
+                        r.ensure(run["entity_id"] == lead_id.as_str(), "the run is about the lead")?;
+                        r.ensure(
+                            actions.len() == 2 && actions.iter().all(|x| x["status"] == "succeeded"),
+                            "both actions succeeded",
+                        )?;
+                        return Ok(run);
+                    }
+                    r.ensure(Instant::now() < deadline, "a finished run within 60 s")?;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            },
+        )
+        .await?;
+    let task_id = run
+        .pointer("/actions/0/result/task_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    c.step("the call task belongs to the lead's owner", async || {
+        let r = c.get(&format!("/api/tasks/{task_id}"), Some(&a)).await?;
+        r.expect_status(StatusCode::OK)?;
+        r.ensure(r.str("/type") == Some("call"), "type == \"call\"")?;
+        r.ensure(r.str("/assignee_id") == Some(seller.id.as_str()), "assignee is the seller")?;
+        r.ensure(r.str("/lead_id") == Some(lead_id.as_str()), "linked to the lead")?;
+        r.ensure(
+            r.str("/title") == Some(format!("Ligar para {name}").as_str()),
+            "title rendered from the lead's name",
+        )
+    })
+    .await?;
+    let email_id = run
+        .pointer("/actions/1/result/email_id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_string();
+    c.step("the email to the owner is stored", async || {
+        let r = c.get(&format!("/api/emails/{email_id}"), Some(&a)).await?;
+        r.expect_status(StatusCode::OK)?;
+        r.ensure(r.str("/to") == Some(seller.email.as_str()), "to == the seller's email")?;
+        r.ensure(r.str("/kind") == Some("automation"), "kind == \"automation\"")?;
+        r.ensure(
+            r.str("/subject") == Some(format!("Lead qualificado: {name}").as_str()),
+            "subject rendered",
+        )
+    })
     .await?;
     Ok(())
 }

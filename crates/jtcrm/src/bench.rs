@@ -61,6 +61,8 @@ pub struct SeedOptions {
     pub batch: usize,
     /// Leads per transaction.
     pub chunk: usize,
+    /// Concurrent writer transactions (PostgreSQL; SQLite has one writer).
+    pub writers: usize,
     /// Sample lead ids and phones kept per tenant for the load scripts.
     pub samples: usize,
     /// Company-name prefix whose share is reported (the generator makes ~0.6 % of companies match).
@@ -90,6 +92,7 @@ impl SeedOptions {
             password: "bench-senha-forte".into(),
             batch: 1000,
             chunk: 10_000,
+            writers: if backend == DbBackend::Postgres { 2 } else { 1 },
             samples: 2000,
             company_prefix: "fibra".into(),
             analyze: true,
@@ -462,7 +465,7 @@ async fn seed_tenant(
     ));
 
     let backend = state.db.get_database_backend();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<anyhow::Result<Chunk>>(2);
+    let (tx, rx) = tokio::sync::mpsc::channel::<anyhow::Result<Chunk>>(2);
     let gen_cfg = GenConfig {
         tenant_id,
         admin_id: admin.id,
@@ -479,33 +482,43 @@ async fn seed_tenant(
     };
     let producer = std::thread::spawn(move || produce(gen_cfg, tx));
 
+    // Writers take chunks from the generator in turn; each chunk is one transaction.
+    let rx = std::sync::Arc::new(tokio::sync::Mutex::new(rx));
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Written>();
+    let mut writers = vec![];
+    for _ in 0..opts.writers.max(1) {
+        let (rx, done_tx, state) = (rx.clone(), done_tx.clone(), state.clone());
+        writers.push(tokio::spawn(async move {
+            loop {
+                let next = rx.lock().await.recv().await;
+                let Some(chunk) = next else {
+                    return anyhow::Ok(());
+                };
+                let chunk = chunk?;
+                write_chunk(&state, tenant_id, chunk.statements, chunk.live).await?;
+                let _ = done_tx.send(Written {
+                    leads: chunk.leads,
+                    live: chunk.live,
+                    rows: chunk.rows,
+                    summary: chunk.summary,
+                });
+            }
+        }));
+    }
+    drop(done_tx);
     let mut written = 0u64;
     let mut live_total = 0u64;
     let mut table_rows: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut summary = Summary::default();
     let mut last_log = Instant::now();
     let load_started = Instant::now();
-    while let Some(chunk) = rx.recv().await {
-        let chunk = chunk?;
-        let txn = state.begin().await?;
-        if backend == DbBackend::Postgres {
-            txn.execute_unprepared("SET LOCAL synchronous_commit = off")
-                .await?;
-        }
-        for stmt in chunk.statements {
-            txn.execute_raw(stmt).await?;
-        }
-        // The plan counter moves in the same transaction as the rows it counts.
-        limits::reserve(&*txn, tenant_id, Resource::Leads, chunk.live as i64, None)
-            .await
-            .map_err(app)?;
-        txn.commit().await?;
-        written += chunk.leads;
-        live_total += chunk.live;
-        for (k, v) in chunk.rows {
+    while let Some(w) = done_rx.recv().await {
+        written += w.leads;
+        live_total += w.live;
+        for (k, v) in w.rows {
             *table_rows.entry(k).or_default() += v;
         }
-        if let Some(s) = chunk.summary {
+        if let Some(s) = w.summary {
             summary = s;
         }
         if last_log.elapsed().as_secs_f64() >= 5.0 || written == n {
@@ -518,6 +531,9 @@ async fn seed_tenant(
             ));
             last_log = Instant::now();
         }
+    }
+    for w in writers {
+        w.await??;
     }
     producer
         .join()
@@ -594,6 +610,36 @@ pub async fn run_seed(
     println!("tokens, ids e amostras em {}", out.display());
     state.db.clone().close().await.ok();
     Ok(())
+}
+
+/// One chunk in one transaction: its INSERTs, then the plan counter (last, so the counter row's
+/// lock is held only until the commit and concurrent writers do not queue on it).
+async fn write_chunk(
+    state: &AppState,
+    tenant_id: Uuid,
+    statements: Vec<Statement>,
+    live: u64,
+) -> anyhow::Result<()> {
+    let txn = state.begin().await?;
+    if state.db.get_database_backend() == DbBackend::Postgres {
+        txn.execute_unprepared("SET LOCAL synchronous_commit = off")
+            .await?;
+    }
+    for stmt in statements {
+        txn.execute_raw(stmt).await?;
+    }
+    limits::reserve(&*txn, tenant_id, Resource::Leads, live as i64, None)
+        .await
+        .map_err(app)?;
+    txn.commit().await?;
+    Ok(())
+}
+
+struct Written {
+    leads: u64,
+    live: u64,
+    rows: Vec<(&'static str, u64)>,
+    summary: Option<Summary>,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -84,7 +84,10 @@ impl MigrationTrait for Migration {
                 .col(ts("created_at"))
                 .col(ts_null("finished_at"))
                 .primary_key(Index::create().col("tenant_id").col("id"))
-                .foreign_key(&mut tenant_fk("fk_automation_runs_tenant", "automation_runs"))
+                .foreign_key(&mut tenant_fk(
+                    "fk_automation_runs_tenant",
+                    "automation_runs",
+                ))
                 .foreign_key(
                     &mut ForeignKey::create()
                         .name("fk_automation_runs_automation")

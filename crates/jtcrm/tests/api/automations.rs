@@ -66,8 +66,15 @@ async fn settle(app: &TestApp) {
             .count(db)
             .await
             .unwrap();
-        quiet = if pending == 0 && busy == 0 { quiet + 1 } else { 0 };
-        assert!(Instant::now() < deadline, "timed out waiting for automations to settle");
+        quiet = if pending == 0 && busy == 0 {
+            quiet + 1
+        } else {
+            0
+        };
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for automations to settle"
+        );
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
 }
@@ -176,7 +183,11 @@ async fn qualified_lead_gets_a_call_task_for_its_owner_and_an_email() {
     let rs = finished_runs(&app, &t, &id, 1).await;
     settle(&app).await;
     let rs2 = runs(&app, &t, &id).await;
-    assert_eq!(rs2.len(), 1, "only the change to qualified matches: {rs2:?}");
+    assert_eq!(
+        rs2.len(),
+        1,
+        "only the change to qualified matches: {rs2:?}"
+    );
     let run = &rs[0];
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["source"], "event");
@@ -185,7 +196,11 @@ async fn qualified_lead_gets_a_call_task_for_its_owner_and_an_email() {
     assert_eq!(run["depth"], 1);
     let acts = run["actions"].as_array().unwrap();
     assert_eq!(acts.len(), 2);
-    assert!(acts.iter().all(|a| a["status"] == "succeeded" && a["attempts"] == 1), "{acts:?}");
+    assert!(
+        acts.iter()
+            .all(|a| a["status"] == "succeeded" && a["attempts"] == 1),
+        "{acts:?}"
+    );
     // The call task, for the lead's owner.
     let task_id = acts[0]["result"]["task_id"].as_str().unwrap();
     let task = app
@@ -196,7 +211,10 @@ async fn qualified_lead_gets_a_call_task_for_its_owner_and_an_email() {
     assert_eq!(task.body["priority"], "high");
     assert_eq!(task.body["assignee_id"], seller.id);
     assert_eq!(task.body["lead_id"], l.as_str());
-    assert_eq!(task.body["title"], "Ligar para João Qualificado (Fibra Sul)");
+    assert_eq!(
+        task.body["title"],
+        "Ligar para João Qualificado (Fibra Sul)"
+    );
     assert!(ts(&task.body["due_at"]) > Utc::now());
     let mine = app.get("/api/tasks?assignee_id=me", &seller.token).await;
     assert!(
@@ -232,7 +250,11 @@ async fn qualified_lead_gets_a_call_task_for_its_owner_and_an_email() {
         .unwrap();
     assert_eq!(ev.data["automation_id"], id.as_str());
     assert_eq!(ev.data["automation_depth"], 1);
-    assert_eq!(ev.actor_id.unwrap().to_string(), t.admin_id, "the automation's author");
+    assert_eq!(
+        ev.actor_id.unwrap().to_string(),
+        t.admin_id,
+        "the automation's author"
+    );
     let audit = app
         .get(
             &format!("/api/audit-logs?entity_type=task&entity_id={task_id}"),
@@ -241,7 +263,11 @@ async fn qualified_lead_gets_a_call_task_for_its_owner_and_an_email() {
         .await;
     audit.assert(200);
     let entry = &audit.body["items"][0];
-    assert_eq!(entry["changes"]["automation"]["automation_id"], id.as_str(), "{entry}");
+    assert_eq!(
+        entry["changes"]["automation"]["automation_id"],
+        id.as_str(),
+        "{entry}"
+    );
 }
 
 #[tokio::test]
@@ -276,9 +302,14 @@ async fn conditions_all_any_and_changed_from_to() {
         (&vip_qualified, "qualified"),
         (&contacted_first, "qualified"),
     ] {
-        patch(&app, &format!("/api/leads/{l}"), &t.admin_token, json!({"status": status}))
-            .await
-            .assert(200);
+        patch(
+            &app,
+            &format!("/api/leads/{l}"),
+            &t.admin_token,
+            json!({"status": status}),
+        )
+        .await
+        .assert(200);
     }
     // qualified → contacted: changed, but not from `new`.
     patch(
@@ -291,7 +322,10 @@ async fn conditions_all_any_and_changed_from_to() {
     .assert(200);
     settle(&app).await;
     let rs = runs(&app, &t, &id).await;
-    let hit: Vec<&str> = rs.iter().map(|r| r["entity_id"].as_str().unwrap()).collect();
+    let hit: Vec<&str> = rs
+        .iter()
+        .map(|r| r["entity_id"].as_str().unwrap())
+        .collect();
     assert_eq!(hit, vec![vip.as_str()], "{rs:?}");
     assert_eq!(rs[0]["actions"][0]["result"]["points"], 7);
 }
@@ -329,14 +363,28 @@ async fn dry_run_changes_nothing_and_execute_runs_on_a_filter() {
             .await,
         );
     }
-    let other = lead(&app, &t.admin_token, json!({"name": "Fora", "tags": ["outro"]})).await;
+    let other = lead(
+        &app,
+        &t.admin_token,
+        json!({"name": "Fora", "tags": ["outro"]}),
+    )
+    .await;
     settle(&app).await;
     let counts = || async {
-        let tasks = app.get("/api/tasks?include_total=true", &t.admin_token).await.body["total"].clone();
+        let tasks = app
+            .get("/api/tasks?include_total=true", &t.admin_token)
+            .await
+            .body["total"]
+            .clone();
         let versions: Vec<Value> = {
             let mut v = vec![];
             for l in promo.iter().chain([&other]) {
-                v.push(app.get(&format!("/api/leads/{l}"), &t.admin_token).await.body["version"].clone());
+                v.push(
+                    app.get(&format!("/api/leads/{l}"), &t.admin_token)
+                        .await
+                        .body["version"]
+                        .clone(),
+                );
             }
             v
         };
@@ -357,19 +405,37 @@ async fn dry_run_changes_nothing_and_execute_runs_on_a_filter() {
         .await;
     r.assert(200);
     assert_eq!(r.body["dry_run"], true);
-    assert_eq!(r.body["matched"], 2, "Olinda fails the condition: {}", r.text);
+    assert_eq!(
+        r.body["matched"], 2,
+        "Olinda fails the condition: {}",
+        r.text
+    );
     assert_eq!(r.body["skipped"], 1);
     assert!(r.body["runs"].as_array().unwrap().is_empty());
     let previews = r.body["previews"].as_array().unwrap();
     assert_eq!(previews.len(), 3);
-    let first = previews.iter().find(|p| p["entity_id"] == promo[0].as_str()).unwrap();
+    let first = previews
+        .iter()
+        .find(|p| p["entity_id"] == promo[0].as_str())
+        .unwrap();
     assert_eq!(first["conditions_met"], true);
-    assert_eq!(first["actions"][0]["details"]["title"], "Oferecer promo a Promo 0");
+    assert_eq!(
+        first["actions"][0]["details"]["title"],
+        "Oferecer promo a Promo 0"
+    );
     assert_eq!(first["actions"][0]["details"]["assignee_id"], seller.id);
-    assert!(first["actions"][0]["summary"].as_str().unwrap().contains("User sales"));
+    assert!(
+        first["actions"][0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("User sales")
+    );
     assert_eq!(first["actions"][2]["type"], "wait");
     assert_eq!(first["actions"][3]["details"]["to"], "p0@x.com.br");
-    let olinda = previews.iter().find(|p| p["entity_id"] == promo[2].as_str()).unwrap();
+    let olinda = previews
+        .iter()
+        .find(|p| p["entity_id"] == promo[2].as_str())
+        .unwrap();
     assert_eq!(olinda["conditions_met"], false);
     assert!(runs(&app, &t, &id).await.is_empty());
     assert_eq!(counts().await, before, "a dry run writes nothing");
@@ -387,8 +453,7 @@ async fn dry_run_changes_nothing_and_execute_runs_on_a_filter() {
     assert!(r.body.get("previews").is_none());
     wait_for(20, "the two runs to reach the wait", || async {
         let rs = runs(&app, &t, &id).await;
-        let ok = rs.len() == 2
-            && rs.iter().all(|r| r["actions"][1]["status"] == "succeeded");
+        let ok = rs.len() == 2 && rs.iter().all(|r| r["actions"][1]["status"] == "succeeded");
         ok.then_some(())
     })
     .await;
@@ -402,7 +467,10 @@ async fn dry_run_changes_nothing_and_execute_runs_on_a_filter() {
     assert!(tasks_of(&app, &t, &promo[2]).await.is_empty());
     assert!(tasks_of(&app, &t, &other).await.is_empty());
     let rs = runs(&app, &t, &id).await;
-    assert!(rs.iter().all(|r| r["source"] == "manual" && r["status"] == "running"));
+    assert!(
+        rs.iter()
+            .all(|r| r["source"] == "manual" && r["status"] == "running")
+    );
     // One entity by id.
     let r = app
         .post(
@@ -433,7 +501,10 @@ async fn replaying_an_event_or_a_job_creates_no_duplicate_task() {
     // Replay the event: the dispatcher sees it again and starts nothing new.
     let lid = Uuid::parse_str(&l).unwrap();
     let replayed = event::Entity::update_many()
-        .col_expr(event::Column::ProcessedAt, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(
+            event::Column::ProcessedAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
         .filter(event::Column::EntityId.eq(lid))
         .filter(event::Column::EventType.eq("lead.created"))
         .exec(&app.state.db)
@@ -473,7 +544,11 @@ async fn replaying_an_event_or_a_job_creates_no_duplicate_task() {
     jtcrm::jobs::wake_workers();
     let rs = finished_runs(&app, &t, &id, 1).await;
     settle(&app).await;
-    assert_eq!(rs[0]["actions"][0]["result"]["recovered"], true, "{:?}", rs[0]);
+    assert_eq!(
+        rs[0]["actions"][0]["result"]["recovered"], true,
+        "{:?}",
+        rs[0]
+    );
     assert_eq!(rs[0]["actions"][0]["attempts"], 2);
     assert_eq!(tasks_of(&app, &t, &l).await.len(), 1);
 }
@@ -490,7 +565,10 @@ async fn an_automation_that_retriggers_itself_stops_at_the_depth_limit() {
     )
     .await;
     let l = lead(&app, &t.admin_token, json!({"name": "Loop"})).await;
-    let s0 = app.get(&format!("/api/leads/{l}"), &t.admin_token).await.body["score"]
+    let s0 = app
+        .get(&format!("/api/leads/{l}"), &t.admin_token)
+        .await
+        .body["score"]
         .as_i64()
         .unwrap();
     app.post(
@@ -505,7 +583,10 @@ async fn an_automation_that_retriggers_itself_stops_at_the_depth_limit() {
     let mut depths: Vec<i64> = rs.iter().map(|r| r["depth"].as_i64().unwrap()).collect();
     depths.sort_unstable();
     assert_eq!(depths, vec![1, 2, 3], "{rs:?}");
-    let s1 = app.get(&format!("/api/leads/{l}"), &t.admin_token).await.body["score"]
+    let s1 = app
+        .get(&format!("/api/leads/{l}"), &t.admin_token)
+        .await
+        .body["score"]
         .as_i64()
         .unwrap();
     assert_eq!(s1, (s0 + 15).min(100));
@@ -619,13 +700,22 @@ async fn webhooks_are_signed_retried_and_never_reach_private_addresses() {
                "actions": [{"type": "webhook", "url": url, "secret": secret}]}),
     )
     .await;
-    let got = app.get(&format!("/api/automations/{id}"), &t.admin_token).await;
-    assert!(got.body["actions"][0].get("secret").is_none(), "write-only: {}", got.text);
+    let got = app
+        .get(&format!("/api/automations/{id}"), &t.admin_token)
+        .await;
+    assert!(
+        got.body["actions"][0].get("secret").is_none(),
+        "write-only: {}",
+        got.text
+    );
     let l = lead(&app, &t.admin_token, json!({"name": "Cliente Webhook"})).await;
     let rs = finished_runs(&app, &t, &id, 1).await;
     let act = &rs[0]["actions"][0];
     assert_eq!(act["status"], "succeeded", "{act}");
-    assert_eq!(act["attempts"], 2, "the first delivery got a 500 and was retried");
+    assert_eq!(
+        act["attempts"], 2,
+        "the first delivery got a 500 and was retried"
+    );
     assert_eq!(act["result"]["status"], 200);
     let hits = hits.lock().unwrap().clone();
     assert_eq!(hits.len(), 2);
@@ -636,8 +726,7 @@ async fn webhooks_are_signed_retried_and_never_reach_private_addresses() {
     assert_eq!(headers["x-jtcrm-signature"].to_str().unwrap(), expected);
     assert_eq!(headers["x-jtcrm-event"].to_str().unwrap(), "lead.created");
     assert_eq!(
-        headers["x-jtcrm-delivery"],
-        hits[0].0["x-jtcrm-delivery"],
+        headers["x-jtcrm-delivery"], hits[0].0["x-jtcrm-delivery"],
         "a retry keeps its delivery id"
     );
     let payload: Value = serde_json::from_slice(body).unwrap();
@@ -648,11 +737,17 @@ async fn webhooks_are_signed_retried_and_never_reach_private_addresses() {
     // PUT without the secret keeps it for the same URL; a new URL needs one.
     let mut body = json!({"name": "Webhook 2", "trigger": {"event": "lead.created"},
                           "actions": [{"type": "webhook", "url": url}]});
-    app.put(&format!("/api/automations/{id}"), &t.admin_token, body.clone())
-        .await
-        .assert(200);
+    app.put(
+        &format!("/api/automations/{id}"),
+        &t.admin_token,
+        body.clone(),
+    )
+    .await
+    .assert(200);
     body["actions"][0]["url"] = json!("https://hooks.exemplo.com.br/crm");
-    let r = app.put(&format!("/api/automations/{id}"), &t.admin_token, body).await;
+    let r = app
+        .put(&format!("/api/automations/{id}"), &t.admin_token, body)
+        .await;
     r.assert_problem(422, "validation_failed");
     assert_eq!(r.error_fields(), vec!["actions[0].secret"]);
     // Private, link-local and metadata addresses are refused.
@@ -744,27 +839,49 @@ async fn automations_are_isolated_and_permissioned() {
     let cad = cad.id();
     // Another tenant: 404 and absent from lists.
     let p = format!("/api/automations/{id}");
-    app.get(&p, &b.admin_token).await.assert_problem(404, "not_found");
+    app.get(&p, &b.admin_token)
+        .await
+        .assert_problem(404, "not_found");
     app.put(&p, &b.admin_token, json!({"name": "x", "trigger": {"event": "lead.created"}, "actions": [{"type": "adjust_score", "points": 1}]}))
         .await
         .assert_problem(404, "not_found");
-    app.delete(&p, &b.admin_token).await.assert_problem(404, "not_found");
-    app.get(&format!("{p}/runs"), &b.admin_token).await.assert_problem(404, "not_found");
-    app.post(&format!("{p}/execute"), &b.admin_token, json!({"entity_id": a_lead}))
+    app.delete(&p, &b.admin_token)
         .await
         .assert_problem(404, "not_found");
+    app.get(&format!("{p}/runs"), &b.admin_token)
+        .await
+        .assert_problem(404, "not_found");
+    app.post(
+        &format!("{p}/execute"),
+        &b.admin_token,
+        json!({"entity_id": a_lead}),
+    )
+    .await
+    .assert_problem(404, "not_found");
     let list = app.get("/api/automations", &b.admin_token).await;
     assert!(list.body["items"].as_array().unwrap().is_empty());
     let cp = format!("/api/automations/cadences/{cad}");
-    app.get(&cp, &b.admin_token).await.assert_problem(404, "not_found");
-    app.post(&format!("{cp}/enroll"), &b.admin_token, json!({"lead_ids": [a_lead]}))
+    app.get(&cp, &b.admin_token)
         .await
         .assert_problem(404, "not_found");
-    app.get(&format!("{cp}/enrollments"), &b.admin_token).await.assert_problem(404, "not_found");
-    assert!(app.get("/api/automations/cadences", &b.admin_token).await.body["items"]
-        .as_array()
-        .unwrap()
-        .is_empty());
+    app.post(
+        &format!("{cp}/enroll"),
+        &b.admin_token,
+        json!({"lead_ids": [a_lead]}),
+    )
+    .await
+    .assert_problem(404, "not_found");
+    app.get(&format!("{cp}/enrollments"), &b.admin_token)
+        .await
+        .assert_problem(404, "not_found");
+    assert!(
+        app.get("/api/automations/cadences", &b.admin_token)
+            .await
+            .body["items"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
     // Ids of another tenant inside bodies: 422 naming the field.
     let b_id = automation(
         &app,
@@ -788,17 +905,34 @@ async fn automations_are_isolated_and_permissioned() {
     r.assert_problem(422, "validation_failed");
     assert_eq!(
         r.error_fields(),
-        vec!["actions[0].user_id", "actions[2].user_id", "actions[1].cadence_id", "actions[3].stage_id"]
+        vec![
+            "actions[0].user_id",
+            "actions[2].user_id",
+            "actions[1].cadence_id",
+            "actions[3].stage_id"
+        ]
     );
-    app.post(&format!("/api/automations/{b_id}/execute"), &b.admin_token, json!({"entity_id": a_lead}))
-        .await
-        .assert_problem(422, "validation_failed");
+    app.post(
+        &format!("/api/automations/{b_id}/execute"),
+        &b.admin_token,
+        json!({"entity_id": a_lead}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
     let b_cad = app
-        .post("/api/automations/cadences", &b.admin_token, json!({"name": "B", "steps": [{"channel": "task"}]}))
+        .post(
+            "/api/automations/cadences",
+            &b.admin_token,
+            json!({"name": "B", "steps": [{"channel": "task"}]}),
+        )
         .await
         .id();
     let r = app
-        .post(&format!("/api/automations/cadences/{b_cad}/enroll"), &b.admin_token, json!({"lead_ids": [a_lead]}))
+        .post(
+            &format!("/api/automations/cadences/{b_cad}/enroll"),
+            &b.admin_token,
+            json!({"lead_ids": [a_lead]}),
+        )
         .await;
     r.assert_problem(422, "validation_failed");
     assert_eq!(r.body["context"]["lead_ids"][0], a_lead.as_str());
@@ -806,35 +940,67 @@ async fn automations_are_isolated_and_permissioned() {
     let manager = app.create_user(&a, "manager").await;
     let viewer = app.create_user(&a, "viewer").await;
     for tok in [&a_seller.token, &viewer.token] {
-        app.get("/api/automations", tok).await.assert_problem(403, "forbidden");
+        app.get("/api/automations", tok)
+            .await
+            .assert_problem(403, "forbidden");
         app.get(&p, tok).await.assert_problem(403, "forbidden");
-        app.get(&format!("{p}/runs"), tok).await.assert_problem(403, "forbidden");
-        app.post("/api/automations", tok, json!({"name": "x"})).await.assert_problem(403, "forbidden");
-        app.post(&format!("{p}/execute"), tok, json!({"entity_id": a_lead})).await.assert_problem(403, "forbidden");
+        app.get(&format!("{p}/runs"), tok)
+            .await
+            .assert_problem(403, "forbidden");
+        app.post("/api/automations", tok, json!({"name": "x"}))
+            .await
+            .assert_problem(403, "forbidden");
+        app.post(&format!("{p}/execute"), tok, json!({"entity_id": a_lead}))
+            .await
+            .assert_problem(403, "forbidden");
         app.delete(&p, tok).await.assert_problem(403, "forbidden");
-        app.post("/api/automations/cadences", tok, json!({"name": "x", "steps": [{"channel": "call"}]}))
-            .await
-            .assert_problem(403, "forbidden");
-        app.put("/api/automations/business-hours", tok, json!({"start": "09:00"}))
-            .await
-            .assert_problem(403, "forbidden");
+        app.post(
+            "/api/automations/cadences",
+            tok,
+            json!({"name": "x", "steps": [{"channel": "call"}]}),
+        )
+        .await
+        .assert_problem(403, "forbidden");
+        app.put(
+            "/api/automations/business-hours",
+            tok,
+            json!({"start": "09:00"}),
+        )
+        .await
+        .assert_problem(403, "forbidden");
         // Cadences and business hours are readable by everyone.
         app.get("/api/automations/cadences", tok).await.assert(200);
         app.get(&cp, tok).await.assert(200);
-        app.get("/api/automations/business-hours", tok).await.assert(200);
+        app.get("/api/automations/business-hours", tok)
+            .await
+            .assert(200);
     }
-    app.post(&format!("{cp}/enroll"), &viewer.token, json!({"lead_ids": [a_lead]}))
-        .await
-        .assert_problem(403, "forbidden");
+    app.post(
+        &format!("{cp}/enroll"),
+        &viewer.token,
+        json!({"lead_ids": [a_lead]}),
+    )
+    .await
+    .assert_problem(403, "forbidden");
     // A seller enrols only leads it can see.
-    app.post(&format!("{cp}/enroll"), &a_seller.token, json!({"lead_ids": [a_lead]}))
-        .await
-        .assert_problem(422, "validation_failed");
+    app.post(
+        &format!("{cp}/enroll"),
+        &a_seller.token,
+        json!({"lead_ids": [a_lead]}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
     let own = lead(&app, &a_seller.token, json!({"name": "Do vendedor"})).await;
-    app.post(&format!("{cp}/enroll"), &a_seller.token, json!({"lead_ids": [own]}))
+    app.post(
+        &format!("{cp}/enroll"),
+        &a_seller.token,
+        json!({"lead_ids": [own]}),
+    )
+    .await
+    .assert(200);
+    app.get("/api/automations", &manager.token)
         .await
         .assert(200);
-    app.get("/api/automations", &manager.token).await.assert(200);
     app.post(
         "/api/automations",
         &manager.token,
@@ -893,11 +1059,18 @@ async fn bad_input_is_problem_json_naming_the_field() {
     }
     let r = post(json!({"name": "x", "trigger": {"event": "lead.created"}, "actions": [{"type": "adjust_score", "points": "dez"}]})).await;
     r.assert_problem(422, "validation_failed");
-    app.get("/api/automations/nope", &t.admin_token).await.assert_problem(400, "invalid_id");
-    app.get(&format!("/api/automations/{}", Uuid::now_v7()), &t.admin_token)
+    app.get("/api/automations/nope", &t.admin_token)
         .await
-        .assert_problem(404, "not_found");
-    app.get("/api/automations?limit=0", &t.admin_token).await.assert_problem(422, "validation_failed");
+        .assert_problem(400, "invalid_id");
+    app.get(
+        &format!("/api/automations/{}", Uuid::now_v7()),
+        &t.admin_token,
+    )
+    .await
+    .assert_problem(404, "not_found");
+    app.get("/api/automations?limit=0", &t.admin_token)
+        .await
+        .assert_problem(422, "validation_failed");
     let id = automation(
         &app,
         &t,
@@ -905,16 +1078,27 @@ async fn bad_input_is_problem_json_naming_the_field() {
     )
     .await;
     let ex = format!("/api/automations/{id}/execute");
-    app.post(&ex, &t.admin_token, json!({})).await.assert_problem(422, "validation_failed");
-    let r = app.post(&ex, &t.admin_token, json!({"filter": {"status": "pensando"}})).await;
+    app.post(&ex, &t.admin_token, json!({}))
+        .await
+        .assert_problem(422, "validation_failed");
+    let r = app
+        .post(
+            &ex,
+            &t.admin_token,
+            json!({"filter": {"status": "pensando"}}),
+        )
+        .await;
     r.assert_problem(422, "validation_failed");
     assert_eq!(r.error_fields(), vec!["filter.status"]);
     app.post(&ex, &t.admin_token, json!({"entity_id": Uuid::now_v7()}))
         .await
         .assert_problem(422, "validation_failed");
-    app.get(&format!("/api/automations/{id}/runs?status=talvez"), &t.admin_token)
-        .await
-        .assert_problem(422, "validation_failed");
+    app.get(
+        &format!("/api/automations/{id}/runs?status=talvez"),
+        &t.admin_token,
+    )
+    .await
+    .assert_problem(422, "validation_failed");
     // Stale If-Match.
     let r = TestApp::finish(
         app.raw(Method::PUT, &format!("/api/automations/{id}"))
@@ -929,11 +1113,22 @@ async fn bad_input_is_problem_json_naming_the_field() {
         {"channel": "email"}, {"delay": {"days": 1, "business_hours": 2}, "channel": "call"}, {"channel": "fax"}
     ]})).await;
     r.assert_problem(422, "validation_failed");
-    let r = app.post("/api/automations/cadences", &t.admin_token, json!({"name": "", "steps": [
-        {"channel": "email"}, {"delay": {"days": 1, "business_hours": 2}, "channel": "call"}
-    ]})).await;
+    let r = app
+        .post(
+            "/api/automations/cadences",
+            &t.admin_token,
+            json!({"name": "", "steps": [
+                {"channel": "email"}, {"delay": {"days": 1, "business_hours": 2}, "channel": "call"}
+            ]}),
+        )
+        .await;
     let f = r.error_fields();
-    for x in ["name", "steps[0].subject", "steps[0].body", "steps[1].delay"] {
+    for x in [
+        "name",
+        "steps[0].subject",
+        "steps[0].body",
+        "steps[1].delay",
+    ] {
         assert!(f.contains(&x.to_string()), "{x} in {f:?}");
     }
     let r = app
@@ -945,20 +1140,36 @@ async fn bad_input_is_problem_json_naming_the_field() {
         assert!(f.contains(&x.to_string()), "{x} in {f:?}");
     }
     let cad = app
-        .post("/api/automations/cadences", &t.admin_token, json!({"name": "c", "steps": [{"channel": "task"}]}))
+        .post(
+            "/api/automations/cadences",
+            &t.admin_token,
+            json!({"name": "c", "steps": [{"channel": "task"}]}),
+        )
         .await
         .id();
     let cp = format!("/api/automations/cadences/{cad}");
-    app.post(&format!("{cp}/enroll"), &t.admin_token, json!({"lead_ids": []}))
-        .await
-        .assert_problem(422, "validation_failed");
+    app.post(
+        &format!("{cp}/enroll"),
+        &t.admin_token,
+        json!({"lead_ids": []}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
     let l = lead(&app, &t.admin_token, json!({"name": "Sai"})).await;
-    app.post(&format!("{cp}/enrollments/{l}/exit"), &t.admin_token, json!({"reason": "cansou"}))
-        .await
-        .assert_problem(422, "validation_failed");
-    app.post(&format!("{cp}/enrollments/{l}/exit"), &t.admin_token, json!({"reason": "replied"}))
-        .await
-        .assert_problem(404, "not_found");
+    app.post(
+        &format!("{cp}/enrollments/{l}/exit"),
+        &t.admin_token,
+        json!({"reason": "cansou"}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
+    app.post(
+        &format!("{cp}/enrollments/{l}/exit"),
+        &t.admin_token,
+        json!({"reason": "replied"}),
+    )
+    .await
+    .assert_problem(404, "not_found");
 }
 
 #[tokio::test]
@@ -979,7 +1190,10 @@ async fn cadence_enrolment_steps_exits_and_409_on_re_enrol() {
         )
         .await;
     r.assert(201);
-    assert_eq!(r.body["steps"][2]["title"], "Enviar WhatsApp para {{lead.name}}");
+    assert_eq!(
+        r.body["steps"][2]["title"],
+        "Enviar WhatsApp para {{lead.name}}"
+    );
     let cad = r.id();
     let cp = format!("/api/automations/cadences/{cad}");
     let l = lead(
@@ -988,13 +1202,25 @@ async fn cadence_enrolment_steps_exits_and_409_on_re_enrol() {
         json!({"name": "Maria Cadência", "email": "maria@cliente.com.br", "owner_id": seller.id}),
     )
     .await;
-    let r = app.post(&format!("{cp}/enroll"), &seller.token, json!({"lead_ids": [l]})).await;
+    let r = app
+        .post(
+            &format!("{cp}/enroll"),
+            &seller.token,
+            json!({"lead_ids": [l]}),
+        )
+        .await;
     r.assert(200);
     let e = &r.body["enrolled"][0];
     assert_eq!(e["status"], "active");
     assert_eq!(e["current_step"], 0);
     assert_eq!(e["steps_total"], 3);
-    let r = app.post(&format!("{cp}/enroll"), &t.admin_token, json!({"lead_ids": [l]})).await;
+    let r = app
+        .post(
+            &format!("{cp}/enroll"),
+            &t.admin_token,
+            json!({"lead_ids": [l]}),
+        )
+        .await;
     r.assert_problem(409, "conflict");
     assert_eq!(r.body["context"]["lead_ids"][0], l.as_str());
     // Step 0 runs now: a call task for the owner; step 1 is due in two days.
@@ -1012,35 +1238,63 @@ async fn cadence_enrolment_steps_exits_and_409_on_re_enrol() {
     let two_days = Utc::now() + chrono::Duration::days(2);
     assert!((next - two_days).num_minutes().abs() <= 1, "{next}");
     let task_id = en["history"][0]["result"]["task_id"].as_str().unwrap();
-    let task = app.get(&format!("/api/tasks/{task_id}"), &seller.token).await;
+    let task = app
+        .get(&format!("/api/tasks/{task_id}"), &seller.token)
+        .await;
     task.assert(200);
     assert_eq!(task.body["type"], "call");
     assert_eq!(task.body["assignee_id"], seller.id);
     assert_eq!(task.body["title"], "Ligar para Maria Cadência");
     // The lead replied: it leaves, and can be enrolled again later.
     let r = app
-        .post(&format!("{cp}/enrollments/{l}/exit"), &seller.token, json!({"reason": "replied"}))
+        .post(
+            &format!("{cp}/enrollments/{l}/exit"),
+            &seller.token,
+            json!({"reason": "replied"}),
+        )
         .await;
     r.assert(200);
     assert_eq!(r.body["status"], "exited");
     assert_eq!(r.body["exit_reason"], "replied");
     assert!(r.body["next_run_at"].is_null());
-    app.post(&format!("{cp}/enroll"), &t.admin_token, json!({"lead_ids": [l]}))
-        .await
-        .assert(200);
-    let r = app.post(&format!("{cp}/unenroll"), &t.admin_token, json!({"lead_ids": [l]})).await;
+    app.post(
+        &format!("{cp}/enroll"),
+        &t.admin_token,
+        json!({"lead_ids": [l]}),
+    )
+    .await
+    .assert(200);
+    let r = app
+        .post(
+            &format!("{cp}/unenroll"),
+            &t.admin_token,
+            json!({"lead_ids": [l]}),
+        )
+        .await;
     r.assert(200);
     assert_eq!(r.body["unenrolled"], 1);
     // Converting the lead ends its enrolments (via the lead.status_changed event).
-    app.post(&format!("{cp}/enroll"), &t.admin_token, json!({"lead_ids": [l]}))
-        .await
-        .assert(200);
-    patch(&app, &format!("/api/leads/{l}"), &t.admin_token, json!({"status": "converted"}))
-        .await
-        .assert(200);
+    app.post(
+        &format!("{cp}/enroll"),
+        &t.admin_token,
+        json!({"lead_ids": [l]}),
+    )
+    .await
+    .assert(200);
+    patch(
+        &app,
+        &format!("/api/leads/{l}"),
+        &t.admin_token,
+        json!({"status": "converted"}),
+    )
+    .await
+    .assert(200);
     wait_for(20, "exit on conversion", || async {
         let r = app
-            .get(&format!("{cp}/enrollments?lead_id={l}&status=exited"), &t.admin_token)
+            .get(
+                &format!("{cp}/enrollments?lead_id={l}&status=exited"),
+                &t.admin_token,
+            )
             .await;
         r.body["items"]
             .as_array()
@@ -1066,7 +1320,12 @@ async fn cadence_enrolment_steps_exits_and_409_on_re_enrol() {
                "actions": [{"type": "enroll_in_cadence", "cadence_id": cad}]}),
     )
     .await;
-    let l2 = lead(&app, &t.admin_token, json!({"name": "Auto Cadência", "owner_id": seller.id})).await;
+    let l2 = lead(
+        &app,
+        &t.admin_token,
+        json!({"name": "Auto Cadência", "owner_id": seller.id}),
+    )
+    .await;
     let rs = finished_runs(&app, &t, &auto, 1).await;
     assert_eq!(rs[0]["status"], "succeeded", "{:?}", rs[0]);
     let r = app
@@ -1075,14 +1334,18 @@ async fn cadence_enrolment_steps_exits_and_409_on_re_enrol() {
     assert_eq!(r.body["items"][0]["status"], "active");
     // Deleting the cadence ends its enrolments.
     app.delete(&cp, &t.admin_token).await.assert(204);
-    app.get(&cp, &t.admin_token).await.assert_problem(404, "not_found");
+    app.get(&cp, &t.admin_token)
+        .await
+        .assert_problem(404, "not_found");
 }
 
 #[tokio::test]
 async fn cadence_steps_wait_for_business_hours() {
     let app = app().await;
     let t = app.create_tenant_on("enterprise").await;
-    let bh = app.get("/api/automations/business-hours", &t.admin_token).await;
+    let bh = app
+        .get("/api/automations/business-hours", &t.admin_token)
+        .await;
     bh.assert(200);
     assert_eq!(
         bh.body,
@@ -1098,7 +1361,11 @@ async fn cadence_steps_wait_for_business_hours() {
         .id();
     let l = lead(&app, &t.admin_token, json!({"name": "Horário"})).await;
     let r = app
-        .post(&format!("/api/automations/cadences/{cad}/enroll"), &t.admin_token, json!({"lead_ids": [l]}))
+        .post(
+            &format!("/api/automations/cadences/{cad}/enroll"),
+            &t.admin_token,
+            json!({"lead_ids": [l]}),
+        )
         .await;
     r.assert(200);
     let next = ts(&r.body["enrolled"][0]["next_run_at"]);

@@ -1634,6 +1634,9 @@ async fn sellers_see_and_move_only_their_own_deals() {
     app.post(OPPS, &s1.token, json!({"title": "x", "owner_id": s2.id}))
         .await
         .assert_problem(403, "forbidden");
+    app.post(OPPS, &s1.token, json!({"title": "x", "owner_id": null}))
+        .await
+        .assert_problem(403, "forbidden");
     patch(
         &app,
         &format!("{OPPS}/{mine}"),
@@ -1865,4 +1868,62 @@ async fn create_accepts_an_idempotency_key() {
         .await
         .assert_problem(409, "conflict");
     assert_eq!(ids(&app.get(OPPS, &t.admin_token).await).len(), 1);
+}
+
+#[test]
+fn openapi_documents_pipelines_products_and_conversion() {
+    let api = serde_json::to_value(jtcrm::http::openapi()).unwrap();
+    let paths = api["paths"].as_object().unwrap();
+    for (path, methods) in [
+        ("/api/pipelines", &["get", "post"][..]),
+        ("/api/pipelines/{id}", &["get", "put", "delete"][..]),
+        ("/api/pipelines/{id}/board", &["get"][..]),
+        ("/api/pipelines/{id}/stages", &["get", "post", "put"][..]),
+        (
+            "/api/pipelines/{id}/stages/{stage_id}",
+            &["put", "patch", "delete"][..],
+        ),
+        ("/api/pipelines/opportunities", &["get", "post"][..]),
+        (
+            "/api/pipelines/opportunities/{id}",
+            &["get", "put", "patch", "delete"][..],
+        ),
+        ("/api/pipelines/opportunities/{id}/move", &["post"][..]),
+        ("/api/pipelines/opportunities/{id}/won", &["post"][..]),
+        ("/api/pipelines/opportunities/{id}/lost", &["post"][..]),
+        ("/api/pipelines/opportunities/{id}/reopen", &["post"][..]),
+        ("/api/pipelines/opportunities/{id}/history", &["get"][..]),
+        ("/api/leads/{id}/convert", &["post"][..]),
+        ("/api/products", &["get", "post"][..]),
+        ("/api/products/{id}", &["get", "put", "patch", "delete"][..]),
+    ] {
+        let item = paths
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} missing from OpenAPI"));
+        for m in methods {
+            let op = &item[*m];
+            assert!(op.is_object(), "{m} {path} missing");
+            assert!(
+                op["responses"].as_object().is_some_and(|r| !r.is_empty()),
+                "{m} {path} has no responses"
+            );
+        }
+    }
+    let schemas = api["components"]["schemas"].as_object().unwrap();
+    for s in [
+        "Pipeline",
+        "Stage",
+        "Opportunity",
+        "OpportunityItem",
+        "OpportunityInput",
+        "Board",
+        "BoardStage",
+        "MoveRequest",
+        "StageChange",
+        "ConvertLeadRequest",
+        "Product",
+        "ProductInput",
+    ] {
+        assert!(schemas.contains_key(s), "schema {s} missing");
+    }
 }

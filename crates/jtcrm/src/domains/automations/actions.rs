@@ -20,9 +20,7 @@ use jtcrm_types::dto::automations::{
 use jtcrm_types::dto::leads::LeadInput;
 use jtcrm_types::dto::tasks::TaskInput;
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use sha2::Sha256;
@@ -128,7 +126,10 @@ pub async fn record<C: ConnectionTrait>(
     let pos = step.position as i32;
     // The waits that led here are over.
     run_action::Entity::update_many()
-        .col_expr(run_action::Column::Status, Expr::value(ActionStatus::Succeeded.as_str()))
+        .col_expr(
+            run_action::Column::Status,
+            Expr::value(ActionStatus::Succeeded.as_str()),
+        )
         .col_expr(run_action::Column::FinishedAt, Expr::value(now))
         .filter(run_action::Column::TenantId.eq(r.tenant_id))
         .filter(run_action::Column::RunId.eq(r.id))
@@ -152,8 +153,7 @@ pub async fn record<C: ConnectionTrait>(
         .filter(run_action::Column::Position.eq(pos))
         .exec(conn)
         .await?;
-    metrics::counter!("jtcrm_automation_actions_total", "outcome" => status.as_str())
-        .increment(1);
+    metrics::counter!("jtcrm_automation_actions_total", "outcome" => status.as_str()).increment(1);
     if outcome.is_err() && step.stop_on_error {
         skip_rest(
             conn,
@@ -174,16 +174,19 @@ async fn skip_rest<C: ConnectionTrait>(
     why: &str,
 ) -> AppResult<()> {
     run_action::Entity::update_many()
-        .col_expr(run_action::Column::Status, Expr::value(ActionStatus::Skipped.as_str()))
+        .col_expr(
+            run_action::Column::Status,
+            Expr::value(ActionStatus::Skipped.as_str()),
+        )
         .col_expr(run_action::Column::Error, Expr::value(why))
         .col_expr(run_action::Column::FinishedAt, Expr::value(Utc::now()))
         .filter(run_action::Column::TenantId.eq(r.tenant_id))
         .filter(run_action::Column::RunId.eq(r.id))
         .filter(run_action::Column::Position.gte(from as i32))
-        .filter(
-            run_action::Column::Status
-                .is_in([ActionStatus::Pending.as_str(), ActionStatus::Queued.as_str()]),
-        )
+        .filter(run_action::Column::Status.is_in([
+            ActionStatus::Pending.as_str(),
+            ActionStatus::Queued.as_str(),
+        ]))
         .exec(conn)
         .await?;
     Ok(())
@@ -204,13 +207,13 @@ fn wants_hours(actions: &[AutomationAction], from: usize) -> bool {
                 business_hours: Some(_),
                 ..
             } | AutomationAction::CreateTask {
-                due_in: Some(Delay {
-                    days: Some(_),
-                    ..
-                } | Delay {
-                    business_hours: Some(_),
-                    ..
-                }),
+                due_in: Some(
+                    Delay { days: Some(_), .. }
+                        | Delay {
+                            business_hours: Some(_),
+                            ..
+                        }
+                ),
                 ..
             }
         )
@@ -305,7 +308,10 @@ pub async fn run(state: AppState, job: JobCtx) -> Result<(), JobError> {
             let tx = state.begin().await?;
             run_action::Entity::update_many()
                 .col_expr(run_action::Column::Attempts, Expr::value(job.attempt))
-                .col_expr(run_action::Column::Error, Expr::value(clip(&f.message, 2000)))
+                .col_expr(
+                    run_action::Column::Error,
+                    Expr::value(clip(&f.message, 2000)),
+                )
                 .filter(run_action::Column::TenantId.eq(tenant_id))
                 .filter(run_action::Column::RunId.eq(r.id))
                 .filter(run_action::Column::Position.eq(p.position as i32))
@@ -365,7 +371,10 @@ pub async fn load_subject<C: ConnectionTrait>(
             lead_id = Some(entity_id);
             Value::Null
         }
-        "task" => match task::Entity::find_by_id((tenant_id, entity_id)).one(conn).await? {
+        "task" => match task::Entity::find_by_id((tenant_id, entity_id))
+            .one(conn)
+            .await?
+        {
             Some(t) => {
                 lead_id = t.lead_id;
                 let v = serde_json::to_value(tasks::to_dto(t)).unwrap_or_default();
@@ -409,7 +418,10 @@ pub async fn load_subject<C: ConnectionTrait>(
             "lead".into(),
             serde_json::to_value(leads::to_dto(l.clone())).unwrap_or_default(),
         );
-        template.insert("owner".into(), user_json(conn, tenant_id, l.owner_id).await?);
+        template.insert(
+            "owner".into(),
+            user_json(conn, tenant_id, l.owner_id).await?,
+        );
     }
     let company = tenant::Entity::find_by_id(tenant_id)
         .one(conn)
@@ -551,9 +563,15 @@ impl Env<'_> {
                 let assignee_id = self
                     .assignee(assignee.unwrap_or(AssigneeMode::Owner), *user_id, &l)
                     .await?;
-                let mut t = clip(render(title.as_deref().unwrap_or(""), &s.template).trim(), 200);
+                let mut t = clip(
+                    render(title.as_deref().unwrap_or(""), &s.template).trim(),
+                    200,
+                );
                 if t.is_empty() {
-                    t = clip(&format!("Tarefa da automação {}", self.auto.model.name), 200);
+                    t = clip(
+                        &format!("Tarefa da automação {}", self.auto.model.name),
+                        200,
+                    );
                 }
                 let due_at = due_in
                     .as_ref()
@@ -610,7 +628,10 @@ impl Env<'_> {
                         None,
                     ),
                 };
-                let mut subj = clip(render(subject.as_deref().unwrap_or(""), &s.template).trim(), 300);
+                let mut subj = clip(
+                    render(subject.as_deref().unwrap_or(""), &s.template).trim(),
+                    300,
+                );
                 if subj.is_empty() {
                     subj = clip(&self.auto.model.name, 300);
                 }
@@ -632,7 +653,12 @@ impl Env<'_> {
                     },
                 )
                 .await?;
-                record(&*tx, self.step, Ok(json!({"email_id": email_id, "to": to_addr}))).await?;
+                record(
+                    &*tx,
+                    self.step,
+                    Ok(json!({"email_id": email_id, "to": to_addr})),
+                )
+                .await?;
                 tx.commit().await?;
                 Ok(Outcome::Recorded)
             }
@@ -642,10 +668,14 @@ impl Env<'_> {
                     .assignee(assignee.unwrap_or(AssigneeMode::RoundRobin), *user_id, &l)
                     .await?;
                 if l.owner_id == Some(target) {
-                    return Ok(Outcome::Done(json!({"owner_id": target, "unchanged": true})));
+                    return Ok(Outcome::Done(
+                        json!({"owner_id": target, "unchanged": true}),
+                    ));
                 }
                 leads::service::assign(self.state, &self.ctx, l.id, Some(target)).await?;
-                Ok(Outcome::Done(json!({"owner_id": target, "previous_owner_id": l.owner_id})))
+                Ok(Outcome::Done(
+                    json!({"owner_id": target, "previous_owner_id": l.owner_id}),
+                ))
             }
             AutomationAction::UpdateField {
                 status,
@@ -659,7 +689,8 @@ impl Env<'_> {
                     input.status = Some(Some(st.clone()));
                 }
                 if add_tags.is_some() || remove_tags.is_some() {
-                    let mut tags: Vec<String> = serde_json::from_value(l.tags.clone()).unwrap_or_default();
+                    let mut tags: Vec<String> =
+                        serde_json::from_value(l.tags.clone()).unwrap_or_default();
                     for t in add_tags.iter().flatten() {
                         if !tags.contains(t) {
                             tags.push(t.clone());
@@ -715,13 +746,17 @@ impl Env<'_> {
                     },
                 )
                 .await?;
-                record(&*tx, self.step, Ok(json!({"points": points, "score": after}))).await?;
+                record(
+                    &*tx,
+                    self.step,
+                    Ok(json!({"points": points, "score": after})),
+                )
+                .await?;
                 tx.commit().await?;
                 Ok(Outcome::Recorded)
             }
             AutomationAction::MoveStage { stage_id } => {
-                let stage_id =
-                    stage_id.ok_or_else(|| Failure::fatal("Etapa não configurada."))?;
+                let stage_id = stage_id.ok_or_else(|| Failure::fatal("Etapa não configurada."))?;
                 let opp = match &s.opportunity {
                     Some(o) => o.clone(),
                     None => {
@@ -756,15 +791,9 @@ impl Env<'_> {
                 let cadence_id =
                     cadence_id.ok_or_else(|| Failure::fatal("Cadência não configurada."))?;
                 let tx = self.state.begin().await?;
-                let res = cadences::enroll_one(
-                    &*tx,
-                    self.state,
-                    &self.ctx,
-                    cadence_id,
-                    l.id,
-                    r.depth,
-                )
-                .await?;
+                let res =
+                    cadences::enroll_one(&*tx, self.state, &self.ctx, cadence_id, l.id, r.depth)
+                        .await?;
                 let result = match res {
                     Some(e) => json!({"cadence_id": cadence_id, "enrollment_id": e}),
                     None => json!({"cadence_id": cadence_id, "already_enrolled": true}),
@@ -774,7 +803,9 @@ impl Env<'_> {
                 Ok(Outcome::Recorded)
             }
             AutomationAction::Webhook { url, secret } => {
-                let url = url.as_deref().ok_or_else(|| Failure::fatal("URL não configurada."))?;
+                let url = url
+                    .as_deref()
+                    .ok_or_else(|| Failure::fatal("URL não configurada."))?;
                 let secret = secret
                     .as_deref()
                     .ok_or_else(|| Failure::fatal("Segredo não configurado."))?;
@@ -832,7 +863,9 @@ impl Env<'_> {
                 if assignment::is_active_user(&self.state.db, self.tenant(), u).await? {
                     Ok(u)
                 } else {
-                    Err(Failure::fatal("O usuário configurado está inativo ou foi excluído."))
+                    Err(Failure::fatal(
+                        "O usuário configurado está inativo ou foi excluído.",
+                    ))
                 }
             }
             AssigneeMode::RoundRobin => {
@@ -889,7 +922,10 @@ pub fn ip_allowed(ip: IpAddr, allow_loopback: bool) -> bool {
 
 /// The address of a URL host written as an IP (`[::1]` included).
 fn host_ip(host: &str) -> Option<IpAddr> {
-    host.trim_start_matches('[').trim_end_matches(']').parse().ok()
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .ok()
 }
 
 /// Checks a webhook URL: `http`/`https`, no credentials, and no private, link-local or (unless
@@ -1036,7 +1072,10 @@ pub async fn preview(
                 user_id,
                 ..
             } => {
-                let title = clip(render(title.as_deref().unwrap_or(""), &s.template).trim(), 200);
+                let title = clip(
+                    render(title.as_deref().unwrap_or(""), &s.template).trim(),
+                    200,
+                );
                 let due = due_in.as_ref().map(|d| due_after(hours, at, d));
                 let who = match (assignee.unwrap_or(AssigneeMode::Owner), lead) {
                     (AssigneeMode::Owner, Some(l)) => Some(l.owner_id.unwrap_or(ctx.user_id)),
@@ -1092,7 +1131,10 @@ pub async fn preview(
                         Some(u) => user_name(db, t, *u).await?,
                         None => "—".into(),
                     };
-                    (format!("Atribuir o lead a {name}"), json!({"owner_id": user_id}))
+                    (
+                        format!("Atribuir o lead a {name}"),
+                        json!({"owner_id": user_id}),
+                    )
                 }
                 _ => (
                     "Atribuir o lead ao próximo vendedor do rodízio".into(),
@@ -1132,7 +1174,10 @@ pub async fn preview(
                 } else {
                     format!("Subtrair {} pontos do score do lead", -n)
                 };
-                (summary, json!({"points": n, "score": lead.map(|l| l.score)}))
+                (
+                    summary,
+                    json!({"points": n, "score": lead.map(|l| l.score)}),
+                )
             }
             AutomationAction::MoveStage { stage_id } => {
                 let name = match stage_id {
@@ -1154,7 +1199,10 @@ pub async fn preview(
                     ),
                     None => "Falharia: não há oportunidade aberta.".into(),
                 };
-                (summary, json!({"opportunity_id": opp, "stage_id": stage_id}))
+                (
+                    summary,
+                    json!({"opportunity_id": opp, "stage_id": stage_id}),
+                )
             }
             AutomationAction::EnrollInCadence { cadence_id } => {
                 let name = match cadence_id {
@@ -1165,12 +1213,18 @@ pub async fn preview(
                     None => None,
                 };
                 (
-                    format!("Inscrever o lead na cadência {}", name.as_deref().unwrap_or("—")),
+                    format!(
+                        "Inscrever o lead na cadência {}",
+                        name.as_deref().unwrap_or("—")
+                    ),
                     json!({"cadence_id": cadence_id}),
                 )
             }
             AutomationAction::Webhook { url, .. } => (
-                format!("Enviar POST assinado para {}", url.as_deref().unwrap_or("—")),
+                format!(
+                    "Enviar POST assinado para {}",
+                    url.as_deref().unwrap_or("—")
+                ),
                 json!({"url": url}),
             ),
             AutomationAction::Wait {
@@ -1187,12 +1241,22 @@ pub async fn preview(
                 };
                 at = hours.after(at, &d);
                 (
-                    format!("Aguardar até {}", at.with_timezone(&hours.tz).format("%d/%m/%Y %H:%M")),
+                    format!(
+                        "Aguardar até {}",
+                        at.with_timezone(&hours.tz).format("%d/%m/%Y %H:%M")
+                    ),
                     json!({"until": at}),
                 )
             }
         };
-        if lead.is_none() && !matches!(a, AutomationAction::Wait { .. } | AutomationAction::Webhook { .. } | AutomationAction::MoveStage { .. }) {
+        if lead.is_none()
+            && !matches!(
+                a,
+                AutomationAction::Wait { .. }
+                    | AutomationAction::Webhook { .. }
+                    | AutomationAction::MoveStage { .. }
+            )
+        {
             out.push(ActionPreview {
                 position: i as i32,
                 action_type: a.action_type(),
@@ -1218,7 +1282,10 @@ mod tests {
     #[test]
     fn urls_are_checked() {
         assert!(check_url("https://hooks.exemplo.com.br/crm", false).is_ok());
-        assert!(check_url("http://203.0.113.9/x", false).is_err(), "documentation range");
+        assert!(
+            check_url("http://203.0.113.9/x", false).is_err(),
+            "documentation range"
+        );
         assert!(check_url("ftp://exemplo.com/", false).is_err());
         assert!(check_url("https://user:pw@exemplo.com/", false).is_err());
         assert!(check_url("http://10.0.0.5/hook", true).is_err());
@@ -1232,7 +1299,10 @@ mod tests {
         assert!(check_url("http://[::ffff:10.1.2.3]/", true).is_err());
         assert!(check_url("http://100.64.0.1/", true).is_err());
         assert!(check_url("http://[fd00::1]/", true).is_err());
-        assert!(ip_allowed("8.8.8.8".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])), false));
+        assert!(ip_allowed(
+            "8.8.8.8".parse().unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            false
+        ));
     }
 
     #[test]

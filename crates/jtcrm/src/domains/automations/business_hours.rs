@@ -4,7 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Datelike, Days, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc};
+use chrono::{
+    DateTime, Datelike, Days, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone, Utc,
+};
 use chrono_tz::Tz;
 use jtcrm_types::dto::automations::{BusinessHours, BusinessHoursInput, Delay};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
@@ -62,7 +64,10 @@ impl Hours {
     /// change becomes the first valid minute after it; a repeated one its first occurrence.
     fn at(&self, d: NaiveDate, minutes: u32) -> DateTime<Utc> {
         let (date, minutes) = if minutes >= DAY_MINUTES {
-            (d.checked_add_days(Days::new(1)).unwrap_or(d), minutes - DAY_MINUTES)
+            (
+                d.checked_add_days(Days::new(1)).unwrap_or(d),
+                minutes - DAY_MINUTES,
+            )
         } else {
             (d, minutes)
         };
@@ -136,8 +141,15 @@ impl Hours {
             .date_naive()
             .checked_add_days(Days::new(days.max(0) as u64))
             .unwrap_or(local.date_naive());
-        let minutes = local.time().signed_duration_since(NaiveTime::MIN).num_minutes();
-        let secs = local.time().signed_duration_since(NaiveTime::MIN).num_seconds() % 60;
+        let minutes = local
+            .time()
+            .signed_duration_since(NaiveTime::MIN)
+            .num_minutes();
+        let secs = local
+            .time()
+            .signed_duration_since(NaiveTime::MIN)
+            .num_seconds()
+            % 60;
         self.at(date, minutes as u32) + Duration::seconds(secs)
     }
 
@@ -205,7 +217,11 @@ fn parse_hhmm(s: &str) -> Option<u32> {
 }
 
 /// The stored configuration of a tenant, or the default. `tenant_tz` is the company's timezone.
-pub async fn load<C: ConnectionTrait>(conn: &C, tenant_id: Uuid, tenant_tz: &str) -> AppResult<Hours> {
+pub async fn load<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    tenant_tz: &str,
+) -> AppResult<Hours> {
     let Some(r) = row::Entity::find_by_id(tenant_id).one(conn).await? else {
         return Ok(Hours::default_in(agenda::tz_of(tenant_tz)));
     };
@@ -230,8 +246,12 @@ fn from_row(r: &row::Model, tenant_tz: &str) -> Hours {
 
 pub fn to_dto(h: &Hours, explicit_tz: Option<&str>) -> BusinessHours {
     BusinessHours {
-        timezone: explicit_tz.map(str::to_string).unwrap_or_else(|| h.tz.name().to_string()),
-        weekdays: (1..=7u8).filter(|d| h.weekdays[usize::from(d - 1)]).collect(),
+        timezone: explicit_tz
+            .map(str::to_string)
+            .unwrap_or_else(|| h.tz.name().to_string()),
+        weekdays: (1..=7u8)
+            .filter(|d| h.weekdays[usize::from(d - 1)])
+            .collect(),
         start: hhmm(h.start),
         end: hhmm(h.end),
         holidays: h.holidays.iter().copied().collect(),
@@ -239,7 +259,11 @@ pub fn to_dto(h: &Hours, explicit_tz: Option<&str>) -> BusinessHours {
 }
 
 /// `GET /api/automations/business-hours`.
-pub async fn get<C: ConnectionTrait>(conn: &C, tenant_id: Uuid, tenant_tz: &str) -> AppResult<BusinessHours> {
+pub async fn get<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    tenant_tz: &str,
+) -> AppResult<BusinessHours> {
     let h = load(conn, tenant_id, tenant_tz).await?;
     Ok(to_dto(&h, None))
 }
@@ -262,19 +286,33 @@ pub async fn put<C: ConnectionTrait>(
         Some("") => None,
         Some(tz) => {
             if tz.parse::<Tz>().is_err() {
-                v.add("timezone", "invalid_timezone", "Fuso horário IANA inválido (ex.: America/Sao_Paulo)");
+                v.add(
+                    "timezone",
+                    "invalid_timezone",
+                    "Fuso horário IANA inválido (ex.: America/Sao_Paulo)",
+                );
             }
             Some(tz.to_string())
         }
     };
     let weekdays: Vec<u8> = match &input.weekdays {
-        None => (1..=7u8).filter(|d| cur.weekdays[usize::from(d - 1)]).collect(),
+        None => (1..=7u8)
+            .filter(|d| cur.weekdays[usize::from(d - 1)])
+            .collect(),
         Some(list) => {
             if list.is_empty() {
-                v.add("weekdays", "required", "Informe ao menos um dia (1 = segunda … 7 = domingo)");
+                v.add(
+                    "weekdays",
+                    "required",
+                    "Informe ao menos um dia (1 = segunda … 7 = domingo)",
+                );
             }
             if list.iter().any(|d| !(1..=7).contains(d)) {
-                v.add("weekdays", "invalid_value", "Dias de 1 (segunda) a 7 (domingo)");
+                v.add(
+                    "weekdays",
+                    "invalid_value",
+                    "Dias de 1 (segunda) a 7 (domingo)",
+                );
             }
             let mut l: Vec<u8> = list.clone();
             l.sort_unstable();
@@ -297,7 +335,11 @@ pub async fn put<C: ConnectionTrait>(
     if let (Some(s), Some(e)) = (start, end)
         && s >= e
     {
-        v.add("end", "before_start", "O fim do expediente deve ser depois do início");
+        v.add(
+            "end",
+            "before_start",
+            "O fim do expediente deve ser depois do início",
+        );
     }
     let holidays: BTreeSet<NaiveDate> = match &input.holidays {
         None => cur.holidays.clone(),
@@ -345,14 +387,29 @@ mod tests {
     fn nothing_at_3am_or_on_sunday() {
         let h = sp();
         // Tuesday 2026-12-01 03:00 in São Paulo (UTC-3) → 08:00 the same day.
-        assert_eq!(h.next_open(utc("2026-12-01T06:00:00Z")), utc("2026-12-01T11:00:00Z"));
+        assert_eq!(
+            h.next_open(utc("2026-12-01T06:00:00Z")),
+            utc("2026-12-01T11:00:00Z")
+        );
         // Inside the window: unchanged.
-        assert_eq!(h.next_open(utc("2026-12-01T13:15:00Z")), utc("2026-12-01T13:15:00Z"));
+        assert_eq!(
+            h.next_open(utc("2026-12-01T13:15:00Z")),
+            utc("2026-12-01T13:15:00Z")
+        );
         // Saturday 10:00 and Sunday 10:00 → Monday 08:00.
-        assert_eq!(h.next_open(utc("2026-12-05T13:00:00Z")), utc("2026-12-07T11:00:00Z"));
-        assert_eq!(h.next_open(utc("2026-12-06T13:00:00Z")), utc("2026-12-07T11:00:00Z"));
+        assert_eq!(
+            h.next_open(utc("2026-12-05T13:00:00Z")),
+            utc("2026-12-07T11:00:00Z")
+        );
+        assert_eq!(
+            h.next_open(utc("2026-12-06T13:00:00Z")),
+            utc("2026-12-07T11:00:00Z")
+        );
         // Friday 18:00 is closed (end exclusive) → Monday.
-        assert_eq!(h.next_open(utc("2026-12-04T21:00:00Z")), utc("2026-12-07T11:00:00Z"));
+        assert_eq!(
+            h.next_open(utc("2026-12-04T21:00:00Z")),
+            utc("2026-12-07T11:00:00Z")
+        );
     }
 
     #[test]
@@ -383,7 +440,8 @@ mod tests {
     #[test]
     fn holidays_are_closed() {
         let mut h = sp();
-        h.holidays.insert(NaiveDate::from_ymd_opt(2026, 12, 25).unwrap());
+        h.holidays
+            .insert(NaiveDate::from_ymd_opt(2026, 12, 25).unwrap());
         // Thursday 24th 17:00 + 2 h: Friday 25th is a holiday → Monday 28th 09:00.
         assert_eq!(
             h.add_business_minutes(utc("2026-12-24T20:00:00Z"), 120),
@@ -401,10 +459,16 @@ mod tests {
             utc("2018-11-05T11:00:00Z")
         );
         // Thursday 1st 10:00 (-03) + 4 days = Monday 5th 10:00 local (-02).
-        assert_eq!(h.add_days(utc("2018-11-01T13:00:00Z"), 4), utc("2018-11-05T12:00:00Z"));
+        assert_eq!(
+            h.add_days(utc("2018-11-01T13:00:00Z"), 4),
+            utc("2018-11-05T12:00:00Z")
+        );
         // DST ended on 2019-02-17 00:00 (back to 23:00 on the 16th): Saturday 16th 23:30 happened
         // twice; the next window is Monday 18th 08:00 at -03.
-        assert_eq!(h.next_open(utc("2019-02-17T01:30:00Z")), utc("2019-02-18T11:00:00Z"));
+        assert_eq!(
+            h.next_open(utc("2019-02-17T01:30:00Z")),
+            utc("2019-02-18T11:00:00Z")
+        );
     }
 
     #[test]
@@ -416,21 +480,42 @@ mod tests {
             utc("2026-03-08T08:30:00Z")
         );
         // The same local time one day later: 02:30 does not exist on the 8th, so 03:00 EDT.
-        assert_eq!(h.add_days(utc("2026-03-07T07:30:00Z"), 1), utc("2026-03-08T07:00:00Z"));
+        assert_eq!(
+            h.add_days(utc("2026-03-07T07:30:00Z"), 1),
+            utc("2026-03-08T07:00:00Z")
+        );
         // 01:00 EST stays 01:00 EST.
-        assert_eq!(h.add_days(utc("2026-03-07T06:00:00Z"), 1), utc("2026-03-08T06:00:00Z"));
+        assert_eq!(
+            h.add_days(utc("2026-03-07T06:00:00Z"), 1),
+            utc("2026-03-08T06:00:00Z")
+        );
     }
 
     #[test]
     fn schedule_applies_delay_then_business_hours() {
         let h = sp();
         // Friday 16:00 + 2 days = Sunday 16:00 → Monday 08:00.
-        let d = Delay { days: Some(2), ..Delay::default() };
-        assert_eq!(h.schedule(utc("2026-12-04T19:00:00Z"), Some(&d)), utc("2026-12-07T11:00:00Z"));
+        let d = Delay {
+            days: Some(2),
+            ..Delay::default()
+        };
+        assert_eq!(
+            h.schedule(utc("2026-12-04T19:00:00Z"), Some(&d)),
+            utc("2026-12-07T11:00:00Z")
+        );
         // No delay at 03:00 on Wednesday → 08:00.
-        assert_eq!(h.schedule(utc("2026-12-02T06:00:00Z"), None), utc("2026-12-02T11:00:00Z"));
-        let d = Delay { hours: Some(1), ..Delay::default() };
-        assert_eq!(h.after(utc("2026-12-05T13:00:00Z"), &d), utc("2026-12-05T14:00:00Z"));
+        assert_eq!(
+            h.schedule(utc("2026-12-02T06:00:00Z"), None),
+            utc("2026-12-02T11:00:00Z")
+        );
+        let d = Delay {
+            hours: Some(1),
+            ..Delay::default()
+        };
+        assert_eq!(
+            h.after(utc("2026-12-05T13:00:00Z"), &d),
+            utc("2026-12-05T14:00:00Z")
+        );
     }
 
     #[test]
@@ -447,9 +532,31 @@ mod tests {
     fn delays_are_validated() {
         let mut v = Validator::new();
         validate_delay(&mut v, "d", &Delay::default());
-        validate_delay(&mut v, "d", &Delay { days: Some(1), hours: Some(1), ..Delay::default() });
-        validate_delay(&mut v, "d", &Delay { days: Some(-1), ..Delay::default() });
-        validate_delay(&mut v, "d", &Delay { business_hours: Some(8), ..Delay::default() });
+        validate_delay(
+            &mut v,
+            "d",
+            &Delay {
+                days: Some(1),
+                hours: Some(1),
+                ..Delay::default()
+            },
+        );
+        validate_delay(
+            &mut v,
+            "d",
+            &Delay {
+                days: Some(-1),
+                ..Delay::default()
+            },
+        );
+        validate_delay(
+            &mut v,
+            "d",
+            &Delay {
+                business_hours: Some(8),
+                ..Delay::default()
+            },
+        );
         let f: Vec<_> = v.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(f, vec!["d", "d", "d.days"]);
     }

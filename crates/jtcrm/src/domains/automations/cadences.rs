@@ -6,8 +6,8 @@
 use chrono::{DateTime, Utc};
 use jtcrm_types::ErrorCode;
 use jtcrm_types::dto::automations::{
-    Cadence, CadenceChannel, CadenceInput, CadenceStep, Enrollment, EnrollmentStatus,
-    EnrollResponse, ExitRequest, LeadIdsRequest, UnenrollResponse,
+    Cadence, CadenceChannel, CadenceInput, CadenceStep, EnrollResponse, Enrollment,
+    EnrollmentStatus, ExitRequest, LeadIdsRequest, UnenrollResponse,
 };
 use jtcrm_types::dto::tasks::TaskInput;
 use jtcrm_types::dto::{Page, Role};
@@ -94,7 +94,11 @@ fn validate_steps(v: &mut Validator, steps: Option<Vec<CadenceStep>>) -> Vec<Cad
         v.add("steps", "required", "Informe ao menos um passo");
     }
     if steps.len() > MAX_STEPS {
-        v.add("steps", "too_many", &format!("No máximo {MAX_STEPS} passos"));
+        v.add(
+            "steps",
+            "too_many",
+            &format!("No máximo {MAX_STEPS} passos"),
+        );
     }
     let mut out = Vec::with_capacity(steps.len());
     for (i, mut s) in steps.into_iter().enumerate() {
@@ -121,7 +125,11 @@ fn validate_steps(v: &mut Validator, steps: Option<Vec<CadenceStep>>) -> Vec<Cad
         text(v, &f("subject"), &s.subject, 300);
         text(v, &f("body"), &s.body, 20_000);
         match s.channel {
-            None => v.add(&f("channel"), "required", "Use call, whatsapp, email ou task"),
+            None => v.add(
+                &f("channel"),
+                "required",
+                "Use call, whatsapp, email ou task",
+            ),
             Some(CadenceChannel::Email) => {
                 for (name, val) in [("subject", &s.subject), ("body", &s.body)] {
                     if val.as_deref().is_none_or(|x| x.trim().is_empty()) {
@@ -140,7 +148,12 @@ fn validate_steps(v: &mut Validator, steps: Option<Vec<CadenceStep>>) -> Vec<Cad
     out
 }
 
-fn audit_entry<'a>(ctx: &'a TenantCtx, action: &'a str, id: Uuid, changes: Value) -> audit::Entry<'a> {
+fn audit_entry<'a>(
+    ctx: &'a TenantCtx,
+    action: &'a str,
+    id: Uuid,
+    changes: Value,
+) -> audit::Entry<'a> {
     audit::Entry {
         tenant_id: Some(ctx.tenant_id),
         actor_id: Some(ctx.user_id),
@@ -152,7 +165,11 @@ fn audit_entry<'a>(ctx: &'a TenantCtx, action: &'a str, id: Uuid, changes: Value
     }
 }
 
-async fn find<C: ConnectionTrait>(conn: &C, tenant_id: Uuid, id: Uuid) -> AppResult<cadence::Model> {
+async fn find<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> AppResult<cadence::Model> {
     cadence::Entity::find_by_id((tenant_id, id))
         .one(conn)
         .await?
@@ -226,7 +243,11 @@ pub async fn create(state: &AppState, ctx: &TenantCtx, input: CadenceInput) -> A
     .await?;
     let dto = to_dto(m);
     let snap = serde_json::to_value(&dto).unwrap_or_default();
-    audit::record(&*txn, audit_entry(ctx, "create", dto.id, audit::diff(&json!({}), &snap))).await?;
+    audit::record(
+        &*txn,
+        audit_entry(ctx, "create", dto.id, audit::diff(&json!({}), &snap)),
+    )
+    .await?;
     txn.commit().await?;
     Ok(dto)
 }
@@ -272,7 +293,11 @@ pub async fn update(
     .await?;
     let dto = to_dto(m);
     let after = serde_json::to_value(&dto).unwrap_or_default();
-    audit::record(&*txn, audit_entry(ctx, "update", id, audit::diff(&before, &after))).await?;
+    audit::record(
+        &*txn,
+        audit_entry(ctx, "update", id, audit::diff(&before, &after)),
+    )
+    .await?;
     txn.commit().await?;
     Ok(dto)
 }
@@ -288,11 +313,32 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()
     am.active = Set(false);
     am.updated_at = Set(Utc::now());
     am.version = Set(version + 1);
-    crate::domains::optimistic_update::<cadence::Entity, _>(&*txn, am, cadence::Column::Version, version)
-        .await?;
-    end_enrollments(&*txn, ctx.tenant_id, Some(id), None, None, "cadence_deleted").await?;
-    audit::record(&*txn, audit_entry(ctx, "delete", id, json!({"deleted": {"from": false, "to": true}})))
-        .await?;
+    crate::domains::optimistic_update::<cadence::Entity, _>(
+        &*txn,
+        am,
+        cadence::Column::Version,
+        version,
+    )
+    .await?;
+    end_enrollments(
+        &*txn,
+        ctx.tenant_id,
+        Some(id),
+        None,
+        None,
+        "cadence_deleted",
+    )
+    .await?;
+    audit::record(
+        &*txn,
+        audit_entry(
+            ctx,
+            "delete",
+            id,
+            json!({"deleted": {"from": false, "to": true}}),
+        ),
+    )
+    .await?;
     txn.commit().await?;
     Ok(())
 }
@@ -313,10 +359,13 @@ async fn enqueue_step<C: ConnectionTrait>(
 ) -> AppResult<()> {
     enqueue(
         conn,
-        NewJob::new(STEP_KIND, json!({"enrollment_id": enrollment_id, "step": step}))
-            .tenant(tenant_id)
-            .run_at(at)
-            .idempotency_key(key),
+        NewJob::new(
+            STEP_KIND,
+            json!({"enrollment_id": enrollment_id, "step": step}),
+        )
+        .tenant(tenant_id)
+        .run_at(at)
+        .idempotency_key(key),
     )
     .await?;
     Ok(())
@@ -368,7 +417,11 @@ async fn insert_enrollment<C: ConnectionTrait>(
     Ok(Some(m))
 }
 
-async fn usable_cadence<C: ConnectionTrait>(conn: &C, tenant_id: Uuid, id: Uuid) -> AppResult<cadence::Model> {
+async fn usable_cadence<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> AppResult<cadence::Model> {
     let c = find(conn, tenant_id, id).await?;
     if !c.active {
         return Err(AppError::new(
@@ -398,11 +451,14 @@ pub async fn enroll_one<C: ConnectionTrait>(
     if existing.is_some() {
         return Ok(None);
     }
-    let hours = business_hours::load(&state.db, ctx.tenant_id, &ctx.tenant.settings.timezone).await?;
+    let hours =
+        business_hours::load(&state.db, ctx.tenant_id, &ctx.tenant.settings.timezone).await?;
     let steps = parse_steps(&c.steps);
-    Ok(insert_enrollment(conn, &c, &steps, &hours, lead_id, depth, Some(ctx.user_id))
-        .await?
-        .map(|e| e.id))
+    Ok(
+        insert_enrollment(conn, &c, &steps, &hours, lead_id, depth, Some(ctx.user_id))
+            .await?
+            .map(|e| e.id),
+    )
 }
 
 fn unique(ids: &[Uuid]) -> Vec<Uuid> {
@@ -410,7 +466,11 @@ fn unique(ids: &[Uuid]) -> Vec<Uuid> {
 }
 
 /// The leads of `ids` the caller may see, or `422 lead_ids` naming the others.
-async fn visible_leads<C: ConnectionTrait>(conn: &C, ctx: &TenantCtx, ids: &[Uuid]) -> AppResult<Vec<Uuid>> {
+async fn visible_leads<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &TenantCtx,
+    ids: &[Uuid],
+) -> AppResult<Vec<Uuid>> {
     let found: Vec<lead::Model> = lead::Entity::find()
         .filter(lead::Column::TenantId.eq(ctx.tenant_id))
         .filter(lead::Column::Id.is_in(ids.iter().copied()))
@@ -424,8 +484,10 @@ async fn visible_leads<C: ConnectionTrait>(conn: &C, ctx: &TenantCtx, ids: &[Uui
         .collect();
     let missing: Vec<Uuid> = ids.iter().copied().filter(|i| !ok.contains(i)).collect();
     if !missing.is_empty() {
-        return Err(AppError::field("lead_ids", "unknown_lead", "Lead inexistente")
-            .with_context(json!({"lead_ids": missing})));
+        return Err(
+            AppError::field("lead_ids", "unknown_lead", "Lead inexistente")
+                .with_context(json!({"lead_ids": missing})),
+        );
     }
     Ok(ok)
 }
@@ -433,7 +495,11 @@ async fn visible_leads<C: ConnectionTrait>(conn: &C, ctx: &TenantCtx, ids: &[Uui
 fn lead_ids(req: LeadIdsRequest) -> AppResult<Vec<Uuid>> {
     let ids = unique(&req.lead_ids.unwrap_or_default());
     if ids.is_empty() {
-        return Err(AppError::field("lead_ids", "required", "Informe ao menos um lead"));
+        return Err(AppError::field(
+            "lead_ids",
+            "required",
+            "Informe ao menos um lead",
+        ));
     }
     if ids.len() > MAX_LEADS_PER_CALL {
         return Err(AppError::field(
@@ -446,10 +512,16 @@ fn lead_ids(req: LeadIdsRequest) -> AppResult<Vec<Uuid>> {
 }
 
 /// `POST …/cadences/{id}/enroll`: all or nothing. A lead already active in the cadence → `409`.
-pub async fn enroll(state: &AppState, ctx: &TenantCtx, id: Uuid, req: LeadIdsRequest) -> AppResult<EnrollResponse> {
+pub async fn enroll(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: Uuid,
+    req: LeadIdsRequest,
+) -> AppResult<EnrollResponse> {
     ctx.require(ENROLL_ROLES)?;
     let ids = lead_ids(req)?;
-    let hours = business_hours::load(&state.db, ctx.tenant_id, &ctx.tenant.settings.timezone).await?;
+    let hours =
+        business_hours::load(&state.db, ctx.tenant_id, &ctx.tenant.settings.timezone).await?;
     let txn = state.begin().await?;
     let c = usable_cadence(&*txn, ctx.tenant_id, id).await?;
     let ids = visible_leads(&*txn, ctx, &ids).await?;
@@ -464,8 +536,11 @@ pub async fn enroll(state: &AppState, ctx: &TenantCtx, id: Uuid, req: LeadIdsReq
         .all(&*txn)
         .await?;
     let conflict = |ids: Vec<Uuid>| {
-        AppError::new(ErrorCode::Conflict, "Lead já inscrito (ativo) nesta cadência.")
-            .with_context(json!({"lead_ids": ids}))
+        AppError::new(
+            ErrorCode::Conflict,
+            "Lead já inscrito (ativo) nesta cadência.",
+        )
+        .with_context(json!({"lead_ids": ids}))
     };
     if !already.is_empty() {
         return Err(conflict(already));
@@ -480,7 +555,12 @@ pub async fn enroll(state: &AppState, ctx: &TenantCtx, id: Uuid, req: LeadIdsReq
     }
     audit::record(
         &*txn,
-        audit_entry(ctx, "enroll", id, json!({"lead_ids": out.iter().map(|e| e.lead_id).collect::<Vec<_>>()})),
+        audit_entry(
+            ctx,
+            "enroll",
+            id,
+            json!({"lead_ids": out.iter().map(|e| e.lead_id).collect::<Vec<_>>()}),
+        ),
     )
     .await?;
     txn.commit().await?;
@@ -498,10 +578,19 @@ async fn end_enrollments<C: ConnectionTrait>(
 ) -> AppResult<u64> {
     let now = Utc::now();
     let mut q = enrollment::Entity::update_many()
-        .col_expr(enrollment::Column::Status, Expr::value(EnrollmentStatus::Exited.as_str()))
+        .col_expr(
+            enrollment::Column::Status,
+            Expr::value(EnrollmentStatus::Exited.as_str()),
+        )
         .col_expr(enrollment::Column::ExitReason, Expr::value(reason))
-        .col_expr(enrollment::Column::ActiveLeadId, Expr::value(Option::<Uuid>::None))
-        .col_expr(enrollment::Column::NextRunAt, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(
+            enrollment::Column::ActiveLeadId,
+            Expr::value(Option::<Uuid>::None),
+        )
+        .col_expr(
+            enrollment::Column::NextRunAt,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
         .col_expr(enrollment::Column::FinishedAt, Expr::value(now))
         .col_expr(enrollment::Column::UpdatedAt, Expr::value(now))
         .filter(enrollment::Column::TenantId.eq(tenant_id))
@@ -519,14 +608,23 @@ async fn end_enrollments<C: ConnectionTrait>(
 }
 
 /// `POST …/cadences/{id}/unenroll`: ends the active enrolments of the leads (reason `manual`).
-pub async fn unenroll(state: &AppState, ctx: &TenantCtx, id: Uuid, req: LeadIdsRequest) -> AppResult<UnenrollResponse> {
+pub async fn unenroll(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: Uuid,
+    req: LeadIdsRequest,
+) -> AppResult<UnenrollResponse> {
     ctx.require(ENROLL_ROLES)?;
     let ids = lead_ids(req)?;
     let txn = state.begin().await?;
     find(&*txn, ctx.tenant_id, id).await?;
     let ids = visible_leads(&*txn, ctx, &ids).await?;
     let n = end_enrollments(&*txn, ctx.tenant_id, Some(id), Some(&ids), None, "manual").await?;
-    audit::record(&*txn, audit_entry(ctx, "unenroll", id, json!({"lead_ids": ids, "ended": n}))).await?;
+    audit::record(
+        &*txn,
+        audit_entry(ctx, "unenroll", id, json!({"lead_ids": ids, "ended": n})),
+    )
+    .await?;
     txn.commit().await?;
     Ok(UnenrollResponse { unenrolled: n })
 }
@@ -543,7 +641,11 @@ pub async fn exit(
     ctx.require(ENROLL_ROLES)?;
     let reason = req.reason.as_deref().map(str::trim).unwrap_or("manual");
     if !matches!(reason, "replied" | "manual") {
-        return Err(AppError::field("reason", "invalid_value", "Use replied ou manual"));
+        return Err(AppError::field(
+            "reason",
+            "invalid_value",
+            "Use replied ou manual",
+        ));
     }
     let txn = state.begin().await?;
     let c = find(&*txn, ctx.tenant_id, id).await?;
@@ -556,7 +658,16 @@ pub async fn exit(
         .await?
         .ok_or_else(AppError::not_found)?;
     end_enrollments(&*txn, ctx.tenant_id, Some(id), None, Some(e.id), reason).await?;
-    audit::record(&*txn, audit_entry(ctx, "exit", id, json!({"lead_id": lead_id, "reason": reason}))).await?;
+    audit::record(
+        &*txn,
+        audit_entry(
+            ctx,
+            "exit",
+            id,
+            json!({"lead_id": lead_id, "reason": reason}),
+        ),
+    )
+    .await?;
     let e = enrollment::Entity::find_by_id((ctx.tenant_id, e.id))
         .one(&*txn)
         .await?
@@ -613,7 +724,10 @@ pub async fn enrollments(
         .await?;
     let (rows, next_cursor) = finish_page(rows, limit, |r| r.id);
     Ok(Page {
-        items: rows.into_iter().map(|r| enrollment_dto(r, total_steps)).collect(),
+        items: rows
+            .into_iter()
+            .map(|r| enrollment_dto(r, total_steps))
+            .collect(),
         next_cursor,
         total: None,
     })
@@ -621,7 +735,10 @@ pub async fn enrollments(
 
 /// Exit events of a dispatch batch: a lead converted or lost, an opportunity won or lost (its lead
 /// leaves every cadence).
-pub async fn exit_on_events<C: ConnectionTrait>(conn: &C, events: &[event::Model]) -> AppResult<()> {
+pub async fn exit_on_events<C: ConnectionTrait>(
+    conn: &C,
+    events: &[event::Model],
+) -> AppResult<()> {
     let mut exits: Vec<(Uuid, Uuid, String)> = vec![];
     let mut opps: Vec<(Uuid, Uuid, &str)> = vec![];
     for ev in events {
@@ -730,7 +847,16 @@ pub async fn run_step(state: AppState, job: JobCtx) -> Result<(), JobError> {
     }
     let Some(step) = steps.get(p.step as usize).cloned() else {
         // The cadence was shortened: nothing left to do.
-        return advance(&state, &e, &steps, &hours, p.step, None, json!({"skipped": true})).await;
+        return advance(
+            &state,
+            &e,
+            &steps,
+            &hours,
+            p.step,
+            None,
+            json!({"skipped": true}),
+        )
+        .await;
     };
     let channel = step.channel.unwrap_or(CadenceChannel::Task);
     let mut cause = Map::new();
@@ -738,15 +864,19 @@ pub async fn run_step(state: AppState, job: JobCtx) -> Result<(), JobError> {
     cause.insert("cadence_enrollment_id".into(), json!(e.id));
     cause.insert("cadence_step".into(), json!(p.step));
     cause.insert("automation_depth".into(), json!(e.depth));
-    let template = super::actions::load_subject(&state.db, tenant_id, (c.id, &c.name), "lead", l.id)
-        .await?
-        .template;
+    let template =
+        super::actions::load_subject(&state.db, tenant_id, (c.id, &c.name), "lead", l.id)
+            .await?
+            .template;
     if channel == CadenceChannel::Email {
         let email = match &l.email {
             Some(to) => Some(crate::email::NewEmail {
                 tenant_id,
                 to: to.clone(),
-                subject: clip(render(step.subject.as_deref().unwrap_or(""), &template).trim(), 300),
+                subject: clip(
+                    render(step.subject.as_deref().unwrap_or(""), &template).trim(),
+                    300,
+                ),
                 body_text: render(step.body.as_deref().unwrap_or(""), &template),
                 lead_id: Some(l.id),
                 user_id: None,
@@ -784,7 +914,10 @@ pub async fn run_step(state: AppState, job: JobCtx) -> Result<(), JobError> {
                 CadenceChannel::Whatsapp => "whatsapp",
                 _ => "follow_up",
             };
-            let mut title = clip(render(step.title.as_deref().unwrap_or(""), &template).trim(), 200);
+            let mut title = clip(
+                render(step.title.as_deref().unwrap_or(""), &template).trim(),
+                200,
+            );
             if title.is_empty() {
                 title = clip(&render(default_title(channel), &template), 200);
             }
@@ -813,7 +946,9 @@ pub async fn run_step(state: AppState, job: JobCtx) -> Result<(), JobError> {
                 .await
             {
                 Ok(t) => json!({"task_id": t.id, "assignee_id": t.assignee_id}),
-                Err(err) if matches!(err.code.status(), 412 | 429 | 500..) && !job.is_last_attempt() => {
+                Err(err)
+                    if matches!(err.code.status(), 412 | 429 | 500..) && !job.is_last_attempt() =>
+                {
                     return Err(err.into());
                 }
                 Err(err) => json!({"error": err.detail}),
@@ -852,7 +987,10 @@ async fn advance(
     history.push(json!({"step": step, "channel": channel, "at": now, "result": result}));
     let next = step + 1;
     let mut q = enrollment::Entity::update_many()
-        .col_expr(enrollment::Column::History, Expr::value(Value::Array(history)))
+        .col_expr(
+            enrollment::Column::History,
+            Expr::value(Value::Array(history)),
+        )
         .col_expr(enrollment::Column::CurrentStep, Expr::value(next))
         .col_expr(enrollment::Column::UpdatedAt, Expr::value(now));
     let next_at = steps
@@ -862,9 +1000,18 @@ async fn advance(
         Some(at) => q = q.col_expr(enrollment::Column::NextRunAt, Expr::value(at)),
         None => {
             q = q
-                .col_expr(enrollment::Column::Status, Expr::value(EnrollmentStatus::Completed.as_str()))
-                .col_expr(enrollment::Column::ActiveLeadId, Expr::value(Option::<Uuid>::None))
-                .col_expr(enrollment::Column::NextRunAt, Expr::value(Option::<DateTime<Utc>>::None))
+                .col_expr(
+                    enrollment::Column::Status,
+                    Expr::value(EnrollmentStatus::Completed.as_str()),
+                )
+                .col_expr(
+                    enrollment::Column::ActiveLeadId,
+                    Expr::value(Option::<Uuid>::None),
+                )
+                .col_expr(
+                    enrollment::Column::NextRunAt,
+                    Expr::value(Option::<DateTime<Utc>>::None),
+                )
                 .col_expr(enrollment::Column::FinishedAt, Expr::value(now));
         }
     }

@@ -279,7 +279,9 @@ mod tests {
             {"any": [{"field": "score", "op": "gte", "value": 80}, {"field": "tags", "op": "contains", "value": "corp"}]}
         ]}));
         assert!(!evaluate(&c, &lead(), &Changes::Manual));
-        let c = cond(json!({"any": [{"field": "score", "op": "lt", "value": 10}, {"field": "city", "op": "contains", "value": "rec"}]}));
+        let c = cond(
+            json!({"any": [{"field": "score", "op": "lt", "value": 10}, {"field": "city", "op": "contains", "value": "rec"}]}),
+        );
         assert!(evaluate(&c, &lead(), &Changes::Manual));
     }
 
@@ -287,15 +289,23 @@ mod tests {
     fn leaf_operators() {
         let l = lead();
         let t = |v: Value| evaluate(&cond(v), &l, &Changes::Manual);
-        assert!(t(json!({"field": "custom_fields.links", "op": "gt", "value": 2})));
-        assert!(t(json!({"field": "status", "op": "in", "value": ["new", "qualified"]})));
-        assert!(t(json!({"field": "status", "op": "not_in", "value": ["lost"]})));
+        assert!(t(
+            json!({"field": "custom_fields.links", "op": "gt", "value": 2})
+        ));
+        assert!(t(
+            json!({"field": "status", "op": "in", "value": ["new", "qualified"]})
+        ));
+        assert!(t(
+            json!({"field": "status", "op": "not_in", "value": ["lost"]})
+        ));
         assert!(t(json!({"field": "owner_id", "op": "is_empty"})));
         assert!(t(json!({"field": "nope", "op": "is_empty"})));
         assert!(t(json!({"field": "tags", "op": "is_not_empty"})));
         assert!(t(json!({"field": "score", "op": "ne", "value": "56"})));
         assert!(!t(json!({"field": "score", "op": "eq", "value": "56"})));
-        assert!(t(json!({"field": "tags", "op": "not_contains", "value": "corp"})));
+        assert!(t(
+            json!({"field": "tags", "op": "not_contains", "value": "corp"})
+        ));
     }
 
     #[test]
@@ -305,9 +315,15 @@ mod tests {
         let ch = Changes::Event(&ev);
         let t = |v: Value| evaluate(&cond(v), &l, &ch);
         assert!(t(json!({"field": "status", "op": "changed"})));
-        assert!(t(json!({"field": "status", "op": "changed", "to": "qualified"})));
-        assert!(t(json!({"field": "status", "op": "changed", "from": "new", "to": "qualified"})));
-        assert!(!t(json!({"field": "status", "op": "changed", "from": "contacted"})));
+        assert!(t(
+            json!({"field": "status", "op": "changed", "to": "qualified"})
+        ));
+        assert!(t(
+            json!({"field": "status", "op": "changed", "from": "new", "to": "qualified"})
+        ));
+        assert!(!t(
+            json!({"field": "status", "op": "changed", "from": "contacted"})
+        ));
         assert!(!t(json!({"field": "score", "op": "changed"})));
         // lead.updated carries {"changes": {field: {from, to}}}.
         let upd = json!({"changes": {"city": {"from": "Olinda", "to": "Recife"}}});

@@ -11,11 +11,11 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Utc};
+use jtcrm_types::FieldError;
 use jtcrm_types::dto::automations::{
     ActionStatus, AutomationAction, Delay, EntityPreview, ExecuteRequest, ExecuteResponse,
     RunStatus, Trigger,
 };
-use jtcrm_types::FieldError;
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
@@ -143,7 +143,11 @@ async fn prune(state: &AppState) {
 
 /// `UPDATE domain_events SET processed_at = now WHERE (tenant_id, id) IN (SELECT … WHERE
 /// processed_at IS NULL ORDER BY id LIMIT n [FOR UPDATE SKIP LOCKED]) AND processed_at IS NULL`.
-fn claim_query(postgres: bool, limit: u64, now: DateTime<Utc>) -> sea_orm::UpdateMany<event::Entity> {
+fn claim_query(
+    postgres: bool,
+    limit: u64,
+    now: DateTime<Utc>,
+) -> sea_orm::UpdateMany<event::Entity> {
     use event::Column as C;
     let mut pick = Query::select();
     pick.column(C::TenantId)
@@ -157,10 +161,7 @@ fn claim_query(postgres: bool, limit: u64, now: DateTime<Utc>) -> sea_orm::Updat
     }
     event::Entity::update_many()
         .col_expr(C::ProcessedAt, Expr::value(now))
-        .filter(
-            Expr::tuple([Expr::col(C::TenantId), Expr::col(C::Id)])
-                .in_subquery(pick),
-        )
+        .filter(Expr::tuple([Expr::col(C::TenantId), Expr::col(C::Id)]).in_subquery(pick))
         .filter(C::ProcessedAt.is_null())
 }
 
@@ -273,7 +274,10 @@ pub async fn load_snapshots<C: ConnectionTrait>(
                     .await?
                 {
                     let key = (m.tenant_id, m.id);
-                    out.insert(key, serde_json::to_value(leads::to_dto(m)).unwrap_or_default());
+                    out.insert(
+                        key,
+                        serde_json::to_value(leads::to_dto(m)).unwrap_or_default(),
+                    );
                 }
             }
             "task" => {
@@ -285,7 +289,10 @@ pub async fn load_snapshots<C: ConnectionTrait>(
                     .await?
                 {
                     let key = (m.tenant_id, m.id);
-                    out.insert(key, serde_json::to_value(tasks::to_dto(m)).unwrap_or_default());
+                    out.insert(
+                        key,
+                        serde_json::to_value(tasks::to_dto(m)).unwrap_or_default(),
+                    );
                 }
             }
             "opportunity" => {
@@ -554,7 +561,12 @@ pub async fn start_run<C: ConnectionTrait>(
         id: Uuid::now_v7(),
         automation_id: a.id,
         automation_version: a.version,
-        source: if r.event_id.is_some() { "event" } else { "manual" }.into(),
+        source: if r.event_id.is_some() {
+            "event"
+        } else {
+            "manual"
+        }
+        .into(),
         event_id: r.event_id,
         event_type: r.event_type.map(str::to_string),
         entity_type: r.entity_type.to_string(),
@@ -681,7 +693,11 @@ async fn set_action<C: ConnectionTrait>(
 }
 
 /// Closes the run: `stopped` when asked, `failed` if any action failed, else `succeeded`.
-pub async fn finalize<C: ConnectionTrait>(conn: &C, r: &run::Model, stopped: bool) -> AppResult<()> {
+pub async fn finalize<C: ConnectionTrait>(
+    conn: &C,
+    r: &run::Model,
+    stopped: bool,
+) -> AppResult<()> {
     let status = if stopped {
         RunStatus::Stopped
     } else {
@@ -794,7 +810,11 @@ pub async fn execute(
     let hours = business_hours::load(&state.db, ctx.tenant_id, &tz).await?;
     if dry_run {
         let mut previews = vec![];
-        for id in ids.iter().filter(|i| snaps.contains_key(&(ctx.tenant_id, **i))).take(MAX_PREVIEWS) {
+        for id in ids
+            .iter()
+            .filter(|i| snaps.contains_key(&(ctx.tenant_id, **i)))
+            .take(MAX_PREVIEWS)
+        {
             let conditions_met = met.contains(id);
             let actions = if conditions_met {
                 actions::preview(state, &p, etype, *id, &hours).await?
@@ -867,11 +887,18 @@ mod tests {
     #[test]
     fn claim_skips_locked_rows_on_postgres_only() {
         let now = Utc::now();
-        let pg = claim_query(true, 7, now).build(DbBackend::Postgres).to_string();
+        let pg = claim_query(true, 7, now)
+            .build(DbBackend::Postgres)
+            .to_string();
         assert!(pg.contains("FOR UPDATE SKIP LOCKED"), "{pg}");
-        assert!(pg.contains(r#"("tenant_id", "id") IN (SELECT "tenant_id", "id" FROM "domain_events""#), "{pg}");
+        assert!(
+            pg.contains(r#"("tenant_id", "id") IN (SELECT "tenant_id", "id" FROM "domain_events""#),
+            "{pg}"
+        );
         assert!(pg.contains("LIMIT 7"), "{pg}");
-        let lite = claim_query(false, 7, now).build(DbBackend::Sqlite).to_string();
+        let lite = claim_query(false, 7, now)
+            .build(DbBackend::Sqlite)
+            .to_string();
         assert!(!lite.contains("FOR UPDATE"), "{lite}");
     }
 
@@ -901,7 +928,10 @@ mod tests {
             json!({"event": "lead.status_changed", "filters": {"after.status": ["qualified", "contacted"]}}),
         )
         .unwrap();
-        assert!(filters_match(&t, &json!({"after": {"status": "qualified"}})));
+        assert!(filters_match(
+            &t,
+            &json!({"after": {"status": "qualified"}})
+        ));
         assert!(!filters_match(&t, &json!({"after": {"status": "lost"}})));
         assert!(!filters_match(&t, &json!({})));
         assert_eq!(depth_of(&json!({"automation_depth": 2})), 2);

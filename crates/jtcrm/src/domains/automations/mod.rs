@@ -23,8 +23,8 @@ use jtcrm_types::dto::tasks::{TaskPriority, TaskType};
 use jtcrm_types::dto::{Page, Role};
 use jtcrm_types::{ErrorCode, FieldError};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
+    QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -231,7 +231,11 @@ pub fn normalize_tags(v: &mut Validator, field: &str, list: &[String]) -> Vec<St
             continue;
         }
         if t.chars().count() > leads::MAX_TAG_LEN {
-            v.add(field, "too_long", "Cada tag pode ter no máximo 60 caracteres");
+            v.add(
+                field,
+                "too_long",
+                "Cada tag pode ter no máximo 60 caracteres",
+            );
         } else if !out.contains(&t) {
             out.push(t);
         }
@@ -406,15 +410,13 @@ pub async fn validate_definition<C: ConnectionTrait>(
                         v.add(&f("address"), "required", "Informe o e-mail");
                         None
                     }
-                    (Some(EmailTo::Address), Some(a)) => {
-                        match jtcrm_types::br::Email::parse(a) {
-                            Ok(e) => Some(e.as_str().to_string()),
-                            Err(_) => {
-                                v.add(&f("address"), "invalid_email", "E-mail inválido");
-                                None
-                            }
+                    (Some(EmailTo::Address), Some(a)) => match jtcrm_types::br::Email::parse(a) {
+                        Ok(e) => Some(e.as_str().to_string()),
+                        Err(_) => {
+                            v.add(&f("address"), "invalid_email", "E-mail inválido");
+                            None
                         }
-                    }
+                    },
                     (Some(_), _) => None,
                 };
                 let subject = required_template(&mut v, &f("subject"), &subject, 300);
@@ -482,10 +484,16 @@ pub async fn validate_definition<C: ConnectionTrait>(
             AutomationAction::AdjustScore { points } => {
                 match points {
                     None => v.add(&f("points"), "required", "Campo obrigatório"),
-                    Some(0) => v.add(&f("points"), "invalid_value", "Use um valor diferente de zero"),
-                    Some(p) if !(-100..=100).contains(&p) => {
-                        v.add(&f("points"), "out_of_range", "Use um valor entre -100 e 100")
-                    }
+                    Some(0) => v.add(
+                        &f("points"),
+                        "invalid_value",
+                        "Use um valor diferente de zero",
+                    ),
+                    Some(p) if !(-100..=100).contains(&p) => v.add(
+                        &f("points"),
+                        "out_of_range",
+                        "Use um valor entre -100 e 100",
+                    ),
                     _ => {}
                 }
                 AutomationAction::AdjustScore { points }
@@ -536,7 +544,11 @@ pub async fn validate_definition<C: ConnectionTrait>(
                     Some(s) => Some(s),
                     None if kept.is_some() => kept,
                     None => {
-                        v.add(&f("secret"), "required", "Informe o segredo da assinatura (16 a 200 caracteres)");
+                        v.add(
+                            &f("secret"),
+                            "required",
+                            "Informe o segredo da assinatura (16 a 200 caracteres)",
+                        );
                         None
                     }
                 };
@@ -686,7 +698,11 @@ pub async fn list(
     }
     if let Some(e) = q.event.as_deref().filter(|e| !e.is_empty()) {
         if e.chars().count() > 60 {
-            return Err(AppError::field("event", "too_long", "Máximo de 60 caracteres"));
+            return Err(AppError::field(
+                "event",
+                "too_long",
+                "Máximo de 60 caracteres",
+            ));
         }
         sel = sel.filter(automation::Column::TriggerEvent.eq(e));
     }
@@ -816,7 +832,13 @@ pub async fn update(
     let after = store_json(&dto)?;
     audit::record(
         &*txn,
-        audit_entry(ctx, "update", "automation", id, audit::diff(&before, &after)),
+        audit_entry(
+            ctx,
+            "update",
+            "automation",
+            id,
+            audit::diff(&before, &after),
+        ),
     )
     .await?;
     engine::ensure_scheduled_in(&*txn).await?;
@@ -959,7 +981,10 @@ pub fn filter_to_query(filter: &serde_json::Map<String, Value>) -> AppResult<Str
     let mut ser = form_urlencoded::Serializer::new(String::new());
     let mut errors = vec![];
     for (k, v) in filter {
-        if matches!(k.as_str(), "limit" | "cursor" | "sort" | "include_total" | "deleted") {
+        if matches!(
+            k.as_str(),
+            "limit" | "cursor" | "sort" | "include_total" | "deleted"
+        ) {
             continue;
         }
         let text = match v {

@@ -31,7 +31,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(unenroll))
         .routes(routes!(list_enrollments))
         .routes(routes!(exit_enrollment))
-        .routes(routes!(get_automation, update_automation, delete_automation))
+        .routes(routes!(
+            get_automation,
+            update_automation,
+            delete_automation
+        ))
         .routes(routes!(execute_automation))
         .routes(routes!(automation_runs))
 }
@@ -241,7 +245,10 @@ pub async fn create_cadence(
     let c = cadences::create(&state, &ctx, input).await?;
     Ok((
         StatusCode::CREATED,
-        [(header::LOCATION, format!("/api/automations/cadences/{}", c.id))],
+        [(
+            header::LOCATION,
+            format!("/api/automations/cadences/{}", c.id),
+        )],
         etag(c.version),
         Json(c),
     ))

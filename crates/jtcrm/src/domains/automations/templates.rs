@@ -6,7 +6,14 @@
 use serde_json::Value;
 
 /// Roots a template may name; anything else is refused when the automation is saved.
-pub const ROOTS: &[&str] = &["lead", "owner", "task", "opportunity", "automation", "company"];
+pub const ROOTS: &[&str] = &[
+    "lead",
+    "owner",
+    "task",
+    "opportunity",
+    "automation",
+    "company",
+];
 
 /// Longest placeholder body considered; longer `{{…}}` runs are copied literally.
 const MAX_PATH: usize = 100;

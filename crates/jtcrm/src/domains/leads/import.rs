@@ -1245,6 +1245,40 @@ async fn resolve_owner<C: ConnectionTrait>(
     Ok(found)
 }
 
+/// A live lead sharing the e-mail, else the CNPJ, else the phone of `d` (the oldest of the first
+/// few found). Unlike [`service::find_duplicate`] (one `OR` query ordered by id, which SQLite answers
+/// by walking the tenant's whole primary key), each key is one lookup in its own index, so an
+/// import stays linear in the number of rows.
+async fn find_duplicate<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    d: &LeadDraft,
+) -> AppResult<Option<(Uuid, &'static str)>> {
+    let keys = [
+        (lead::Column::Email, &d.email, "email"),
+        (lead::Column::Cnpj, &d.cnpj, "cnpj"),
+        (lead::Column::Phone, &d.phone, "phone"),
+    ];
+    for (col, value, on) in keys {
+        let Some(value) = value else { continue };
+        // No ORDER BY and no MIN(): either makes SQLite prefer the primary key over the key's index.
+        let ids: Vec<Uuid> = lead::Entity::find()
+            .select_only()
+            .column(lead::Column::Id)
+            .filter(lead::Column::TenantId.eq(tenant_id))
+            .filter(col.eq(value.as_str()))
+            .filter(lead::Column::DeletedAt.is_null())
+            .limit(20)
+            .into_tuple()
+            .all(conn)
+            .await?;
+        if let Some(id) = ids.into_iter().min() {
+            return Ok(Some((id, on)));
+        }
+    }
+    Ok(None)
+}
+
 fn audit_lead<'a>(
     ctx: &'a TenantCtx,
     action: &'a str,
@@ -1353,9 +1387,7 @@ async fn handle_row<C: ConnectionTrait>(
     if env.dedupe == DedupePolicy::Create {
         return create_row(conn, env, st, p, row.line, draft).await;
     }
-    let Some((existing_id, on)) =
-        service::find_duplicate(conn, ctx.tenant_id, &draft, None).await?
-    else {
+    let Some((existing_id, on)) = find_duplicate(conn, ctx.tenant_id, &draft).await? else {
         return create_row(conn, env, st, p, row.line, draft).await;
     };
     if env.dedupe == DedupePolicy::Skip {

@@ -41,22 +41,35 @@ pub const GAP: i64 = 1 << 32;
 pub const DEFAULT_CARDS: u64 = 20;
 pub const MAX_CARDS: u64 = 200;
 
-/// Locks the given stage rows (deduplicated, in id order) until the end of the transaction.
+/// Locks the given stage rows (deduplicated, in id order) until the end of the transaction and
+/// returns them as they are now (a stage removed meanwhile is absent).
 pub async fn lock_stages<C: ConnectionTrait>(
     conn: &C,
     tenant_id: Uuid,
     ids: &[Uuid],
-) -> AppResult<()> {
+) -> AppResult<Vec<stage::Model>> {
     let mut ids = ids.to_vec();
     ids.sort();
     ids.dedup();
+    let mut out = Vec::with_capacity(ids.len());
     for id in ids {
-        stage::Entity::find_by_id((tenant_id, id))
+        if let Some(s) = stage::Entity::find_by_id((tenant_id, id))
             .lock_exclusive()
             .one(conn)
-            .await?;
+            .await?
+        {
+            out.push(s);
+        }
     }
-    Ok(())
+    Ok(out)
+}
+
+/// The locked, current row of stage `id` among `rows`; `404` naming `field` when it is gone.
+pub fn locked(rows: &[stage::Model], id: Uuid, field: &str) -> AppResult<stage::Model> {
+    rows.iter()
+        .find(|s| s.id == id)
+        .cloned()
+        .ok_or_else(|| super::service::not_found_in_body(field))
 }
 
 fn live_in_stage(tenant_id: Uuid, stage_id: Uuid) -> Select<opportunity::Entity> {

@@ -80,6 +80,8 @@ pub fn discount_percent(bp: i32) -> f64 {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     #[test]

@@ -512,13 +512,18 @@ async fn check_owner<C: ConnectionTrait>(
     conn: &C,
     ctx: &TenantCtx,
     owner: Option<Uuid>,
-    current: Option<Uuid>,
+    current: Option<Option<Uuid>>,
 ) -> AppResult<()> {
-    if owner == current {
+    // A new deal belongs to its creator unless a manager says otherwise; an existing one keeps
+    // its owner unless a manager changes it.
+    let changed = match current {
+        None => owner != Some(ctx.user_id),
+        Some(cur) => owner != cur,
+    };
+    if !changed {
         return Ok(());
     }
-    let reassigning = owner.is_some_and(|o| o != ctx.user_id) || current.is_some();
-    if reassigning && !can_reassign(ctx) {
+    if !can_reassign(ctx) {
         return Err(AppError::new(
             ErrorCode::Forbidden,
             "Apenas gestores atribuem oportunidades a outros usuários.",
@@ -591,8 +596,10 @@ async fn insert_deal<C: ConnectionTrait>(
     d: NewDeal,
 ) -> AppResult<(opportunity::Model, Vec<item::Model>)> {
     let id = Uuid::now_v7();
-    board::lock_stages(conn, ctx.tenant_id, &[d.stage.id]).await?;
-    let position = board::place(conn, ctx, d.stage.id, id, Anchor::Top).await?;
+    let rows = board::lock_stages(conn, ctx.tenant_id, &[d.stage.id]).await?;
+    let stage = board::locked(&rows, d.stage.id, "stage_id")?;
+    let position = board::place(conn, ctx, stage.id, id, Anchor::Top).await?;
+    let d = NewDeal { stage, ..d };
     let status = status_for(stage_kind(&d.stage));
     let now = Utc::now();
     let m = opportunity::Entity::insert(opportunity::ActiveModel {
@@ -818,13 +825,17 @@ pub async fn update(
         }
         _ => None,
     };
-    if let Some(t) = &target {
-        board::lock_stages(&*txn, ctx.tenant_id, &[current.stage_id, t.id]).await?;
-        current = find_visible(&*txn, ctx, id, true).await?;
-        if if_match.is_some_and(|v| v != current.version) {
-            return Err(AppError::stale_version());
+    let target = match target {
+        Some(t) => {
+            let rows = board::lock_stages(&*txn, ctx.tenant_id, &[current.stage_id, t.id]).await?;
+            current = find_visible(&*txn, ctx, id, true).await?;
+            if if_match.is_some_and(|v| v != current.version) {
+                return Err(AppError::stale_version());
+            }
+            Some(board::locked(&rows, t.id, "stage_id")?)
         }
-    }
+        None => None,
+    };
     let from_stage = super::service::find_stage(&*txn, ctx.tenant_id, current.stage_id).await?;
     let to_stage = target.clone().unwrap_or_else(|| from_stage.clone());
     let existing = items_of(&*txn, ctx.tenant_id, id).await?;
@@ -916,10 +927,10 @@ pub async fn update(
     let Some(title) = title else {
         return Err(AppError::bad_request("Dados inválidos."));
     };
-    check_owner(&*txn, ctx, owner_id, current.owner_id).await?;
+    check_owner(&*txn, ctx, owner_id, Some(current.owner_id)).await?;
 
     let now = Utc::now();
-    let stage_changed = target.is_some();
+    let stage_changed = to_stage.id != current.stage_id;
     let position = if stage_changed {
         board::place(&*txn, ctx, to_stage.id, id, Anchor::Top).await?
     } else {
@@ -1126,18 +1137,19 @@ pub async fn transition(
     let txn = state.begin().await?;
     let first = find_visible(&*txn, ctx, id, false).await?;
     let target = transition_target(&*txn, ctx, &first, &tr).await?;
-    board::lock_stages(&*txn, ctx.tenant_id, &[first.stage_id, target.id]).await?;
+    let rows = board::lock_stages(&*txn, ctx.tenant_id, &[first.stage_id, target.id]).await?;
+    let target = board::locked(&rows, target.id, "stage_id")?;
     // Fresh, locked: a concurrent change of this deal either finished before or waits for us.
     let current = find_visible(&*txn, ctx, id, true).await?;
     let cur_status = OpportunityStatus::parse(&current.status).unwrap_or(OpportunityStatus::Open);
-    let target = if current.stage_id != first.stage_id && !matches!(tr, Transition::Move { .. }) {
-        // Moved meanwhile: recompute (its new stage is then locked below, after the old one).
-        let t = transition_target(&*txn, ctx, &current, &tr).await?;
-        board::lock_stages(&*txn, ctx.tenant_id, &[current.stage_id, t.id]).await?;
-        t
-    } else {
-        target
-    };
+    if current.stage_id != first.stage_id && !matches!(tr, Transition::Move { .. }) {
+        // Moved by someone else between our read and our lock; its target may differ now. Taking
+        // more stage locks out of order could deadlock, so the client retries.
+        return Err(AppError::new(
+            ErrorCode::Conflict,
+            "A oportunidade acabou de ser movida por outra pessoa; tente novamente.",
+        ));
+    }
     let status = match &tr {
         Transition::Won if cur_status == OpportunityStatus::Won => return Err(already("won")),
         Transition::Lost(_) if cur_status == OpportunityStatus::Lost => {

@@ -124,6 +124,34 @@ pub async fn create_on_lead(
     Ok(to_dto(m))
 }
 
+pub async fn create_on_opportunity(
+    state: &AppState,
+    ctx: &TenantCtx,
+    opportunity_id: Uuid,
+    input: NoteInput,
+) -> AppResult<Note> {
+    ctx.require(&[Role::Admin, Role::Manager, Role::Sales, Role::Support])?;
+    let body = body_of(&input)?;
+    let txn = state.begin().await?;
+    let opp = crate::domains::pipelines::opportunities::find_visible(&*txn, ctx, opportunity_id, false).await?;
+    let m = insert(&*txn, ctx, opp.lead_id, Some(opportunity_id), &body).await?;
+    audit::record(
+        &*txn,
+        audit::Entry {
+            tenant_id: Some(ctx.tenant_id),
+            actor_id: Some(ctx.user_id),
+            action: "create",
+            entity_type: "note",
+            entity_id: m.id.to_string(),
+            changes: json!({"subject": {"from": null, "to": format!("opportunity:{opportunity_id}")}}),
+            meta: &ctx.meta,
+        },
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(to_dto(m))
+}
+
 /// A note the caller can see (its subject is visible to it).
 async fn find<C: ConnectionTrait>(conn: &C, ctx: &TenantCtx, id: Uuid) -> AppResult<note::Model> {
     use sea_orm::ColumnTrait;
@@ -136,6 +164,9 @@ async fn find<C: ConnectionTrait>(conn: &C, ctx: &TenantCtx, id: Uuid) -> AppRes
         && m.subject_type == "lead"
     {
         leads::service::find_visible(conn, ctx, l, true).await?;
+    }
+    if m.subject_type == "opportunity" {
+        crate::domains::pipelines::opportunities::find_visible(conn, ctx, m.subject_id, false).await?;
     }
     Ok(m)
 }

@@ -32,6 +32,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_lead_note))
         .routes(routes!(update_note, delete_note))
         .routes(routes!(lead_timeline))
+        .routes(routes!(create_opportunity_note))
+        .routes(routes!(opportunity_timeline))
 }
 
 /// The agenda: tasks filtered by assignee (`me`), status, type, priority, lead, opportunity and
@@ -252,4 +254,34 @@ pub async fn lead_timeline(
     Ok(Json(
         timeline::feed(&state.db, ctx.tenant_id, Subject::Lead(id), &q).await?,
     ))
+}
+
+/// Add a note (Markdown) to an opportunity; it also shows in its lead's timeline.
+#[utoipa::path(post, path = "/api/pipelines/opportunities/{id}/notes", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path)), request_body = NoteInput,
+    responses((status = 201, body = Note), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn create_opportunity_note(
+    State(state): State<AppState>,
+    ctx: TenantCtx,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiJson(input): ApiJson<NoteInput>,
+) -> AppResult<impl IntoResponse> {
+    let n = notes::create_on_opportunity(&state, &ctx, id, input).await?;
+    Ok((StatusCode::CREATED, [(header::LOCATION, format!("/api/notes/{}", n.id))], Json(n)))
+}
+
+/// The opportunity's timeline, newest first: stage changes, won/lost, notes, tasks.
+#[utoipa::path(get, path = "/api/pipelines/opportunities/{id}/timeline", tag = "tasks", security(("bearer" = [])),
+    params(("id" = Uuid, Path), TimelineQuery),
+    responses((status = 200, body = Page<TimelineEntry>), (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json")))]
+pub async fn opportunity_timeline(
+    State(state): State<AppState>,
+    ctx: TenantCtx,
+    ApiPath(id): ApiPath<Uuid>,
+    ApiQuery(q): ApiQuery<TimelineQuery>,
+) -> AppResult<Json<Page<TimelineEntry>>> {
+    crate::domains::pipelines::opportunities::find_visible(&state.db, &ctx, id, false).await?;
+    Ok(Json(timeline::feed(&state.db, ctx.tenant_id, Subject::Opportunity(id), &q).await?))
 }

@@ -90,16 +90,14 @@ async fn check_assignee<C: ConnectionTrait>(conn: &C, ctx: &TenantCtx, id: Uuid)
 }
 
 async fn check_opportunity<C: ConnectionTrait>(
-    _conn: &C,
-    _ctx: &TenantCtx,
-    _id: Uuid,
+    conn: &C,
+    ctx: &TenantCtx,
+    id: Uuid,
 ) -> AppResult<Option<Uuid>> {
-    // PENDING-PIPELINES: resolved against the opportunities table once it lands.
-    Err(AppError::field(
-        "opportunity_id",
-        "unknown_opportunity",
-        "Oportunidade inexistente",
-    ))
+    crate::domains::pipelines::opportunities::find_visible(conn, ctx, id, false)
+        .await
+        .map(|o| o.lead_id)
+        .map_err(|_| AppError::field("opportunity_id", "unknown_opportunity", "Oportunidade inexistente"))
 }
 
 struct Draft {
