@@ -179,7 +179,7 @@ run_wrk() {
      + {server_cpu_ms_per_req: ($st / $tick * 1000 / ([$r.requests, 1] | max)),
         db_cpu_ms_per_req: (if $b == "pg" then ($pt / $tick * 1000 / ([$r.requests, 1] | max)) else null end),
         loadavg_1m: $load}' >>"$OUT/wrk.jsonl"
-  jq -r '"  \(.backend) \(.scenario) c=\(.c): \(.rps) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, non-2xx \(.errors_status), socket errors \(.errors_connect + .errors_read + .errors_write + .errors_timeout), CPU/req server \(.server_cpu_ms_per_req * 1000 | round / 1000) ms db \(.db_cpu_ms_per_req // 0 * 1000 | round / 1000) ms, load \(.loadavg_1m)"' \
+  jq -r '"  \(.backend) \(.scenario) c=\(.c): \(.rps) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, non-2xx \(.errors_status), socket errors \(.errors_connect + .errors_read + .errors_write + .errors_timeout), CPU/req server \(.server_cpu_ms_per_req * 1000 | round / 1000) ms db \((.db_cpu_ms_per_req // 0) * 1000 | round / 1000) ms, load \(.loadavg_1m)"' \
     <<<"$(tail -1 "$OUT/wrk.jsonl")" | tee -a "$OUT/run.log"
 }
 

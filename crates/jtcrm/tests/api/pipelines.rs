@@ -1927,3 +1927,142 @@ fn openapi_documents_pipelines_products_and_conversion() {
         assert!(schemas.contains_key(s), "schema {s} missing");
     }
 }
+
+/// `(event_type, data)` of the domain events of an entity, oldest first.
+async fn events_of(app: &TestApp, entity_id: &str) -> Vec<(String, Value)> {
+    use jtcrm::events::model as event;
+    use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
+    event::Entity::find()
+        .filter(event::Column::EntityId.eq(uuid::Uuid::parse_str(entity_id).unwrap()))
+        .order_by_asc(event::Column::Id)
+        .all(&app.state.db)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| (e.event_type, e.data))
+        .collect()
+}
+
+fn kinds(r: &Resp) -> Vec<String> {
+    r.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn stage_changes_emit_domain_events_and_timeline_entries() {
+    let app = spawn_app().await;
+    let t = app.create_tenant().await;
+    let tok = &t.admin_token;
+    let p = default_pipeline(&app, tok).await;
+    let lead = app
+        .post(
+            "/api/leads",
+            tok,
+            json!({"name": "Eventos", "company": "Rede Sul"}),
+        )
+        .await
+        .id();
+    let r = app
+        .post(
+            &format!("/api/leads/{lead}/convert"),
+            tok,
+            json!({"value_cents": 123456}),
+        )
+        .await;
+    r.assert(201);
+    let id = r.id();
+    let lead_events: Vec<String> = events_of(&app, &lead)
+        .await
+        .into_iter()
+        .map(|e| e.0)
+        .collect();
+    assert!(
+        lead_events.contains(&"lead.converted".to_string()),
+        "{lead_events:?}"
+    );
+    mv(
+        &app,
+        tok,
+        &id,
+        json!({"stage_id": stage(&p, "Qualificação")}),
+    )
+    .await
+    .assert(200);
+    mv(&app, tok, &id, json!({"before_id": id}))
+        .await
+        .assert_problem(422, "validation_failed");
+    app.post(&format!("{OPPS}/{id}/won"), tok, json!({}))
+        .await
+        .assert(200);
+    app.post(&format!("{OPPS}/{id}/reopen"), tok, json!({}))
+        .await
+        .assert(200);
+    app.post(
+        &format!("{OPPS}/{id}/lost"),
+        tok,
+        json!({"reason": "Sem verba"}),
+    )
+    .await
+    .assert(200);
+    patch(
+        &app,
+        &format!("{OPPS}/{id}"),
+        tok,
+        json!({"title": "Rede Sul 2"}),
+    )
+    .await
+    .assert(200);
+    let ev = events_of(&app, &id).await;
+    let types: Vec<&str> = ev.iter().map(|e| e.0.as_str()).collect();
+    assert_eq!(
+        types,
+        vec![
+            "opportunity.created",
+            "opportunity.stage_changed",
+            "opportunity.stage_changed",
+            "opportunity.won",
+            "opportunity.stage_changed",
+            "opportunity.updated",
+            "opportunity.stage_changed",
+            "opportunity.lost",
+            "opportunity.updated",
+        ]
+    );
+    assert_eq!(ev[0].1["after"]["value_cents"], 123456);
+    assert_eq!(ev[1].1["before"]["stage_name"], "Prospecção");
+    assert_eq!(ev[1].1["after"]["stage_name"], "Qualificação");
+    assert_eq!(ev[3].1["after"]["status"], "won");
+    assert_eq!(ev[5].1["after"]["status"], "open");
+    assert_eq!(ev[7].1["after"]["lost_reason"], "Sem verba");
+    assert_eq!(ev[8].1["before"]["title"], "Rede Sul");
+    assert_eq!(ev[8].1["after"]["title"], "Rede Sul 2");
+    let tl = app.get(&format!("{OPPS}/{id}/timeline"), tok).await;
+    tl.assert(200);
+    let k = kinds(&tl);
+    for x in [
+        "opportunity_created",
+        "opportunity_stage_changed",
+        "opportunity_won",
+        "opportunity_reopened",
+        "opportunity_lost",
+        "lead_converted",
+    ] {
+        assert!(k.contains(&x.to_string()), "{x} missing in {k:?}");
+    }
+    let won = tl.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["kind"] == "opportunity_won")
+        .unwrap()
+        .clone();
+    assert_eq!(won["summary"], "Oportunidade ganha: Rede Sul (R$ 1.234,56)");
+    let lt = app.get(&format!("/api/leads/{lead}/timeline"), tok).await;
+    let k = kinds(&lt);
+    assert!(k.contains(&"opportunity_lost".to_string()), "{k:?}");
+    assert!(k.contains(&"lead_converted".to_string()), "{k:?}");
+}

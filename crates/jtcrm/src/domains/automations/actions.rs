@@ -125,19 +125,24 @@ pub async fn record<C: ConnectionTrait>(
     let r = step.run;
     let pos = step.position as i32;
     // The waits that led here are over.
-    run_action::Entity::update_many()
-        .col_expr(
-            run_action::Column::Status,
-            Expr::value(ActionStatus::Succeeded.as_str()),
-        )
-        .col_expr(run_action::Column::FinishedAt, Expr::value(now))
-        .filter(run_action::Column::TenantId.eq(r.tenant_id))
-        .filter(run_action::Column::RunId.eq(r.id))
-        .filter(run_action::Column::Position.lt(pos))
-        .filter(run_action::Column::ActionType.eq("wait"))
-        .filter(run_action::Column::Status.eq(ActionStatus::Queued.as_str()))
-        .exec(conn)
-        .await?;
+    let after_wait = step.actions[..step.position.min(step.actions.len())]
+        .iter()
+        .any(|a| matches!(a, AutomationAction::Wait { .. }));
+    if after_wait {
+        run_action::Entity::update_many()
+            .col_expr(
+                run_action::Column::Status,
+                Expr::value(ActionStatus::Succeeded.as_str()),
+            )
+            .col_expr(run_action::Column::FinishedAt, Expr::value(now))
+            .filter(run_action::Column::TenantId.eq(r.tenant_id))
+            .filter(run_action::Column::RunId.eq(r.id))
+            .filter(run_action::Column::Position.lt(pos))
+            .filter(run_action::Column::ActionType.eq("wait"))
+            .filter(run_action::Column::Status.eq(ActionStatus::Queued.as_str()))
+            .exec(conn)
+            .await?;
+    }
     let (status, result, error) = match &outcome {
         Ok(v) => (ActionStatus::Succeeded, Some(v.clone()), None),
         Err(m) => (ActionStatus::Failed, None, Some(clip(m, 2000))),
@@ -354,14 +359,16 @@ async fn user_json<C: ConnectionTrait>(
         .unwrap_or(Value::Null))
 }
 
-/// Loads the entity a run acts on and builds the placeholder context (`lead`, `owner`, `task`,
-/// `opportunity`, `company`, and `automation` = `source`, the automation or cadence).
+/// Loads the entity a run acts on and builds the placeholder context (`lead`, `task`,
+/// `opportunity`, `automation` = `source`, the automation or cadence, and with `people` also
+/// `owner` and `company`, which cost a query each).
 pub async fn load_subject<C: ConnectionTrait>(
     conn: &C,
     tenant_id: Uuid,
     source: (Uuid, &str),
     entity_type: &str,
     entity_id: Uuid,
+    people: bool,
 ) -> AppResult<Subject> {
     let mut lead_id = None;
     let mut opportunity = None;
@@ -418,17 +425,21 @@ pub async fn load_subject<C: ConnectionTrait>(
             "lead".into(),
             serde_json::to_value(leads::to_dto(l.clone())).unwrap_or_default(),
         );
-        template.insert(
-            "owner".into(),
-            user_json(conn, tenant_id, l.owner_id).await?,
-        );
+        if people {
+            template.insert(
+                "owner".into(),
+                user_json(conn, tenant_id, l.owner_id).await?,
+            );
+        }
     }
-    let company = tenant::Entity::find_by_id(tenant_id)
-        .one(conn)
-        .await?
-        .map(|t| json!({"name": t.name}))
-        .unwrap_or(Value::Null);
-    template.insert("company".into(), company);
+    if people {
+        let company = tenant::Entity::find_by_id(tenant_id)
+            .one(conn)
+            .await?
+            .map(|t| json!({"name": t.name}))
+            .unwrap_or(Value::Null);
+        template.insert("company".into(), company);
+    }
     template.insert(
         "automation".into(),
         json!({"id": source.0, "name": source.1}),
@@ -509,6 +520,19 @@ fn v7_floor(t: DateTime<Utc>) -> Uuid {
 
 // ---------- execution ----------
 
+/// Whether the action's texts name the owner or the company.
+fn uses_people(a: &AutomationAction) -> bool {
+    match a {
+        AutomationAction::CreateTask {
+            title, description, ..
+        } => super::templates::mentions_people(&[title.as_deref(), description.as_deref()]),
+        AutomationAction::SendEmail { subject, body, .. } => {
+            super::templates::mentions_people(&[subject.as_deref(), body.as_deref()])
+        }
+        _ => false,
+    }
+}
+
 struct Env<'a> {
     state: &'a AppState,
     ctx: TenantCtx,
@@ -529,6 +553,7 @@ impl Env<'_> {
             (self.auto.model.id, &self.auto.model.name),
             &r.entity_type,
             r.entity_id,
+            uses_people(action),
         )
         .await?;
         let need_lead = || {
@@ -1055,7 +1080,15 @@ pub async fn preview(
 ) -> AppResult<Vec<ActionPreview>> {
     let db = &state.db;
     let t = p.model.tenant_id;
-    let s = load_subject(db, t, (p.model.id, &p.model.name), entity_type, entity_id).await?;
+    let s = load_subject(
+        db,
+        t,
+        (p.model.id, &p.model.name),
+        entity_type,
+        entity_id,
+        true,
+    )
+    .await?;
     let ctx = actor_ctx(state, t, &[p.model.created_by]).await?;
     let lead = s.lead.as_ref();
     let no_lead = "Falharia: o registro não tem lead.".to_string();

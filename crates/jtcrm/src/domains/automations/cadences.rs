@@ -864,8 +864,13 @@ pub async fn run_step(state: AppState, job: JobCtx) -> Result<(), JobError> {
     cause.insert("cadence_enrollment_id".into(), json!(e.id));
     cause.insert("cadence_step".into(), json!(p.step));
     cause.insert("automation_depth".into(), json!(e.depth));
+    let people = super::templates::mentions_people(&[
+        step.title.as_deref(),
+        step.subject.as_deref(),
+        step.body.as_deref(),
+    ]);
     let template =
-        super::actions::load_subject(&state.db, tenant_id, (c.id, &c.name), "lead", l.id)
+        super::actions::load_subject(&state.db, tenant_id, (c.id, &c.name), "lead", l.id, people)
             .await?
             .template;
     if channel == CadenceChannel::Email {

@@ -7,7 +7,7 @@
 //! `UPDATE … RETURNING` (`FOR UPDATE SKIP LOCKED` on PostgreSQL) in the same transaction that starts
 //! the runs, so two dispatchers never process one event and a crash leaves it pending.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -18,8 +18,8 @@ use jtcrm_types::dto::automations::{
 };
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Order, Query};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, TryInsertResult,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, TryInsertResult,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -37,7 +37,7 @@ use crate::domains::{audit, leads, pipelines, tasks};
 use crate::error::{AppError, AppResult};
 use crate::events::model as event;
 use crate::http::extract::TenantCtx;
-use crate::jobs::{JobCtx, JobError, NewJob, enqueue};
+use crate::jobs::{JobCtx, JobError, NewJob, enqueue, model as job};
 use crate::state::AppState;
 
 pub const DISPATCH_KIND: &str = "automations.dispatch";
@@ -437,6 +437,7 @@ async fn process<C: ConnectionTrait>(
         snapshots.extend(load_snapshots(conn, etype, &keys).await?);
     }
     let mut hours: HashMap<Uuid, Hours> = HashMap::new();
+    let mut items: Vec<(NewRun<'_>, Hours)> = vec![];
     for (ev, matched, depth) in candidates {
         let Some(snap) = snapshots.get(&(ev.tenant_id, ev.entity_id)) else {
             continue;
@@ -453,9 +454,7 @@ async fn process<C: ConnectionTrait>(
             } else {
                 Hours::default_in(chrono_tz::America::Sao_Paulo)
             };
-            start_run(
-                conn,
-                &h,
+            items.push((
                 NewRun {
                     automation: a,
                     event_id: Some(ev.id),
@@ -464,9 +463,12 @@ async fn process<C: ConnectionTrait>(
                     entity_id: ev.entity_id,
                     depth: depth + 1,
                 },
-            )
-            .await?;
+                h,
+            ));
         }
+    }
+    if !items.is_empty() {
+        start_runs(conn, &items).await?;
     }
     Ok(())
 }
@@ -547,16 +549,9 @@ async fn enqueue_action<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Starts a run: its row (at most one per automation and event), one row per action and the job of
-/// the first action. `None` when the event already started this automation (a replay).
-pub async fn start_run<C: ConnectionTrait>(
-    conn: &C,
-    hours: &Hours,
-    r: NewRun<'_>,
-) -> AppResult<Option<Uuid>> {
+fn new_run_row(r: &NewRun<'_>, now: DateTime<Utc>) -> run::Model {
     let a = &r.automation.model;
-    let now = Utc::now();
-    let row = run::Model {
+    run::Model {
         tenant_id: a.tenant_id,
         id: Uuid::now_v7(),
         automation_id: a.id,
@@ -576,48 +571,73 @@ pub async fn start_run<C: ConnectionTrait>(
         actions_total: r.automation.actions.len() as i32,
         created_at: now,
         finished_at: None,
-    };
-    let am = run::ActiveModel {
-        tenant_id: Set(row.tenant_id),
-        id: Set(row.id),
-        automation_id: Set(row.automation_id),
-        automation_version: Set(row.automation_version),
-        source: Set(row.source.clone()),
-        event_id: Set(row.event_id),
-        event_type: Set(row.event_type.clone()),
-        entity_type: Set(row.entity_type.clone()),
-        entity_id: Set(row.entity_id),
-        depth: Set(row.depth),
-        status: Set(row.status.clone()),
-        actions_total: Set(row.actions_total),
-        created_at: Set(now),
-        finished_at: Set(None),
-    };
-    let res = run::Entity::insert(am)
-        .on_conflict_do_nothing_on([
-            run::Column::TenantId,
-            run::Column::AutomationId,
-            run::Column::EventId,
-        ])
-        .exec_without_returning(conn)
-        .await?;
-    if !matches!(res, TryInsertResult::Inserted(n) if n > 0) {
-        return Ok(None);
     }
-    let p = plan(hours, &r.automation.actions, 0, now);
-    let rows: Vec<run_action::ActiveModel> = r
-        .automation
-        .actions
-        .iter()
-        .enumerate()
-        .map(|(i, act)| {
+}
+
+/// The job of action `position` of run `r`, as `jobs::enqueue` would write it (kept here to enqueue
+/// a whole dispatch batch in one statement).
+fn action_job(r: &run::Model, position: usize, at: DateTime<Utc>) -> job::ActiveModel {
+    let now = Utc::now();
+    job::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(Some(r.tenant_id)),
+        kind: Set(actions::ACTION_KIND.to_string()),
+        payload: Set(json!({"run_id": r.id, "position": position})),
+        status: Set("queued".into()),
+        attempts: Set(0),
+        max_attempts: Set(crate::jobs::DEFAULT_MAX_ATTEMPTS),
+        run_at: Set(at),
+        locked_by: Set(None),
+        locked_until: Set(None),
+        idempotency_key: Set(Some(action_key(r, position))),
+        last_error: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+        finished_at: Set(None),
+    }
+}
+
+/// Starts runs: their rows (at most one per automation and event: a replayed event gets `None`),
+/// one row per action, and the job of each first action, in a few multi-row statements.
+pub async fn start_runs<C: ConnectionTrait>(
+    conn: &C,
+    items: &[(NewRun<'_>, Hours)],
+) -> AppResult<Vec<Option<Uuid>>> {
+    const CHUNK: usize = 500;
+    let now = Utc::now();
+    let rows: Vec<run::Model> = items.iter().map(|(r, _)| new_run_row(r, now)).collect();
+    let mut inserted: HashSet<Uuid> = HashSet::new();
+    for chunk in rows.chunks(CHUNK) {
+        let res = run::Entity::insert_many(chunk.iter().map(|m| m.clone().into_active_model()))
+            .on_conflict_do_nothing_on([
+                run::Column::TenantId,
+                run::Column::AutomationId,
+                run::Column::EventId,
+            ])
+            .exec_with_returning_keys(conn)
+            .await?;
+        if let TryInsertResult::Inserted(keys) = res {
+            inserted.extend(keys.into_iter().map(|(_, id)| id));
+        }
+    }
+    let mut action_rows = vec![];
+    let mut jobs = vec![];
+    let mut finished = vec![];
+    let mut out = Vec::with_capacity(items.len());
+    for ((r, hours), row) in items.iter().zip(&rows) {
+        if !inserted.contains(&row.id) {
+            out.push(None);
+            continue;
+        }
+        let p = plan(hours, &r.automation.actions, 0, now);
+        for (i, act) in r.automation.actions.iter().enumerate() {
             let planned = p
                 .waits
                 .iter()
                 .find(|(w, _)| *w == i)
                 .map(|(_, t)| *t)
                 .or_else(|| p.next.filter(|(n, _)| *n == i).map(|(_, t)| t));
-            run_action::ActiveModel {
+            action_rows.push(run_action::ActiveModel {
                 tenant_id: Set(row.tenant_id),
                 run_id: Set(row.id),
                 position: Set(i as i32),
@@ -635,20 +655,35 @@ pub async fn start_run<C: ConnectionTrait>(
                 error: Set(None),
                 started_at: Set(None),
                 finished_at: Set(None),
-            }
-        })
-        .collect();
-    if !rows.is_empty() {
-        run_action::Entity::insert_many(rows)
+            });
+        }
+        match p.next {
+            Some((pos, at)) => jobs.push(action_job(row, pos, at)),
+            None => finished.push(row.clone()),
+        }
+        metrics::counter!("jtcrm_automation_runs_total", "source" => row.source.clone())
+            .increment(1);
+        out.push(Some(row.id));
+    }
+    for chunk in action_rows.chunks(CHUNK) {
+        run_action::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(conn)
             .await?;
     }
-    match p.next {
-        Some((pos, at)) => enqueue_action(conn, &row, pos, at).await?,
-        None => finalize(conn, &row, false).await?,
+    let any_job = !jobs.is_empty();
+    for chunk in jobs.chunks(CHUNK) {
+        job::Entity::insert_many(chunk.to_vec())
+            .on_conflict_do_nothing_on([job::Column::IdempotencyKey])
+            .exec_without_returning(conn)
+            .await?;
     }
-    metrics::counter!("jtcrm_automation_runs_total", "source" => row.source.clone()).increment(1);
-    Ok(Some(row.id))
+    if any_job {
+        crate::jobs::wake_workers();
+    }
+    for row in &finished {
+        finalize(conn, row, false).await?;
+    }
+    Ok(out)
 }
 
 /// Schedules the run from action `from` on: passes its waits, queues the next action, or
@@ -698,25 +733,23 @@ pub async fn finalize<C: ConnectionTrait>(
     r: &run::Model,
     stopped: bool,
 ) -> AppResult<()> {
-    let status = if stopped {
-        RunStatus::Stopped
+    let status: sea_orm::sea_query::SimpleExpr = if stopped {
+        Expr::value(RunStatus::Stopped.as_str())
     } else {
-        let statuses: Vec<String> = run_action::Entity::find()
-            .select_only()
-            .column(run_action::Column::Status)
-            .filter(run_action::Column::TenantId.eq(r.tenant_id))
-            .filter(run_action::Column::RunId.eq(r.id))
-            .into_tuple()
-            .all(conn)
-            .await?;
-        if statuses.iter().any(|s| s == ActionStatus::Failed.as_str()) {
-            RunStatus::Failed
-        } else {
-            RunStatus::Succeeded
-        }
+        // One statement: `failed` if any action failed, else `succeeded`.
+        let failed = Query::select()
+            .expr(Expr::val(1))
+            .from(run_action::Entity)
+            .and_where(Expr::col(run_action::Column::TenantId).eq(r.tenant_id))
+            .and_where(Expr::col(run_action::Column::RunId).eq(r.id))
+            .and_where(Expr::col(run_action::Column::Status).eq(ActionStatus::Failed.as_str()))
+            .take();
+        Expr::case(Expr::exists(failed), RunStatus::Failed.as_str())
+            .finally(RunStatus::Succeeded.as_str())
+            .into()
     };
     run::Entity::update_many()
-        .col_expr(run::Column::Status, Expr::value(status.as_str()))
+        .col_expr(run::Column::Status, status)
         .col_expr(run::Column::FinishedAt, Expr::value(Utc::now()))
         .filter(run::Column::TenantId.eq(r.tenant_id))
         .filter(run::Column::Id.eq(r.id))
@@ -835,26 +868,28 @@ pub async fn execute(
             previews: Some(previews),
         });
     }
+    let items: Vec<(NewRun<'_>, Hours)> = met
+        .iter()
+        .map(|id| {
+            (
+                NewRun {
+                    automation: &p,
+                    event_id: None,
+                    event_type: None,
+                    entity_type: etype,
+                    entity_id: *id,
+                    depth: 1,
+                },
+                hours.clone(),
+            )
+        })
+        .collect();
     let tx = state.begin().await?;
-    let mut runs = vec![];
-    for id in &met {
-        if let Some(r) = start_run(
-            &*tx,
-            &hours,
-            NewRun {
-                automation: &p,
-                event_id: None,
-                event_type: None,
-                entity_type: etype,
-                entity_id: *id,
-                depth: 1,
-            },
-        )
+    let runs: Vec<Uuid> = start_runs(&*tx, &items)
         .await?
-        {
-            runs.push(r);
-        }
-    }
+        .into_iter()
+        .flatten()
+        .collect();
     audit::record(
         &*tx,
         audit::Entry {

@@ -12,8 +12,11 @@ pub mod routes;
 pub mod templates;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use dashmap::DashMap;
 use jtcrm_types::dto::automations::{
     ActionResult, ActionStatus, ActionType, AssigneeMode, Automation, AutomationAction,
     AutomationInput, AutomationRun, Condition, EmailTo, RunStatus, Trigger,
@@ -123,6 +126,17 @@ pub fn to_dto(m: automation::Model) -> Automation {
     }
 }
 
+/// Actors confirmed active recently: one query less per action. A user deactivated meanwhile may
+/// still be the actor for [`ACTOR_TTL`].
+static ACTIVE_ACTORS: LazyLock<DashMap<(Uuid, Uuid), Instant>> = LazyLock::new(DashMap::new);
+const ACTOR_TTL: Duration = Duration::from_secs(10);
+
+fn recently_active(tenant_id: Uuid, user_id: Uuid) -> bool {
+    ACTIVE_ACTORS
+        .get(&(tenant_id, user_id))
+        .is_some_and(|t| t.elapsed() < ACTOR_TTL)
+}
+
 /// The context an automation (or a cadence) acts in: the first active user of `preferred`
 /// (normally the automation's author), else the company's first active admin, with admin rights so
 /// every record of the company is visible. Its changes carry that user as actor and the automation
@@ -142,7 +156,10 @@ pub async fn actor_ctx(
     }
     let mut user_id = None;
     for id in preferred.iter().flatten() {
-        if leads::assignment::is_active_user(&state.db, tenant_id, *id).await? {
+        if recently_active(tenant_id, *id)
+            || leads::assignment::is_active_user(&state.db, tenant_id, *id).await?
+        {
+            ACTIVE_ACTORS.insert((tenant_id, *id), Instant::now());
             user_id = Some(*id);
             break;
         }

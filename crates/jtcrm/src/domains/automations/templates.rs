@@ -81,6 +81,16 @@ pub fn unknown_roots(template: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether any of `texts` names the lead's owner or the company (which cost a query each).
+pub fn mentions_people(texts: &[Option<&str>]) -> bool {
+    texts.iter().flatten().any(|t| {
+        placeholders(t).iter().any(|p| {
+            let root = p.split('.').next().unwrap_or("");
+            root == "owner" || root == "company"
+        })
+    })
+}
+
 /// The value at a dotted path (object keys, or list indexes).
 pub fn lookup<'a>(ctx: &'a Value, path: &str) -> Option<&'a Value> {
     let mut cur = ctx;
@@ -179,5 +189,11 @@ mod tests {
             vec!["tenant.secret"]
         );
         assert_eq!(clip("abcdef", 3), "abc");
+        assert!(mentions_people(&[None, Some("Oi {{ owner.name }}")]));
+        assert!(mentions_people(&[Some("{{company.name}}")]));
+        assert!(!mentions_people(&[
+            Some("{{lead.name}} {{automation.name}}"),
+            None
+        ]));
     }
 }

@@ -31,10 +31,11 @@ use super::{
     DEAL_ROLES, finish_idempotent, money, opportunity_dto, sees_all, stage_kind, status_for,
     visible_to,
 };
-use crate::domains::audit;
 use crate::domains::leads::{self, LeadDraft, WriteMode};
 use crate::domains::products::{self, model::product};
+use crate::domains::{audit, timeline};
 use crate::error::{AppError, AppResult, Validator};
+use crate::events;
 use crate::http::extract::TenantCtx;
 use crate::http::idempotency::{self, IdempotencyKey};
 use crate::http::pagination::{self, decode_cursor, encode_cursor};
@@ -430,6 +431,166 @@ async fn record_history<C: ConnectionTrait>(
     })
     .exec_without_returning(conn)
     .await?;
+    let from_entered = from.map(|(f, entered)| (f, Ord::max((now - entered).num_seconds(), 0)));
+    publish(conn, ctx, opp, from_entered, from_status, to, event).await
+}
+
+/// `R$ 1.234,56`.
+pub fn brl(cents: i64) -> String {
+    let neg = cents < 0;
+    let c = cents.unsigned_abs();
+    let int = (c / 100).to_string();
+    let mut grouped = String::new();
+    for (i, ch) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i).is_multiple_of(3) {
+            grouped.push('.');
+        }
+        grouped.push(ch);
+    }
+    format!("{}R$ {grouped},{:02}", if neg { "-" } else { "" }, c % 100)
+}
+
+fn emit_event<'a>(
+    ctx: &TenantCtx,
+    event_type: &'a str,
+    entity_type: &'a str,
+    entity_id: Uuid,
+    data: Value,
+) -> events::Event<'a> {
+    events::Event {
+        tenant_id: ctx.tenant_id,
+        event_type,
+        entity_type,
+        entity_id,
+        actor_id: Some(ctx.user_id),
+        data,
+    }
+}
+
+fn timeline_entry<'a>(
+    ctx: &TenantCtx,
+    opp: &opportunity::Model,
+    kind: &'a str,
+    summary: String,
+    data: Value,
+) -> timeline::NewEntry<'a> {
+    timeline::NewEntry {
+        tenant_id: ctx.tenant_id,
+        lead_id: opp.lead_id,
+        opportunity_id: Some(opp.id),
+        kind,
+        actor_id: Some(ctx.user_id),
+        summary,
+        data,
+        reference: None,
+    }
+}
+
+/// Domain events (`opportunity.created`, `.stage_changed`, `.won`, `.lost`, `.updated` for a
+/// reopening) for the automation engine and timeline entries for the deal's and its lead's feed,
+/// in the transaction of the change.
+async fn publish<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &TenantCtx,
+    opp: &opportunity::Model,
+    from: Option<(&stage::Model, i64)>,
+    from_status: Option<&str>,
+    to: &stage::Model,
+    event: StageEvent,
+) -> AppResult<()> {
+    let side = |st: &stage::Model, status: Option<&str>| json!({"stage_id": st.id, "stage_name": st.name, "pipeline_id": st.pipeline_id, "status": status});
+    let Some((from_stage, seconds)) = from else {
+        let after = serde_json::to_value(opportunity_dto(opp.clone(), None)).unwrap_or_default();
+        events::emit(
+            conn,
+            emit_event(
+                ctx,
+                "opportunity.created",
+                "opportunity",
+                opp.id,
+                json!({"after": after}),
+            ),
+        )
+        .await?;
+        timeline::record(
+            conn,
+            timeline_entry(
+                ctx,
+                opp,
+                "opportunity_created",
+                format!("Oportunidade criada: {} ({})", opp.title, to.name),
+                json!({"stage_id": to.id, "stage_name": to.name, "value_cents": opp.value_cents}),
+            ),
+        )
+        .await?;
+        return Ok(());
+    };
+    if from_stage.id != to.id {
+        let data = json!({
+            "before": side(from_stage, from_status),
+            "after": side(to, Some(&opp.status)),
+            "seconds_in_from_stage": seconds,
+        });
+        events::emit(
+            conn,
+            emit_event(
+                ctx,
+                "opportunity.stage_changed",
+                "opportunity",
+                opp.id,
+                data.clone(),
+            ),
+        )
+        .await?;
+        timeline::record(
+            conn,
+            timeline_entry(
+                ctx,
+                opp,
+                timeline::kinds::OPPORTUNITY_STAGE_CHANGED,
+                format!("Etapa alterada de {} para {}", from_stage.name, to.name),
+                data,
+            ),
+        )
+        .await?;
+    }
+    let status = json!({
+        "before": {"status": from_status},
+        "after": {"status": opp.status, "lost_reason": opp.lost_reason, "stage_id": to.id,
+                  "value_cents": opp.value_cents, "mrr_cents": opp.mrr_cents, "tcv_cents": opp.tcv_cents},
+    });
+    let (event_type, kind, summary) = match event {
+        StageEvent::Won => (
+            "opportunity.won",
+            timeline::kinds::OPPORTUNITY_WON,
+            format!(
+                "Oportunidade ganha: {} ({})",
+                opp.title,
+                brl(opp.value_cents)
+            ),
+        ),
+        StageEvent::Lost => (
+            "opportunity.lost",
+            timeline::kinds::OPPORTUNITY_LOST,
+            format!(
+                "Oportunidade perdida: {} ({})",
+                opp.title,
+                opp.lost_reason.as_deref().unwrap_or("sem motivo")
+            ),
+        ),
+        StageEvent::Reopened => (
+            "opportunity.updated",
+            "opportunity_reopened",
+            format!("Oportunidade reaberta: {}", opp.title),
+        ),
+        StageEvent::Created | StageEvent::StageChanged => return Ok(()),
+    };
+    events::emit(
+        conn,
+        emit_event(ctx, event_type, "opportunity", opp.id, status.clone()),
+    )
+    .await?;
+    timeline::record(conn, timeline_entry(ctx, opp, kind, summary, status)).await?;
     Ok(())
 }
 
@@ -992,13 +1153,51 @@ pub async fn update(
     }
     let dto = opportunity_dto(updated, Some(items));
     let after = serde_json::to_value(&dto).unwrap_or_default();
-    audit::record(
-        &*txn,
-        audit_entry(ctx, "update", id, audit::diff(&before, &after)),
-    )
-    .await?;
+    let changes = audit::diff(&before, &after);
+    emit_updated(&*txn, ctx, id, &changes).await?;
+    audit::record(&*txn, audit_entry(ctx, "update", id, changes)).await?;
     txn.commit().await?;
     Ok(dto)
+}
+
+/// `opportunity.updated` with the changed fields, except those a stage or status event reports.
+async fn emit_updated<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &TenantCtx,
+    id: Uuid,
+    changes: &Value,
+) -> AppResult<()> {
+    const OWN_EVENTS: &[&str] = &[
+        "stage_id",
+        "pipeline_id",
+        "status",
+        "lost_reason",
+        "position",
+        "stage_entered_at",
+        "closed_at",
+    ];
+    let (mut before, mut after) = (serde_json::Map::new(), serde_json::Map::new());
+    if let Value::Object(m) = changes {
+        for (k, v) in m.iter().filter(|(k, _)| !OWN_EVENTS.contains(&k.as_str())) {
+            before.insert(k.clone(), v.get("from").cloned().unwrap_or(Value::Null));
+            after.insert(k.clone(), v.get("to").cloned().unwrap_or(Value::Null));
+        }
+    }
+    if after.is_empty() {
+        return Ok(());
+    }
+    events::emit(
+        conn,
+        emit_event(
+            ctx,
+            "opportunity.updated",
+            "opportunity",
+            id,
+            json!({"before": before, "after": after}),
+        ),
+    )
+    .await?;
+    Ok(())
 }
 
 fn event_for(from: OpportunityStatus, to: OpportunityStatus) -> StageEvent {
@@ -1321,6 +1520,32 @@ pub async fn convert_lead(
         });
     }
     let opp_id = m.id;
+    events::emit(
+        &*txn,
+        emit_event(
+            ctx,
+            "lead.converted",
+            "lead",
+            lead_id,
+            json!({"before": {"status": old_status.as_str()},
+                   "after": {"status": "converted", "opportunity_id": opp_id}}),
+        ),
+    )
+    .await?;
+    timeline::record(
+        &*txn,
+        timeline::NewEntry {
+            tenant_id: ctx.tenant_id,
+            lead_id: Some(lead_id),
+            opportunity_id: Some(opp_id),
+            kind: timeline::kinds::LEAD_CONVERTED,
+            actor_id: Some(ctx.user_id),
+            summary: format!("Lead convertido em oportunidade: {}", m.title),
+            data: json!({"opportunity_id": opp_id, "stage_id": m.stage_id, "value_cents": m.value_cents}),
+            reference: None,
+        },
+    )
+    .await?;
     let body = serde_json::to_value(opportunity_dto(m, Some(items))).map_err(AppError::internal)?;
     audit::record(
         &*txn,
