@@ -133,7 +133,9 @@ pub async fn create_on_opportunity(
     ctx.require(&[Role::Admin, Role::Manager, Role::Sales, Role::Support])?;
     let body = body_of(&input)?;
     let txn = state.begin().await?;
-    let opp = crate::domains::pipelines::opportunities::find_visible(&*txn, ctx, opportunity_id, false).await?;
+    let opp =
+        crate::domains::pipelines::opportunities::find_visible(&*txn, ctx, opportunity_id, false)
+            .await?;
     let m = insert(&*txn, ctx, opp.lead_id, Some(opportunity_id), &body).await?;
     audit::record(
         &*txn,
@@ -166,7 +168,8 @@ async fn find<C: ConnectionTrait>(conn: &C, ctx: &TenantCtx, id: Uuid) -> AppRes
         leads::service::find_visible(conn, ctx, l, true).await?;
     }
     if m.subject_type == "opportunity" {
-        crate::domains::pipelines::opportunities::find_visible(conn, ctx, m.subject_id, false).await?;
+        crate::domains::pipelines::opportunities::find_visible(conn, ctx, m.subject_id, false)
+            .await?;
     }
     Ok(m)
 }

@@ -268,7 +268,11 @@ pub async fn create_opportunity_note(
     ApiJson(input): ApiJson<NoteInput>,
 ) -> AppResult<impl IntoResponse> {
     let n = notes::create_on_opportunity(&state, &ctx, id, input).await?;
-    Ok((StatusCode::CREATED, [(header::LOCATION, format!("/api/notes/{}", n.id))], Json(n)))
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, format!("/api/notes/{}", n.id))],
+        Json(n),
+    ))
 }
 
 /// The opportunity's timeline, newest first: stage changes, won/lost, notes, tasks.
@@ -283,5 +287,7 @@ pub async fn opportunity_timeline(
     ApiQuery(q): ApiQuery<TimelineQuery>,
 ) -> AppResult<Json<Page<TimelineEntry>>> {
     crate::domains::pipelines::opportunities::find_visible(&state.db, &ctx, id, false).await?;
-    Ok(Json(timeline::feed(&state.db, ctx.tenant_id, Subject::Opportunity(id), &q).await?))
+    Ok(Json(
+        timeline::feed(&state.db, ctx.tenant_id, Subject::Opportunity(id), &q).await?,
+    ))
 }

@@ -97,7 +97,13 @@ async fn check_opportunity<C: ConnectionTrait>(
     crate::domains::pipelines::opportunities::find_visible(conn, ctx, id, false)
         .await
         .map(|o| o.lead_id)
-        .map_err(|_| AppError::field("opportunity_id", "unknown_opportunity", "Oportunidade inexistente"))
+        .map_err(|_| {
+            AppError::field(
+                "opportunity_id",
+                "unknown_opportunity",
+                "Oportunidade inexistente",
+            )
+        })
 }
 
 struct Draft {
