@@ -810,18 +810,24 @@ async fn leads(c: &Client, ctx: &Ctx) -> Result<()> {
 /// qualify a lead; see the task, the email and the run log. Needs the deployment's job worker.
 async fn automations(c: &Client, ctx: &Ctx) -> Result<()> {
     let a = c
-        .step("tenant A admin logs in for the automations section", async || {
-            let r = c.login(&ctx.a.admin_email, PASSWORD).await?;
-            r.expect_status(StatusCode::OK)?;
-            r.string("/access_token")
-        })
+        .step(
+            "tenant A admin logs in for the automations section",
+            async || {
+                let r = c.login(&ctx.a.admin_email, PASSWORD).await?;
+                r.expect_status(StatusCode::OK)?;
+                r.string("/access_token")
+            },
+        )
         .await?;
     let b = c
-        .step("tenant B admin logs in for the automations section", async || {
-            let r = c.login(&ctx.b.admin_email, PASSWORD).await?;
-            r.expect_status(StatusCode::OK)?;
-            r.string("/access_token")
-        })
+        .step(
+            "tenant B admin logs in for the automations section",
+            async || {
+                let r = c.login(&ctx.b.admin_email, PASSWORD).await?;
+                r.expect_status(StatusCode::OK)?;
+                r.string("/access_token")
+            },
+        )
         .await?;
     let seller = ctx.a.user("sales")?;
     let automation_id = c
@@ -917,8 +923,14 @@ async fn automations(c: &Client, ctx: &Ctx) -> Result<()> {
         let r = c.get(&format!("/api/tasks/{task_id}"), Some(&a)).await?;
         r.expect_status(StatusCode::OK)?;
         r.ensure(r.str("/type") == Some("call"), "type == \"call\"")?;
-        r.ensure(r.str("/assignee_id") == Some(seller.id.as_str()), "assignee is the seller")?;
-        r.ensure(r.str("/lead_id") == Some(lead_id.as_str()), "linked to the lead")?;
+        r.ensure(
+            r.str("/assignee_id") == Some(seller.id.as_str()),
+            "assignee is the seller",
+        )?;
+        r.ensure(
+            r.str("/lead_id") == Some(lead_id.as_str()),
+            "linked to the lead",
+        )?;
         r.ensure(
             r.str("/title") == Some(format!("Ligar para {name}").as_str()),
             "title rendered from the lead's name",
@@ -933,8 +945,14 @@ async fn automations(c: &Client, ctx: &Ctx) -> Result<()> {
     c.step("the email to the owner is stored", async || {
         let r = c.get(&format!("/api/emails/{email_id}"), Some(&a)).await?;
         r.expect_status(StatusCode::OK)?;
-        r.ensure(r.str("/to") == Some(seller.email.as_str()), "to == the seller's email")?;
-        r.ensure(r.str("/kind") == Some("automation"), "kind == \"automation\"")?;
+        r.ensure(
+            r.str("/to") == Some(seller.email.as_str()),
+            "to == the seller's email",
+        )?;
+        r.ensure(
+            r.str("/kind") == Some("automation"),
+            "kind == \"automation\"",
+        )?;
         r.ensure(
             r.str("/subject") == Some(format!("Lead qualificado: {name}").as_str()),
             "subject rendered",

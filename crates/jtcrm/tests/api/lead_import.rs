@@ -706,7 +706,12 @@ async fn lead_export_streams_excel_csv() {
     let (_, q) = export(&app, &t.admin_token, "?status=qualified").await;
     assert_eq!(q.len(), 2);
     assert_eq!(q[1][0], "João");
-    let (_, desc) = export(&app, &t.admin_token, "?sort=-created_at&limit=1000&cursor=x").await;
+    let (_, desc) = export(
+        &app,
+        &t.admin_token,
+        "?sort=-created_at&limit=1000&cursor=x",
+    )
+    .await;
     assert!(desc[1][0].starts_with("Maria"));
     app.get("/api/leads/export?status=hot", &t.admin_token)
         .await

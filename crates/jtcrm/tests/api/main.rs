@@ -15,7 +15,7 @@ mod leads;
 mod pipelines;
 mod plans;
 mod products;
-mod tasks;
 mod system;
+mod tasks;
 mod tenants;
 mod users;
