@@ -62,6 +62,9 @@ async fn scenario(c: &Client, ctx: &mut Ctx) -> Result<()> {
     suspension(c, ctx).await?;
     plan_limit(c, ctx).await?;
     leads(c, ctx).await?;
+    lead_transfer(c, ctx).await?;
+    agenda(c, ctx).await?;
+    sales_pipeline(c, ctx).await?;
     automations(c, ctx).await?;
     Ok(())
 }
@@ -808,6 +811,333 @@ async fn leads(c: &Client, ctx: &Ctx) -> Result<()> {
 
 /// Issue 6 §8: "when a lead becomes qualified, create a call task for its owner and email them";
 /// qualify a lead; see the task, the email and the run log. Needs the deployment's job worker.
+async fn admin_token(c: &Client, email: &str) -> Result<String> {
+    let r = c.login(email, PASSWORD).await?;
+    r.expect_status(StatusCode::OK)?;
+    Ok(r.str("/access_token").unwrap_or_default().to_string())
+}
+
+/// A multipart/form-data body with one CSV file part named `file`.
+fn csv_upload(csv: &str) -> (String, Vec<u8>) {
+    let boundary = format!("jtcrm-{}", Uuid::now_v7().simple());
+    let mut body = Vec::new();
+    body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"leads.csv\"\r\nContent-Type: text/csv\r\n\r\n").as_bytes());
+    body.extend_from_slice(csv.as_bytes());
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn lead_transfer(c: &Client, ctx: &Ctx) -> Result<()> {
+    let a = admin_token(c, &ctx.a.admin_email).await?;
+    let b = admin_token(c, &ctx.b.admin_email).await?;
+    let run = &ctx.run;
+    let csv = format!(
+        "nome;e-mail;telefone;empresa;uf\nAna Importada;ana-{run}@importe.com.br;(21) 99876-1234;Rede Importada {run};RJ\nBruno Importado;bruno-{run}@importe.com.br;(31) 3222-1111;Rede Importada {run};MG\n;sem-nome-{run}@importe.com.br;(20) 91234-5678;;\n"
+    );
+    let import_path = c
+        .step(
+            "POST /api/leads/import accepts a pt-BR CSV and answers 202 at once",
+            async || {
+                let (ct, bytes) = csv_upload(&csv);
+                let r = c
+                    .send(
+                        Method::POST,
+                        "/api/leads/import",
+                        Some(&a),
+                        Body::Raw(ct, bytes),
+                    )
+                    .await?;
+                r.expect_status(StatusCode::ACCEPTED)?;
+                Ok(r.headers
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default()
+                    .to_string())
+            },
+        )
+        .await?;
+    c.step(
+        "the import completes with 2 leads created and the bad row reported by line number",
+        async || {
+            for _ in 0..100 {
+                let r = c.get(&import_path, Some(&a)).await?;
+                r.expect_status(StatusCode::OK)?;
+                match r.str("/status") {
+                    Some("completed") => {
+                        r.ensure(r.body["created"] == 2, "created = 2")?;
+                        let rows: Vec<i64> = r.body["errors"]
+                            .as_array()
+                            .map(|e| e.iter().filter_map(|x| x["row"].as_i64()).collect())
+                            .unwrap_or_default();
+                        return r.ensure(
+                            !rows.is_empty() && rows.iter().all(|l| *l == 4),
+                            "errors on line 4 only",
+                        );
+                    }
+                    Some("failed") => return Err(r.fail("status completed")),
+                    _ => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            }
+            Err(anyhow!("a importação não terminou em 20 s"))
+        },
+    )
+    .await?;
+    c.step(
+        "GET /api/leads/export streams CSV with a BOM and the imported leads",
+        async || {
+            let r = c
+                .get(&format!("/api/leads/export?q=importada%20{run}"), Some(&a))
+                .await?;
+            r.expect_status(StatusCode::OK)?;
+            let text = r.body.as_str().unwrap_or_default().to_string();
+            r.ensure(text.starts_with('\u{feff}'), "a UTF-8 BOM")?;
+            r.ensure(
+                text.contains(&format!("ana-{run}@importe.com.br"))
+                    && text.contains("(21) 99876-1234"),
+                "the imported rows",
+            )
+        },
+    )
+    .await?;
+    c.step(
+        "another tenant gets 404 on the import and exports nothing of it",
+        async || {
+            c.get(&import_path, Some(&b))
+                .await?
+                .expect_problem(StatusCode::NOT_FOUND, "not_found")?;
+            let r = c
+                .get(&format!("/api/leads/export?q=importada%20{run}"), Some(&b))
+                .await?;
+            r.expect_status(StatusCode::OK)?;
+            r.ensure(
+                !r.body
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("importe.com.br"),
+                "no rows of tenant A",
+            )
+        },
+    )
+    .await
+}
+
+async fn agenda(c: &Client, ctx: &Ctx) -> Result<()> {
+    let a = admin_token(c, &ctx.a.admin_email).await?;
+    let b = admin_token(c, &ctx.b.admin_email).await?;
+    let lead = c
+        .step("a lead for the agenda", async || {
+            let r = c
+                .post(
+                    "/api/leads",
+                    Some(&a),
+                    json!({"name": format!("Agenda {}", ctx.run)}),
+                )
+                .await?;
+            r.expect_status(StatusCode::CREATED)?;
+            Ok(r.str("/id").unwrap_or_default().to_string())
+        })
+        .await?;
+    let task = c
+        .step("POST /api/tasks creates a call task for the lead", async || {
+            let due = (chrono::Utc::now() + chrono::Duration::hours(2)).to_rfc3339();
+            let r = c.post("/api/tasks", Some(&a), json!({"title": "Ligar para o cliente", "type": "call", "due_at": due, "lead_id": lead})).await?;
+            r.expect_status(StatusCode::CREATED)?;
+            Ok(r.str("/id").unwrap_or_default().to_string())
+        })
+        .await?;
+    c.step(
+        "the task is rescheduled twice and keeps both moves",
+        async || {
+            for days in [1, 2] {
+                let due = (chrono::Utc::now() + chrono::Duration::days(days)).to_rfc3339();
+                c.post(
+                    &format!("/api/tasks/{task}/reschedule"),
+                    Some(&a),
+                    json!({"due_at": due, "reason": "cliente pediu"}),
+                )
+                .await?
+                .expect_status(StatusCode::OK)?;
+            }
+            let r = c.get(&format!("/api/tasks/{task}"), Some(&a)).await?;
+            r.ensure(
+                r.body["reschedule_count"] == 2
+                    && r.body["reschedules"]
+                        .as_array()
+                        .is_some_and(|h| h.len() == 2),
+                "2 reschedules",
+            )
+        },
+    )
+    .await?;
+    c.step(
+        "completing it once works; a second completion answers 409",
+        async || {
+            c.post(
+                &format!("/api/tasks/{task}/complete"),
+                Some(&a),
+                json!({"outcome": "Pediu proposta"}),
+            )
+            .await?
+            .expect_status(StatusCode::OK)?;
+            c.post(&format!("/api/tasks/{task}/complete"), Some(&a), json!({}))
+                .await?
+                .expect_problem(StatusCode::CONFLICT, "conflict")
+        },
+    )
+    .await?;
+    c.step("a note and the lead's timeline, newest first", async || {
+        c.post(&format!("/api/leads/{lead}/notes"), Some(&a), json!({"body": "Quer **link dedicado**"})).await?.expect_status(StatusCode::CREATED)?;
+        let r = c.get(&format!("/api/leads/{lead}/timeline"), Some(&a)).await?;
+        r.expect_status(StatusCode::OK)?;
+        let kinds: Vec<&str> = r.body["items"].as_array().map(|i| i.iter().filter_map(|e| e["kind"].as_str()).collect()).unwrap_or_default();
+        r.ensure(
+            kinds == vec!["note", "task_completed", "task_rescheduled", "task_rescheduled", "task_created", "lead_created"],
+            format!("timeline note, task_completed, 2× task_rescheduled, task_created, lead_created (got {kinds:?})"),
+        )
+    })
+    .await?;
+    c.step(
+        "another tenant gets 404 on the task and the timeline",
+        async || {
+            c.get(&format!("/api/tasks/{task}"), Some(&b))
+                .await?
+                .expect_problem(StatusCode::NOT_FOUND, "not_found")?;
+            c.get(&format!("/api/leads/{lead}/timeline"), Some(&b))
+                .await?
+                .expect_problem(StatusCode::NOT_FOUND, "not_found")
+        },
+    )
+    .await
+}
+
+async fn sales_pipeline(c: &Client, ctx: &Ctx) -> Result<()> {
+    let a = admin_token(c, &ctx.a.admin_email).await?;
+    let b = admin_token(c, &ctx.b.admin_email).await?;
+    let run = &ctx.run;
+    let (link, install) = c
+        .step("POST /api/products creates a monthly link and a one-time installation", async || {
+            let p1 = c.post("/api/products", Some(&a), json!({"name": "Link Dedicado 500 Mbps", "sku": format!("LD500-{run}"), "category": "dedicated_internet", "billing": "monthly", "monthly_price_cents": 120000, "tax_class": "scm"})).await?;
+            p1.expect_status(StatusCode::CREATED)?;
+            let p2 = c.post("/api/products", Some(&a), json!({"name": "Instalação", "sku": format!("INST-{run}"), "category": "service", "billing": "one_time", "setup_price_cents": 50000, "tax_class": "other"})).await?;
+            p2.expect_status(StatusCode::CREATED)?;
+            Ok((p1.str("/id").unwrap_or_default().to_string(), p2.str("/id").unwrap_or_default().to_string()))
+        })
+        .await?;
+    let lead = c
+        .step("a lead to convert", async || {
+            let r = c
+                .post(
+                    "/api/leads",
+                    Some(&a),
+                    json!({"name": format!("Cliente Pipeline {run}")}),
+                )
+                .await?;
+            r.expect_status(StatusCode::CREATED)?;
+            Ok(r.str("/id").unwrap_or_default().to_string())
+        })
+        .await?;
+    let (opp, pipeline) = c
+        .step("POST /api/leads/{id}/convert creates the deal with items: MRR, setup and TCV in cents", async || {
+            let r = c.post(&format!("/api/leads/{lead}/convert"), Some(&a), json!({"title": "Link dedicado matriz", "term_months": 24,
+                "items": [{"product_id": link, "quantity": 1}, {"product_id": install, "quantity": 1}]})).await?;
+            r.expect_status(StatusCode::CREATED)?;
+            r.ensure(r.body["mrr_cents"] == 120000 && r.body["setup_cents"] == 50000, "mrr 120000 and setup 50000")?;
+            r.ensure(r.body["tcv_cents"] == 120000 * 24 + 50000, "tcv = mrr × 24 + setup")?;
+            Ok((r.str("/id").unwrap_or_default().to_string(), r.str("/pipeline_id").unwrap_or_default().to_string()))
+        })
+        .await?;
+    c.step("converting the same lead again answers 409", async || {
+        c.post(&format!("/api/leads/{lead}/convert"), Some(&a), json!({}))
+            .await?
+            .expect_problem(StatusCode::CONFLICT, "conflict")
+    })
+    .await?;
+    let stages = c
+        .step(
+            "GET /api/pipelines/{id} lists the stages in order",
+            async || {
+                let r = c
+                    .get(&format!("/api/pipelines/{pipeline}"), Some(&a))
+                    .await?;
+                r.expect_status(StatusCode::OK)?;
+                let stages: Vec<(String, String)> = r.body["stages"]
+                    .as_array()
+                    .map(|s| {
+                        s.iter()
+                            .map(|x| {
+                                (
+                                    x["id"].as_str().unwrap_or_default().to_string(),
+                                    x["kind"].as_str().unwrap_or_default().to_string(),
+                                )
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                r.ensure(stages.len() >= 3, "at least 3 stages")?;
+                Ok(stages)
+            },
+        )
+        .await?;
+    c.step("the card moves across two stages and is won", async || {
+        let open: Vec<&String> = stages
+            .iter()
+            .filter(|(_, k)| k == "open")
+            .map(|(id, _)| id)
+            .collect();
+        for stage in open.iter().skip(1).take(2) {
+            c.post(
+                &format!("/api/pipelines/opportunities/{opp}/move"),
+                Some(&a),
+                json!({"stage_id": stage}),
+            )
+            .await?
+            .expect_status(StatusCode::OK)?;
+        }
+        let r = c
+            .post(
+                &format!("/api/pipelines/opportunities/{opp}/won"),
+                Some(&a),
+                json!({}),
+            )
+            .await?;
+        r.expect_status(StatusCode::OK)?;
+        r.ensure(r.str("/status") == Some("won"), "status won")
+    })
+    .await?;
+    c.step("the board totals the won stage in SQL", async || {
+        let r = c
+            .get(&format!("/api/pipelines/{pipeline}/board"), Some(&a))
+            .await?;
+        r.expect_status(StatusCode::OK)?;
+        let won = r.body["stages"]
+            .as_array()
+            .and_then(|s| s.iter().find(|x| x["kind"] == "won"))
+            .cloned()
+            .unwrap_or_default();
+        r.ensure(
+            won["count"].as_u64().unwrap_or(0) >= 1
+                && won["mrr_cents"].as_i64().unwrap_or(0) >= 120000,
+            "the won stage counts the deal and its MRR",
+        )
+    })
+    .await?;
+    c.step(
+        "another tenant gets 404 on the deal, the pipeline and the product",
+        async || {
+            c.get(&format!("/api/pipelines/opportunities/{opp}"), Some(&b))
+                .await?
+                .expect_problem(StatusCode::NOT_FOUND, "not_found")?;
+            c.get(&format!("/api/pipelines/{pipeline}/board"), Some(&b))
+                .await?
+                .expect_problem(StatusCode::NOT_FOUND, "not_found")?;
+            c.get(&format!("/api/products/{link}"), Some(&b))
+                .await?
+                .expect_problem(StatusCode::NOT_FOUND, "not_found")
+        },
+    )
+    .await
+}
+
 async fn automations(c: &Client, ctx: &Ctx) -> Result<()> {
     let a = c
         .step(
@@ -1019,6 +1349,8 @@ enum Body<'a> {
     Json(Value),
     /// Sent as `application/json` unchecked, to exercise the server's parser.
     RawJson(&'a str),
+    /// A prepared body with its content type (multipart uploads).
+    Raw(String, Vec<u8>),
 }
 
 struct Client {
@@ -1106,6 +1438,7 @@ impl Client {
             Body::RawJson(raw) => req
                 .header(CONTENT_TYPE, "application/json")
                 .body(raw.to_string()),
+            Body::Raw(content_type, bytes) => req.header(CONTENT_TYPE, content_type).body(bytes),
         };
         let started = Instant::now();
         let res = req.send().await.with_context(|| request.clone())?;
