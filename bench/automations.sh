@@ -19,10 +19,11 @@ usage: bench/automations.sh [options]
   --port N           API port (default 5078)
   --skip-build       use the existing release binary
   --keep-db          keep the last database
+  --log-slow MS      log statements slower than MS ms in the PostgreSQL server log
 EOF
 }
 
-EVENTS=100000 WORKERS="1 2" CONC=8 RATE=20 SECONDS_LAT=15 SKIP_BUILD=0 KEEP_DB=0
+EVENTS=100000 WORKERS="1 2" CONC=8 RATE=20 SECONDS_LAT=15 SKIP_BUILD=0 KEEP_DB=0 LOG_SLOW=""
 PG_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
 PORT=${BENCH_PORT:-5078}
 while [[ $# -gt 0 ]]; do
@@ -36,6 +37,7 @@ while [[ $# -gt 0 ]]; do
     --port) PORT=$2; shift ;;
     --skip-build) SKIP_BUILD=1 ;;
     --keep-db) KEEP_DB=1 ;;
+    --log-slow) LOG_SLOW=$2; shift ;;
     -h | --help) usage; exit 0 ;;
     *) echo "unknown option: $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -122,6 +124,7 @@ for W in $WORKERS; do
   echo "== $W worker(s): fresh database, seed $EVENTS events"
   drop_db
   psql_admin -c "CREATE DATABASE $DB" >/dev/null
+  [[ -n $LOG_SLOW ]] && psql_admin -c "ALTER DATABASE $DB SET log_min_duration_statement = $LOG_SLOW" >/dev/null
   DATABASE_URL=$DB_URL "$BIN" migrate >/dev/null
   start_server
   ROOT_TOKEN=$(api POST /api/auth/login "" \

@@ -3,7 +3,8 @@
 # Every row is unique against the seeded data and the POST scenario: e-mails under
 # importacao-bench.com.br, phones (99) 95xxx-xxxx (the seeder's mobiles are 9[6-9]…, the POST
 # scenario never uses DDD 99), CNPJs of branch 0099. So with dedupe=skip every row is created and
-# the dedupe lookups still run. Usage: gen_import_csv.sh N OUT.csv
+# the dedupe lookups still run. No company starts with "fibra" (the search scenario's prefix).
+# Usage: gen_import_csv.sh N OUT.csv
 set -euo pipefail
 n=${1:?usage: gen_import_csv.sh N OUT.csv}
 out=${2:?usage: gen_import_csv.sh N OUT.csv}
@@ -20,7 +21,7 @@ BEGIN {
   split("6 5 4 3 2 9 8 7 6 5 4 3 2", w2, " ")
   nf = split("João José Antônio Francisco Conceição Sebastião Flávio Vinícius Otávio André Maria Ana Márcia Patrícia Letícia Júlia Cláudia Sônia Tânia Ângela Mônica Lúcia Débora Heloísa Íris", first, " ")
   ns = split("Silva Santos Oliveira Souza Gonçalves Araújo Magalhães Brandão Simões Guimarães Falcão Assunção Romão Leão Aragão Ávila Évora Batista Queiroz Peixoto", sur, " ")
-  nc = split("Conecta|Vértice|Órbita|Aurora|Horizonte|Cerrado|Planalto|Litoral|Ágil|Ômega|Fibra Norte|Estrela", core, "|")
+  nc = split("Conecta|Vértice|Órbita|Aurora|Horizonte|Cerrado|Planalto|Litoral|Ágil|Ômega|Sinal Norte|Estrela", core, "|")
   nk = split("Telecom|Internet|Soluções|Comércio|Logística|Informática|Construções|Farmácia|Clínica|Transportes|Têxtil|Ótica", sector, "|")
   np = split("Diretor de TI|Gerente de Compras|Sócio|CEO|Analista de TI|Proprietário|Comprador|Gerente Comercial", pos, "|")
   nsrc = split("Site|Indicação|Prospecção ativa|Ligação recebida|WhatsApp|Evento|Parceiro", src, "|")

@@ -51,9 +51,11 @@ export BENCH_DIR
 if ((QUICK)); then
   LEADS=20000 EXTRA=1 PER_EXTRA=5000 IMPORT_ROWS=5000 DUR=${DURATION:-5} WARMUP=2
   SQ_LEADS=10000 SQ_EXTRA=1 SQ_PER_EXTRA=2000 DB=jtcrm_bench_quick
+  OPPS=5000 CLOSED=1000 TASKS=50000 AGENDA=2500 TIMELINE=500
 else
   LEADS=1000000 EXTRA=4 PER_EXTRA=100000 IMPORT_ROWS=100000 DUR=${DURATION:-25} WARMUP=5
   SQ_LEADS=200000 SQ_EXTRA=2 SQ_PER_EXTRA=20000 DB=jtcrm_bench
+  OPPS=100000 CLOSED=20000 TASKS=1000000 AGENDA=50000 TIMELINE=5000
 fi
 OUT=${OUT:-$BENCH_DIR/out/$(date -u +%Y%m%dT%H%M%SZ)$( ((QUICK)) && echo -quick || true)}
 mkdir -p "$OUT"
@@ -81,6 +83,8 @@ fi
 # One secret for the seeder (which signs the admin tokens) and the server.
 JWT_SECRET_KEY=$(head -c 64 /dev/urandom | od -An -tx1 | tr -d ' \n' | head -c 64)
 export JWT_SECRET_KEY
+# Kept with the outputs so a kept database (--keep-db) can be served again with the seeded tokens.
+(umask 077 && printf '%s\n' "$JWT_SECRET_KEY" >"$OUT/jwt_secret")
 export JTCRM_DATA_DIR=$OUT/data
 export LOG_LEVEL=${LOG_LEVEL:-warn}
 export JWT_ACCESS_TOKEN_EXPIRES=24
@@ -132,7 +136,7 @@ cleanup() {
   stop_server
   if ((!KEEP_DB)); then
     if ((RUN_PG)); then psql "$PG_URL/postgres" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true; fi
-    rm -rf "$OUT/sqlite" "$JTCRM_DATA_DIR"
+    rm -rf "$OUT/sqlite" "$JTCRM_DATA_DIR" "$OUT/jwt_secret"
   fi
 }
 trap cleanup EXIT
@@ -177,7 +181,7 @@ run_wrk() {
     --argjson st "$((s1 - s0))" --argjson pt "$((p1 - p0))" --argjson tick "$TICK" --argjson load "$load" \
     '{backend:$b, scenario:$s, c:$c} + $r
      + {server_cpu_ms_per_req: ($st / $tick * 1000 / ([$r.requests, 1] | max)),
-        db_cpu_ms_per_req: (if $b == "pg" then ($pt / $tick * 1000 / ([$r.requests, 1] | max)) else null end),
+        db_cpu_ms_per_req: (if $b == "pg" and $pt >= 0 then ($pt / $tick * 1000 / ([$r.requests, 1] | max)) else null end),
         loadavg_1m: $load}' >>"$OUT/wrk.jsonl"
   jq -r '"  \(.backend) \(.scenario) c=\(.c): \(.rps) req/s, p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, non-2xx \(.errors_status), socket errors \(.errors_connect + .errors_read + .errors_write + .errors_timeout), CPU/req server \(.server_cpu_ms_per_req * 1000 | round / 1000) ms db \((.db_cpu_ms_per_req // 0) * 1000 | round / 1000) ms, load \(.loadavg_1m)"' \
     <<<"$(tail -1 "$OUT/wrk.jsonl")" | tee -a "$OUT/run.log"
@@ -203,6 +207,35 @@ read_scenarios() {
     run_wrk "$backend" filter "$c" get.lua "$BASE/api/leads?status=qualified&owner_id=$owner&sort=-score"
     run_wrk "$backend" search_company "$c" get.lua "$BASE/api/leads?q=$prefix"
     run_wrk "$backend" search_phone "$c" search_phone.lua "$BASE"
+  done
+}
+
+# sales_scenarios BACKEND SEED_JSON SALES_JSON: pipeline board, card move, opportunity list by
+# owner and stage (issue 4); the seller's agenda today/overdue and a 5,000-entry lead timeline
+# (issue 5); at c=16 and c=64
+sales_scenarios() {
+  local backend=$1 seed=$2 sales=$3
+  local admin pipeline owner stage lead agenda
+  admin=$(jq -r '.tenants[0].admin_token' "$seed")
+  agenda=$(jq -r '.agenda_user_token' "$sales")
+  pipeline=$(jq -r '.pipeline_id' "$sales")
+  owner=$(jq -r '.filter_owner_id' "$sales")
+  stage=$(jq -r '.filter_stage_id' "$sales")
+  lead=$(jq -r '.timeline_lead_id' "$sales")
+  export BENCH_TOKEN BENCH_IDS BENCH_STAGES
+  BENCH_IDS=$OUT/move-ids-$backend.txt
+  BENCH_STAGES=$OUT/move-stages-$backend.txt
+  jq -r '.move_sample_ids[]' "$sales" >"$BENCH_IDS"
+  jq -r '.stages[] | select(.kind == "open") | .id' "$sales" >"$BENCH_STAGES"
+  for c in 16 64; do
+    BENCH_TOKEN=$admin
+    run_wrk "$backend" board "$c" get.lua "$BASE/api/pipelines/$pipeline/board"
+    run_wrk "$backend" opp_owner_stage "$c" get.lua "$BASE/api/pipelines/opportunities?owner_id=$owner&stage_id=$stage"
+    run_wrk "$backend" move "$c" move.lua "$BASE"
+    run_wrk "$backend" timeline "$c" get.lua "$BASE/api/leads/$lead/timeline"
+    BENCH_TOKEN=$agenda
+    run_wrk "$backend" agenda_today "$c" get.lua "$BASE/api/tasks?assignee_id=me&due=today"
+    run_wrk "$backend" agenda_overdue "$c" get.lua "$BASE/api/tasks?assignee_id=me&due=overdue"
   done
 }
 
@@ -337,13 +370,24 @@ if ((RUN_PG)); then
   start_server "$PG_URL/$DB" pg
   log "PostgreSQL: read scenarios"
   read_scenarios pg "$OUT/seed-pg.json"
+  stop_server
+  # pgbench on the same data as the read scenarios (before the write scenarios add leads), with
+  # the server stopped so its pool does not count against max_connections.
+  log "PostgreSQL: pgbench"
+  pgbench_scenarios "$OUT/seed-pg.json"
+  log "PostgreSQL: seeding opportunities, tasks and a long timeline in the big tenant"
+  DATABASE_URL=$PG_URL/$DB "$BIN" bench seed-sales --open "$OPPS" --closed "$CLOSED" \
+    --tasks "$TASKS" --agenda-tasks "$AGENDA" --timeline "$TIMELINE" \
+    --out "$OUT/sales-pg.json" 2>&1 | tee "$OUT/sales-pg.log"
+  start_server "$PG_URL/$DB" pg-writes
+  log "PostgreSQL: pipeline, agenda and timeline scenarios"
+  sales_scenarios pg "$OUT/seed-pg.json" "$OUT/sales-pg.json"
+  BENCH_TOKEN=$(jq -r '.tenants[0].admin_token' "$OUT/seed-pg.json")
   export_scenario pg
   log "PostgreSQL: POST /api/leads"
   for c in 16 64; do run_wrk pg create "$c" create.lua "$BASE"; done
   import_scenario pg "$IMPORT_ROWS"
   stop_server
-  log "PostgreSQL: pgbench"
-  pgbench_scenarios "$OUT/seed-pg.json"
 fi
 
 if ((RUN_SQLITE)); then

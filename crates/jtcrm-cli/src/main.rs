@@ -56,6 +56,36 @@ enum Command {
 enum BenchCommand {
     /// Fill DATABASE_URL with benchmark tenants and leads; writes ids, logins and tokens as JSON.
     Seed(BenchSeedArgs),
+    /// Add opportunities, tasks and a long timeline to a tenant seeded by `bench seed`.
+    SeedSales(BenchSalesArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchSalesArgs {
+    /// Slug of the tenant to fill (`bench seed`'s big tenant is `<prefix>-grande`).
+    #[arg(long, default_value = "bench-grande")]
+    tenant: String,
+    /// Open opportunities in the default pipeline.
+    #[arg(long, default_value_t = 100_000)]
+    open: u64,
+    /// Won and lost opportunities (half each).
+    #[arg(long, default_value_t = 20_000)]
+    closed: u64,
+    /// Tasks in the tenant.
+    #[arg(long, default_value_t = 1_000_000)]
+    tasks: u64,
+    /// Of those, tasks of the agenda scenario's seller.
+    #[arg(long, default_value_t = 50_000)]
+    agenda_tasks: u64,
+    /// Timeline entries of one lead.
+    #[arg(long, default_value_t = 5_000)]
+    timeline: u64,
+    /// PRNG seed.
+    #[arg(long, default_value_t = 20261130)]
+    seed: u64,
+    /// Where to write the JSON report (ids and the agenda user's token).
+    #[arg(long)]
+    out: std::path::PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -206,6 +236,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 o.drop_indexes = !a.keep_indexes;
             };
             jtcrm::bench::run_seed(load_settings()?, configure, &a.out).await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command: BenchCommand::SeedSales(a),
+        } => {
+            let opts = jtcrm::bench_sales::SalesOptions {
+                tenant_slug: a.tenant,
+                open: a.open,
+                closed: a.closed,
+                tasks: a.tasks,
+                agenda_tasks: a.agenda_tasks,
+                timeline: a.timeline,
+                seed: a.seed,
+                samples: 2000,
+            };
+            jtcrm::bench_sales::run_seed_sales(load_settings()?, opts, &a.out).await?;
             Ok(ExitCode::SUCCESS)
         }
     }

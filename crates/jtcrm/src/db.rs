@@ -4,7 +4,10 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend};
+use sea_orm::{
+    ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
+    DbErr, EntityTrait, Iterable,
+};
 use sea_orm_migration::MigratorTrait;
 
 use crate::migration::Migrator;
@@ -81,4 +84,24 @@ pub async fn ping(db: &Db) -> bool {
     tokio::time::timeout(Duration::from_secs(2), db.execute_unprepared("SELECT 1"))
         .await
         .is_ok_and(|r| r.is_ok())
+}
+
+/// Inserts `rows` in multi-row INSERTs of at most about 30,000 bound values each (SQLite accepts
+/// 32,766 per statement, PostgreSQL 65,535). Bulk paths (CSV import) use it instead of one
+/// statement per row.
+pub async fn insert_all<A, C>(conn: &C, rows: Vec<A>) -> Result<(), DbErr>
+where
+    A: ActiveModelTrait + Send,
+    C: ConnectionTrait,
+{
+    let cols = <A::Entity as EntityTrait>::Column::iter().count().max(1);
+    let per = (30_000 / cols).max(1);
+    let mut it = rows.into_iter().peekable();
+    while it.peek().is_some() {
+        let chunk: Vec<A> = it.by_ref().take(per).collect();
+        A::Entity::insert_many(chunk)
+            .exec_without_returning(conn)
+            .await?;
+    }
+    Ok(())
 }

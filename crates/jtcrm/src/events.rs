@@ -55,17 +55,16 @@ pub struct Event<'a> {
     pub data: Value,
 }
 
-pub async fn emit<C: ConnectionTrait>(conn: &C, e: Event<'_>) -> AppResult<Uuid> {
-    let id = Uuid::now_v7();
+fn row(e: Event<'_>) -> model::ActiveModel {
     let mut data = e.data;
     if let (Some(cause), Value::Object(d)) = (current_cause(), &mut data) {
         for (k, v) in cause {
             d.entry(k).or_insert(v);
         }
     }
-    model::Entity::insert(model::ActiveModel {
+    model::ActiveModel {
         tenant_id: Set(e.tenant_id),
-        id: Set(id),
+        id: Set(Uuid::now_v7()),
         event_type: Set(e.event_type.to_string()),
         entity_type: Set(e.entity_type.to_string()),
         entity_id: Set(e.entity_id),
@@ -73,8 +72,20 @@ pub async fn emit<C: ConnectionTrait>(conn: &C, e: Event<'_>) -> AppResult<Uuid>
         data: Set(data),
         created_at: Set(Utc::now()),
         processed_at: Set(None),
-    })
-    .exec_without_returning(conn)
-    .await?;
+    }
+}
+
+pub async fn emit<C: ConnectionTrait>(conn: &C, e: Event<'_>) -> AppResult<Uuid> {
+    let am = row(e);
+    let id = am.id.clone().unwrap();
+    model::Entity::insert(am)
+        .exec_without_returning(conn)
+        .await?;
     Ok(id)
+}
+
+/// Many events in multi-row INSERTs (bulk paths such as the CSV import), in order.
+pub async fn emit_many<C: ConnectionTrait>(conn: &C, es: Vec<Event<'_>>) -> AppResult<()> {
+    crate::db::insert_all(conn, es.into_iter().map(row).collect()).await?;
+    Ok(())
 }

@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod bench;
+pub mod bench_sales;
 pub mod config;
 pub mod db;
 pub mod domains;

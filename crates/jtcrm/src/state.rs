@@ -46,6 +46,10 @@ impl Tx {
     pub async fn commit(self) -> Result<(), sea_orm::DbErr> {
         self.txn.commit().await
     }
+
+    pub async fn rollback(self) -> Result<(), sea_orm::DbErr> {
+        self.txn.rollback().await
+    }
 }
 
 impl Deref for Tx {

@@ -10,6 +10,7 @@ mod m20261129_000004_pipelines;
 mod m20261129_000005_tasks_timeline;
 mod m20261129_000006_email;
 mod m20261129_000007_automations;
+mod m20261130_000008_perf_indexes;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000005_tasks_timeline::Migration),
             Box::new(m20261129_000006_email::Migration),
             Box::new(m20261129_000007_automations::Migration),
+            Box::new(m20261130_000008_perf_indexes::Migration),
         ]
     }
 }

@@ -1389,3 +1389,83 @@ async fn cadence_steps_wait_for_business_hours() {
     assert_eq!(r.body["end"], "24:00");
     assert_eq!(r.body["holidays"], json!(["2026-12-25"]));
 }
+
+#[tokio::test]
+async fn concurrent_dispatchers_and_workers_run_each_action_once() {
+    use jtcrm::domains::automations::engine;
+    use jtcrm::jobs::{Worker, WorkerOptions};
+    let app = spawn_app_with(|s| s.run_worker = false).await;
+    let t = app.create_tenant_on("enterprise").await;
+    let id = automation(
+        &app,
+        &t,
+        json!({"name": "Cada lead uma tarefa", "trigger": {"event": "lead.created"},
+               "actions": [{"type": "create_task", "title": "Contato com {{lead.name}}"}]}),
+    )
+    .await;
+    let n = 60;
+    let mut leads = vec![];
+    for i in 0..n {
+        leads.push(
+            lead(
+                &app,
+                &t.admin_token,
+                json!({"name": format!("Concorrente {i}")}),
+            )
+            .await,
+        );
+    }
+    // Four dispatchers drain the same backlog at once.
+    let mut hs = vec![];
+    for _ in 0..4 {
+        let state = app.state.clone();
+        hs.push(tokio::spawn(async move {
+            let mut claimed = 0;
+            loop {
+                let k = engine::dispatch_once(&state).await.unwrap();
+                if k == 0 {
+                    return claimed;
+                }
+                claimed += k;
+            }
+        }));
+    }
+    let mut claimed = 0;
+    for h in hs {
+        claimed += h.await.unwrap();
+    }
+    assert!(claimed >= n, "{claimed}");
+    let tenant = Uuid::parse_str(&t.id).unwrap();
+    let runs_n = run::Entity::find()
+        .filter(run::Column::TenantId.eq(tenant))
+        .count(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(runs_n, n as u64);
+    // Two workers run the actions.
+    let opts = || WorkerOptions {
+        poll_interval: Duration::from_millis(20),
+        concurrency: 4,
+        ..WorkerOptions::default()
+    };
+    let w1 = Worker::spawn(app.state.clone(), jtcrm::jobs::registry(), opts());
+    let w2 = Worker::spawn(app.state.clone(), jtcrm::jobs::registry(), opts());
+    wait_for(60, "all tasks", || async {
+        let r = app
+            .get("/api/tasks?include_total=true&limit=1", &t.admin_token)
+            .await;
+        (r.body["total"].as_u64() == Some(n as u64)).then_some(())
+    })
+    .await;
+    settle(&app).await;
+    w1.shutdown().await;
+    w2.shutdown().await;
+    for l in &leads {
+        assert_eq!(tasks_of(&app, &t, l).await.len(), 1, "lead {l}");
+    }
+    let rs = runs(&app, &t, &id).await;
+    assert!(
+        rs.iter()
+            .all(|r| r["status"] == "succeeded" && r["actions"][0]["attempts"] == 1)
+    );
+}

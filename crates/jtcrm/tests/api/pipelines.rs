@@ -2066,3 +2066,177 @@ async fn stage_changes_emit_domain_events_and_timeline_entries() {
     assert!(k.contains(&"opportunity_lost".to_string()), "{k:?}");
     assert!(k.contains(&"lead_converted".to_string()), "{k:?}");
 }
+
+/// Per-stage sums of the deals the list returns (what the board's maintained totals must equal).
+async fn list_totals(app: &TestApp, token: &str, pipeline: &str, owner: Option<&str>) -> Value {
+    let mut sums = serde_json::Map::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut path = format!("{OPPS}?pipeline_id={pipeline}&limit=100");
+        if let Some(o) = owner {
+            path.push_str(&format!("&owner_id={o}"));
+        }
+        if let Some(c) = &cursor {
+            path.push_str(&format!("&cursor={c}"));
+        }
+        let r = app.get(&path, token).await;
+        r.assert(200);
+        for o in r.body["items"].as_array().unwrap() {
+            let e = sums
+                .entry(o["stage_id"].as_str().unwrap().to_string())
+                .or_insert_with(|| json!([0, 0, 0, 0, 0]));
+            let v = o["value_cents"].as_i64().unwrap();
+            let add = [
+                1,
+                v,
+                o["mrr_cents"].as_i64().unwrap(),
+                o["tcv_cents"].as_i64().unwrap(),
+                v * o["probability"].as_i64().unwrap(),
+            ];
+            for (i, x) in add.iter().enumerate() {
+                e[i] = json!(e[i].as_i64().unwrap() + x);
+            }
+        }
+        match r.body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    Value::Object(sums)
+}
+
+async fn assert_board_matches_list(
+    app: &TestApp,
+    token: &str,
+    pipeline: &str,
+    owner: Option<&str>,
+) {
+    let q = owner.map(|o| format!("?owner_id={o}")).unwrap_or_default();
+    let b = board(app, token, pipeline, &q).await;
+    let want = list_totals(app, token, pipeline, owner).await;
+    for s in b["stages"].as_array().unwrap() {
+        let id = s["id"].as_str().unwrap();
+        let w = want.get(id).cloned().unwrap_or(json!([0, 0, 0, 0, 0]));
+        let got = json!([
+            s["count"],
+            s["value_cents"],
+            s["mrr_cents"],
+            s["tcv_cents"],
+            s["weighted_cents"]
+        ]);
+        let weighted = (w[4].as_i64().unwrap() + 50) / 100;
+        let expected = json!([w[0], w[1], w[2], w[3], weighted]);
+        assert_eq!(got, expected, "stage {} ({owner:?})", s["name"]);
+    }
+}
+
+#[tokio::test]
+async fn board_totals_stay_exact_through_every_kind_of_change() {
+    let app = spawn_app().await;
+    let t = app.create_tenant().await;
+    let tok = &t.admin_token;
+    let seller = app.create_user(&t, "sales").await;
+    let p = default_pipeline(&app, tok).await;
+    let pid = p["id"].as_str().unwrap().to_string();
+    let (pros, qual, prop, neg) = (
+        stage(&p, "Prospecção"),
+        stage(&p, "Qualificação"),
+        stage(&p, "Proposta"),
+        stage(&p, "Negociação"),
+    );
+    let link = product(
+        &app,
+        tok,
+        json!({"name": "Link 200", "sku": "L200", "category": "dedicated_internet",
+               "billing": "monthly", "monthly_price_cents": 150000, "setup_price_cents": 70000}),
+    )
+    .await;
+    let mut deals = vec![];
+    for (i, st) in [&pros, &qual, &prop, &neg, &pros, &qual].iter().enumerate() {
+        let body = if i % 2 == 0 {
+            json!({"title": format!("Deal {i}"), "stage_id": st, "value_cents": 1000 * (i as i64 + 1) + 7})
+        } else {
+            json!({"title": format!("Deal {i}"), "stage_id": st, "term_months": 12 + i,
+                   "items": [{"product_id": link, "quantity": i, "discount_percent": 5}]})
+        };
+        deals.push(deal(&app, tok, body).await);
+    }
+    let mine = deal(
+        &app,
+        &seller.token,
+        json!({"title": "Do vendedor", "stage_id": qual, "value_cents": 4321}),
+    )
+    .await;
+    assert_board_matches_list(&app, tok, &pid, None).await;
+
+    // Moves, an amount and probability change, an owner change, won, lost, reopen, delete.
+    mv(&app, tok, &deals[0], json!({"stage_id": neg}))
+        .await
+        .assert(200);
+    mv(&app, tok, &deals[1], json!({"stage_id": pros}))
+        .await
+        .assert(200);
+    patch(
+        &app,
+        &format!("{OPPS}/{}", deals[2]),
+        tok,
+        json!({"value_cents": 999_999, "probability": 80}),
+    )
+    .await
+    .assert(200);
+    patch(
+        &app,
+        &format!("{OPPS}/{}", deals[3]),
+        tok,
+        json!({"owner_id": seller.id}),
+    )
+    .await
+    .assert(200);
+    app.post(&format!("{OPPS}/{}/won", deals[4]), tok, json!({}))
+        .await
+        .assert(200);
+    app.post(
+        &format!("{OPPS}/{}/lost", deals[5]),
+        tok,
+        json!({"reason": "Preço"}),
+    )
+    .await
+    .assert(200);
+    app.post(&format!("{OPPS}/{}/reopen", deals[5]), tok, json!({}))
+        .await
+        .assert(200);
+    app.delete(&format!("{OPPS}/{}", deals[1]), tok)
+        .await
+        .assert(204);
+    assert_board_matches_list(&app, tok, &pid, None).await;
+    assert_board_matches_list(&app, tok, &pid, Some(&seller.id)).await;
+    assert_board_matches_list(&app, &seller.token, &pid, None).await;
+
+    // A stage's probability change re-prices its deals; removing a stage moves them in bulk.
+    app.send(
+        Method::PATCH,
+        &format!("/api/pipelines/{pid}/stages/{neg}"),
+        Some(tok),
+        Some(json!({"probability": 65})),
+    )
+    .await
+    .assert(200);
+    assert_board_matches_list(&app, tok, &pid, None).await;
+    app.delete(
+        &format!("/api/pipelines/{pid}/stages/{qual}?move_to={prop}"),
+        tok,
+    )
+    .await
+    .assert(204);
+    assert_board_matches_list(&app, tok, &pid, None).await;
+    assert_board_matches_list(&app, &seller.token, &pid, None).await;
+    let b = board(&app, tok, &pid, "").await;
+    assert!(
+        b["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["id"] != qual.as_str())
+    );
+    let _ = mine;
+}

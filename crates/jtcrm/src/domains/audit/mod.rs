@@ -33,13 +33,13 @@ pub struct Entry<'a> {
     pub meta: &'a RequestMeta,
 }
 
-pub async fn record<C: ConnectionTrait>(conn: &C, e: Entry<'_>) -> AppResult<()> {
+fn row(e: Entry<'_>) -> model::ActiveModel {
     let mut changes = e.changes;
     // Changes made by an automation name it (see `events::CAUSE`).
     if let (Some(cause), Value::Object(c)) = (crate::events::current_cause(), &mut changes) {
         c.insert("automation".into(), Value::Object(cause));
     }
-    let row = model::ActiveModel {
+    model::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(e.tenant_id),
         actor_id: Set(e.actor_id),
@@ -50,10 +50,19 @@ pub async fn record<C: ConnectionTrait>(conn: &C, e: Entry<'_>) -> AppResult<()>
         request_id: Set(e.meta.request_id.clone()),
         ip: Set(e.meta.ip.clone()),
         created_at: Set(Utc::now()),
-    };
-    model::Entity::insert(row)
+    }
+}
+
+pub async fn record<C: ConnectionTrait>(conn: &C, e: Entry<'_>) -> AppResult<()> {
+    model::Entity::insert(row(e))
         .exec_without_returning(conn)
         .await?;
+    Ok(())
+}
+
+/// Many entries in multi-row INSERTs (bulk paths such as the CSV import).
+pub async fn record_many<C: ConnectionTrait>(conn: &C, es: Vec<Entry<'_>>) -> AppResult<()> {
+    crate::db::insert_all(conn, es.into_iter().map(row).collect()).await?;
     Ok(())
 }
 

@@ -9,6 +9,7 @@ use chrono::{
 };
 use chrono_tz::Tz;
 use jtcrm_types::dto::automations::{BusinessHours, BusinessHoursInput, Delay};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
 use uuid::Uuid;
 
@@ -362,11 +363,23 @@ pub async fn put<C: ConnectionTrait>(
         updated_at: Set(Utc::now()),
         version: Set(existing.as_ref().map_or(1, |r| r.version + 1)),
     };
-    let saved = if existing.is_some() {
-        row::Entity::update(am).exec(conn).await?
-    } else {
-        row::Entity::insert(am).exec_with_returning(conn).await?
-    };
+    // An upsert: two first saves at once both succeed (the last one wins).
+    let saved = row::Entity::insert(am)
+        .on_conflict(
+            OnConflict::column(row::Column::TenantId)
+                .update_columns([
+                    row::Column::Timezone,
+                    row::Column::Weekdays,
+                    row::Column::StartMinute,
+                    row::Column::EndMinute,
+                    row::Column::Holidays,
+                    row::Column::UpdatedAt,
+                    row::Column::Version,
+                ])
+                .to_owned(),
+        )
+        .exec_with_returning(conn)
+        .await?;
     Ok(to_dto(&from_row(&saved, tenant_tz), None))
 }
 

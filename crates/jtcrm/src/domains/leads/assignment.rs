@@ -7,6 +7,7 @@ use jtcrm_types::dto::tenants::AssignmentMode;
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    TryInsertResult,
 };
 use uuid::Uuid;
 
@@ -33,9 +34,33 @@ pub async fn pick_owner<C: ConnectionTrait>(
     }
 }
 
-/// The next active `sales` user in the company's rotation (shared with automations).
-pub async fn round_robin<C: ConnectionTrait>(conn: &C, tenant_id: Uuid) -> AppResult<Option<Uuid>> {
-    let sellers: Vec<Uuid> = user::Entity::find()
+/// [`pick_owner`] for `n` leads at once (the CSV import): the rotation advances by `n` in one
+/// statement, and each lead gets the next seller in turn.
+pub async fn pick_owners<C: ConnectionTrait>(
+    conn: &C,
+    tenant: &TenantSnapshot,
+    n: usize,
+) -> AppResult<Vec<Option<Uuid>>> {
+    if tenant.settings.lead_assignment.mode != AssignmentMode::RoundRobin {
+        return Ok(vec![pick_owner(conn, tenant).await?; n]);
+    }
+    let sellers = active_sellers(conn, tenant.id).await?;
+    if sellers.is_empty() || n == 0 {
+        return Ok(vec![None; n]);
+    }
+    let last = advance(conn, tenant.id, n as i64).await?;
+    let first = last - n as i64 + 1;
+    Ok((first..=last)
+        .map(|v| {
+            sellers
+                .get(((v - 1).rem_euclid(sellers.len() as i64)) as usize)
+                .copied()
+        })
+        .collect())
+}
+
+async fn active_sellers<C: ConnectionTrait>(conn: &C, tenant_id: Uuid) -> AppResult<Vec<Uuid>> {
+    Ok(user::Entity::find()
         .filter(user::Column::TenantId.eq(tenant_id))
         .filter(user::Column::Role.eq(Role::Sales.as_str()))
         .filter(user::Column::Active.eq(true))
@@ -45,37 +70,54 @@ pub async fn round_robin<C: ConnectionTrait>(conn: &C, tenant_id: Uuid) -> AppRe
         .await?
         .into_iter()
         .map(|u| u.id)
-        .collect();
-    if sellers.is_empty() {
-        return Ok(None);
-    }
-    // The UPDATE takes the row lock (PostgreSQL) / the write lock (SQLite) until commit, so the value
-    // read back is ours alone.
-    let updated = counter::Entity::update_many()
-        .col_expr(
-            counter::Column::Count,
-            Expr::col(counter::Column::Count).add(1),
-        )
-        .filter(counter::Column::TenantId.eq(tenant_id))
-        .filter(counter::Column::Resource.eq(RR_COUNTER))
-        .exec(conn)
-        .await?
-        .rows_affected;
-    if updated == 0 {
-        counter::Entity::insert(counter::ActiveModel {
+        .collect())
+}
+
+/// Advances the rotation counter by `n` and returns its new value. The UPDATE takes the row lock
+/// (PostgreSQL) / the write lock (SQLite) until commit, so the values up to it are ours alone.
+async fn advance<C: ConnectionTrait>(conn: &C, tenant_id: Uuid, n: i64) -> AppResult<i64> {
+    // The first use creates the row. Two first uses at once: the loser's INSERT waits for the
+    // winner's commit and does nothing, and its second UPDATE then counts after the winner's.
+    for _ in 0..2 {
+        let updated = counter::Entity::update_many()
+            .col_expr(
+                counter::Column::Count,
+                Expr::col(counter::Column::Count).add(n),
+            )
+            .filter(counter::Column::TenantId.eq(tenant_id))
+            .filter(counter::Column::Resource.eq(RR_COUNTER))
+            .exec(conn)
+            .await?
+            .rows_affected;
+        if updated == 1 {
+            break;
+        }
+        let inserted = counter::Entity::insert(counter::ActiveModel {
             tenant_id: Set(tenant_id),
             resource: Set(RR_COUNTER.to_string()),
-            count: Set(1),
+            count: Set(n),
         })
         .on_conflict_do_nothing()
         .exec(conn)
         .await?;
+        if matches!(inserted, TryInsertResult::Inserted(_)) {
+            break;
+        }
     }
-    let n = counter::Entity::find_by_id((tenant_id, RR_COUNTER.to_string()))
+    counter::Entity::find_by_id((tenant_id, RR_COUNTER.to_string()))
         .one(conn)
         .await?
         .map(|c| c.count)
-        .ok_or_else(|| AppError::internal_msg("round-robin counter missing"))?;
+        .ok_or_else(|| AppError::internal_msg("round-robin counter missing"))
+}
+
+/// The next active `sales` user in the company's rotation (shared with automations).
+pub async fn round_robin<C: ConnectionTrait>(conn: &C, tenant_id: Uuid) -> AppResult<Option<Uuid>> {
+    let sellers = active_sellers(conn, tenant_id).await?;
+    if sellers.is_empty() {
+        return Ok(None);
+    }
+    let n = advance(conn, tenant_id, 1).await?;
     let idx = ((n - 1).rem_euclid(sellers.len() as i64)) as usize;
     Ok(sellers.get(idx).copied())
 }

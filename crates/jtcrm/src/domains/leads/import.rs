@@ -25,7 +25,7 @@ use jtcrm_types::{ErrorCode, FieldError};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, Iterable,
-    QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QueryOrder, QuerySelect, TransactionSession, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -1211,12 +1211,33 @@ struct RowState {
     /// Dry runs: lead slots left in the plan (`None` = unlimited) and whether the hit was reported.
     quota: Option<i64>,
     quota_reported: bool,
+    /// Rows validated for creation, written together when the batch ends ([`flush`]).
+    pending: Vec<(u64, LeadDraft)>,
+    /// The batch's dedupe keys (`("email", value)`…): live leads of the tenant (`Some(id)`, fetched
+    /// for the whole batch at once, plus the leads this batch created or updated) and pending
+    /// creates (`None`).
+    keys: HashMap<(&'static str, String), Option<Uuid>>,
 }
 
-enum Outcome {
-    Next,
-    /// The plan's lead limit stopped the import at this row.
+/// How a batch ended.
+enum BatchEnd {
+    Done,
+    /// The plan's lead limit stopped the import at this row (row-by-row mode).
     Limit(String),
+    /// The batch's creates do not fit in the plan all together (bulk mode): the caller rolls back
+    /// and goes again one row at a time to stop exactly at the row that hits the limit.
+    Redo,
+}
+
+/// A row after parsing and validation, before any write.
+enum Prepared {
+    Invalid(Vec<(String, String)>),
+    Ready {
+        /// The row as a patch (dedupe `update`).
+        input: Box<LeadInput>,
+        /// The row as a new lead.
+        draft: Box<LeadDraft>,
+    },
 }
 
 async fn resolve_owner<C: ConnectionTrait>(
@@ -1245,38 +1266,85 @@ async fn resolve_owner<C: ConnectionTrait>(
     Ok(found)
 }
 
-/// A live lead sharing the e-mail, else the CNPJ, else the phone of `d` (the oldest of the first
-/// few found). Unlike [`service::find_duplicate`] (one `OR` query ordered by id, which SQLite answers
-/// by walking the tenant's whole primary key), each key is one lookup in its own index, so an
-/// import stays linear in the number of rows.
-async fn find_duplicate<C: ConnectionTrait>(
+fn dedupe_keys(d: &LeadDraft) -> impl Iterator<Item = (&'static str, &String)> {
+    [("email", &d.email), ("cnpj", &d.cnpj), ("phone", &d.phone)]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+}
+
+fn key_column(key: &str) -> lead::Column {
+    match key {
+        "email" => lead::Column::Email,
+        "cnpj" => lead::Column::Cnpj,
+        _ => lead::Column::Phone,
+    }
+}
+
+/// Loads the live leads matching any dedupe key of the batch: one indexed `IN` query per key kind
+/// instead of up to three lookups per row. Several leads on one key: the oldest wins, like
+/// [`service::find_duplicate`].
+async fn prefetch_keys<C: ConnectionTrait>(
     conn: &C,
     tenant_id: Uuid,
-    d: &LeadDraft,
-) -> AppResult<Option<(Uuid, &'static str)>> {
-    let keys = [
-        (lead::Column::Email, &d.email, "email"),
-        (lead::Column::Cnpj, &d.cnpj, "cnpj"),
-        (lead::Column::Phone, &d.phone, "phone"),
-    ];
-    for (col, value, on) in keys {
-        let Some(value) = value else { continue };
-        // No ORDER BY and no MIN(): either makes SQLite prefer the primary key over the key's index.
-        let ids: Vec<Uuid> = lead::Entity::find()
-            .select_only()
-            .column(lead::Column::Id)
-            .filter(lead::Column::TenantId.eq(tenant_id))
-            .filter(col.eq(value.as_str()))
-            .filter(lead::Column::DeletedAt.is_null())
-            .limit(20)
-            .into_tuple()
-            .all(conn)
-            .await?;
-        if let Some(id) = ids.into_iter().min() {
-            return Ok(Some((id, on)));
+    prepared: &[Prepared],
+    keys: &mut HashMap<(&'static str, String), Option<Uuid>>,
+) -> AppResult<()> {
+    for kind in ["email", "cnpj", "phone"] {
+        let mut values: Vec<&String> = prepared
+            .iter()
+            .filter_map(|p| match p {
+                Prepared::Ready { draft, .. } => {
+                    dedupe_keys(draft).find(|(k, _)| *k == kind).map(|(_, v)| v)
+                }
+                Prepared::Invalid(_) => None,
+            })
+            .collect();
+        values.sort_unstable();
+        values.dedup();
+        for chunk in values.chunks(500) {
+            let col = key_column(kind);
+            let found: Vec<(Uuid, Option<String>)> = lead::Entity::find()
+                .select_only()
+                .column(lead::Column::Id)
+                .column(col)
+                .filter(lead::Column::TenantId.eq(tenant_id))
+                .filter(col.is_in(chunk.iter().map(|v| v.as_str())))
+                .filter(lead::Column::DeletedAt.is_null())
+                .into_tuple()
+                .all(conn)
+                .await?;
+            for (id, value) in found {
+                let Some(value) = value else { continue };
+                let slot = keys.entry((kind, value)).or_insert(Some(id));
+                if slot.is_some_and(|old| id < old) {
+                    *slot = Some(id);
+                }
+            }
         }
     }
-    Ok(None)
+    Ok(())
+}
+
+/// The first dedupe key of `d` already taken (e-mail, then CNPJ, then phone): its kind and the
+/// lead holding it (`None` = a create pending in this batch).
+fn known_duplicate(
+    keys: &HashMap<(&'static str, String), Option<Uuid>>,
+    d: &LeadDraft,
+) -> Option<(&'static str, Option<Uuid>)> {
+    dedupe_keys(d).find_map(|(k, v)| keys.get(&(k, v.clone())).map(|id| (k, *id)))
+}
+
+fn remember_keys(
+    keys: &mut HashMap<(&'static str, String), Option<Uuid>>,
+    d: &LeadDraft,
+    id: Option<Uuid>,
+) {
+    for (k, v) in dedupe_keys(d) {
+        let slot = keys.entry((k, v.clone())).or_insert(id);
+        if slot.is_none() {
+            *slot = id;
+        }
+    }
 }
 
 fn audit_lead<'a>(
@@ -1296,14 +1364,57 @@ fn audit_lead<'a>(
     }
 }
 
-async fn create_row<C: ConnectionTrait>(
+/// Parses, resolves the owner and validates one row: no writes.
+async fn prepare<C: ConnectionTrait>(
+    conn: &C,
+    env: &Env<'_>,
+    st: &mut RowState,
+    row: &Row,
+) -> AppResult<Prepared> {
+    let ctx = env.ctx;
+    let invalid =
+        |field: &str, message: &str| Ok(Prepared::Invalid(vec![(field.into(), message.into())]));
+    let (mut input, owner_raw) = row_input(env.cols, &row.cells);
+    if let Some(raw) = &owner_raw {
+        match resolve_owner(conn, ctx.tenant_id, &mut st.owners, raw).await? {
+            Some(o) if o != ctx.user_id && !service::can_reassign(ctx) => {
+                return invalid("owner", "Apenas gestores atribuem leads a outros usuários");
+            }
+            Some(o) => input.owner_id = Some(Some(o)),
+            None => return invalid("owner", "Usuário responsável inexistente ou inativo"),
+        }
+    }
+    let mut create_input = input.clone();
+    if create_input.source.is_none() {
+        create_input.source = Some(Some("import".to_string()));
+    }
+    let mut v = Validator::new();
+    let draft = super::validate(&mut v, &create_input, None, WriteMode::Create, env.defs);
+    if !v.errors.is_empty() {
+        return Ok(Prepared::Invalid(
+            v.errors.into_iter().map(|e| (e.field, e.message)).collect(),
+        ));
+    }
+    let Some(draft) = draft else {
+        return invalid("name", "Campo obrigatório");
+    };
+    Ok(Prepared::Ready {
+        input: Box::new(input),
+        draft: Box::new(draft),
+    })
+}
+
+/// A row to create: counted (dry run), queued for the batch's bulk write, or written now
+/// (row-by-row mode, which stops at the row that hits the plan's limit).
+async fn create_row<C: ConnectionTrait + TransactionTrait>(
     conn: &C,
     env: &Env<'_>,
     st: &mut RowState,
     p: &mut Progress,
     line: u64,
     draft: LeadDraft,
-) -> AppResult<Outcome> {
+    bulk: bool,
+) -> AppResult<Option<String>> {
     if env.dry_run {
         match &mut st.quota {
             Some(0) => {
@@ -1318,11 +1429,26 @@ async fn create_row<C: ConnectionTrait>(
             }
             None => p.created += 1,
         }
-        return Ok(Outcome::Next);
+        return Ok(None);
     }
-    match service::insert_lead(conn, env.ctx, draft, env.scorer).await {
+    if bulk {
+        remember_keys(&mut st.keys, &draft, None);
+        st.pending.push((line, draft));
+        return Ok(None);
+    }
+    let keys_of = draft.clone();
+    // A savepoint: a lead refused by the plan's limit leaves none of its rows behind.
+    let sp = conn.begin().await?;
+    let res = service::insert_lead(&sp, env.ctx, draft, env.scorer).await;
+    if res.is_ok() {
+        sp.commit().await?;
+    } else {
+        sp.rollback().await?;
+    }
+    match res {
         Ok(m) => {
             let id = m.id;
+            remember_keys(&mut st.keys, &keys_of, Some(id));
             let body = serde_json::to_value(lead_dto(m)).map_err(AppError::internal)?;
             audit::record(
                 conn,
@@ -1330,99 +1456,91 @@ async fn create_row<C: ConnectionTrait>(
             )
             .await?;
             p.created += 1;
-            Ok(Outcome::Next)
+            Ok(None)
         }
-        Err(e) if e.code == ErrorCode::PlanLimitExceeded => Ok(Outcome::Limit(e.detail)),
+        Err(e) if e.code == ErrorCode::PlanLimitExceeded => Ok(Some(e.detail)),
         Err(e) => Err(e),
     }
 }
 
-/// Validates and applies one row inside the batch's transaction.
-async fn handle_row<C: ConnectionTrait>(
+/// Writes the batch's pending creates in multi-row INSERTs. `false` when they do not fit in the
+/// plan (nothing written).
+async fn flush<C: ConnectionTrait>(
     conn: &C,
     env: &Env<'_>,
     st: &mut RowState,
     p: &mut Progress,
-    row: &Row,
-) -> AppResult<Outcome> {
+) -> AppResult<bool> {
+    if st.pending.is_empty() {
+        return Ok(true);
+    }
+    let pending = std::mem::take(&mut st.pending);
+    let drafts: Vec<LeadDraft> = pending.into_iter().map(|(_, d)| d).collect();
+    let models = match service::insert_leads_bulk(conn, env.ctx, drafts, env.scorer).await {
+        Ok(m) => m,
+        Err(e) if e.code == ErrorCode::PlanLimitExceeded => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    let mut audits = Vec::with_capacity(models.len());
+    for m in models {
+        let id = m.id;
+        for (k, v) in [("email", &m.email), ("cnpj", &m.cnpj), ("phone", &m.phone)] {
+            if let Some(v) = v {
+                st.keys.insert((k, v.clone()), Some(id));
+            }
+        }
+        let body = serde_json::to_value(lead_dto(m)).map_err(AppError::internal)?;
+        audits.push(audit_lead(
+            env.ctx,
+            "create",
+            id,
+            audit::diff(&json!({}), &body),
+        ));
+        p.created += 1;
+    }
+    audit::record_many(conn, audits).await?;
+    Ok(true)
+}
+
+/// dedupe=update: PATCHes the existing lead with the columns present in the file.
+async fn update_row<C: ConnectionTrait>(
+    conn: &C,
+    env: &Env<'_>,
+    st: &mut RowState,
+    p: &mut Progress,
+    line: u64,
+    input: &LeadInput,
+    (existing_id, on): (Uuid, &'static str),
+) -> AppResult<()> {
     let ctx = env.ctx;
-    let (mut input, owner_raw) = row_input(env.cols, &row.cells);
-    if let Some(raw) = &owner_raw {
-        match resolve_owner(conn, ctx.tenant_id, &mut st.owners, raw).await? {
-            Some(o) if o != ctx.user_id && !service::can_reassign(ctx) => {
-                p.error(
-                    row.line,
-                    "owner",
-                    "Apenas gestores atribuem leads a outros usuários",
-                );
-                return Ok(Outcome::Next);
-            }
-            Some(o) => input.owner_id = Some(Some(o)),
-            None => {
-                p.error(
-                    row.line,
-                    "owner",
-                    "Usuário responsável inexistente ou inativo",
-                );
-                return Ok(Outcome::Next);
-            }
-        }
-    }
-    let mut create_input = input.clone();
-    if create_input.source.is_none() {
-        create_input.source = Some(Some("import".to_string()));
-    }
-    let mut v = Validator::new();
-    let draft = super::validate(&mut v, &create_input, None, WriteMode::Create, env.defs);
-    if !v.errors.is_empty() {
-        for e in v.errors {
-            p.error(row.line, &e.field, &e.message);
-        }
-        return Ok(Outcome::Next);
-    }
-    let Some(draft) = draft else {
-        p.error(row.line, "name", "Campo obrigatório");
-        return Ok(Outcome::Next);
-    };
-    if env.dedupe == DedupePolicy::Create {
-        return create_row(conn, env, st, p, row.line, draft).await;
-    }
-    let Some((existing_id, on)) = find_duplicate(conn, ctx.tenant_id, &draft).await? else {
-        return create_row(conn, env, st, p, row.line, draft).await;
-    };
-    if env.dedupe == DedupePolicy::Skip {
-        p.skipped += 1;
-        return Ok(Outcome::Next);
-    }
-    // dedupe=update: PATCH the existing lead with the columns present in the file.
     let existing = lead::Entity::find_by_id((ctx.tenant_id, existing_id))
         .one(conn)
         .await?;
     let Some(existing) = existing.filter(|m| search::visible_to(ctx, m.owner_id)) else {
         p.error(
-            row.line,
+            line,
             on,
             "Já existe um lead com este valor que você não pode editar",
         );
-        return Ok(Outcome::Next);
+        return Ok(());
     };
     let before = LeadDraft::from_model(&existing);
     let mut v = Validator::new();
-    let patched = super::validate(&mut v, &input, Some(&before), WriteMode::Patch, env.defs);
+    let patched = super::validate(&mut v, input, Some(&before), WriteMode::Patch, env.defs);
     let Some(patched) = patched.filter(|_| v.errors.is_empty()) else {
         for e in v.errors {
-            p.error(row.line, &e.field, &e.message);
+            p.error(line, &e.field, &e.message);
         }
-        return Ok(Outcome::Next);
+        return Ok(());
     };
     if patched.owner_id != before.owner_id && !service::can_reassign(ctx) {
-        p.error(row.line, "owner", "Apenas gestores reatribuem leads");
-        return Ok(Outcome::Next);
+        p.error(line, "owner", "Apenas gestores reatribuem leads");
+        return Ok(());
     }
     if patched == before {
         // Nothing to change: counted as skipped, so re-running an update import changes nothing.
         p.skipped += 1;
-        return Ok(Outcome::Next);
+        return Ok(());
     }
     if !env.dry_run {
         let before_dto =
@@ -1434,9 +1552,90 @@ async fn handle_row<C: ConnectionTrait>(
             audit_lead(ctx, "update", existing_id, audit::diff(&before_dto, &after)),
         )
         .await?;
+        remember_keys(&mut st.keys, &patched, Some(existing_id));
     }
     p.updated += 1;
-    Ok(Outcome::Next)
+    Ok(())
+}
+
+/// Applies one batch inside the caller's transaction. In bulk mode the creates are written
+/// together at the end; otherwise each is written at its row.
+async fn process_batch<C: ConnectionTrait + TransactionTrait>(
+    conn: &C,
+    env: &Env<'_>,
+    st: &mut RowState,
+    p: &mut Progress,
+    batch: &[Row],
+    bulk: bool,
+) -> AppResult<BatchEnd> {
+    st.pending.clear();
+    st.keys.clear();
+    let errors_before = p.errors.len();
+    let mut prepared = Vec::with_capacity(batch.len());
+    for row in batch {
+        prepared.push(prepare(conn, env, st, row).await?);
+    }
+    if env.dedupe != DedupePolicy::Create {
+        prefetch_keys(conn, env.ctx.tenant_id, &prepared, &mut st.keys).await?;
+    }
+    let mut end = BatchEnd::Done;
+    for (row, prep) in batch.iter().zip(prepared) {
+        p.rows_done += 1;
+        let (input, draft) = match prep {
+            Prepared::Invalid(errors) => {
+                for (field, message) in errors {
+                    p.error(row.line, &field, &message);
+                }
+                continue;
+            }
+            Prepared::Ready { input, draft } => (input, draft),
+        };
+        let dup = if env.dedupe == DedupePolicy::Create {
+            None
+        } else {
+            known_duplicate(&st.keys, &draft)
+        };
+        let found = match dup {
+            None => {
+                if let Some(msg) = create_row(conn, env, st, p, row.line, *draft, bulk).await? {
+                    end = BatchEnd::Limit(format!(
+                        "{msg} Importação interrompida na linha {}; as linhas anteriores foram processadas.",
+                        row.line
+                    ));
+                    break;
+                }
+                continue;
+            }
+            Some(_) if env.dedupe == DedupePolicy::Skip => {
+                p.skipped += 1;
+                continue;
+            }
+            Some((on, Some(id))) => (id, on),
+            Some((on, None)) => {
+                // dedupe=update on a row created earlier in this batch: write the pending creates
+                // first, then patch the one just created.
+                if !flush(conn, env, st, p).await? {
+                    return Ok(BatchEnd::Redo);
+                }
+                match known_duplicate(&st.keys, &draft) {
+                    Some((_, Some(id))) => (id, on),
+                    _ => return Err(AppError::internal_msg("import: pending lead not written")),
+                }
+            }
+        };
+        update_row(conn, env, st, p, row.line, &input, found).await?;
+    }
+    if matches!(end, BatchEnd::Done) && !flush(conn, env, st, p).await? {
+        return Ok(BatchEnd::Redo);
+    }
+    // Errors in file order (the bulk write reports nothing per row, but keep the promise anyway).
+    p.errors[errors_before..].sort_by_key(|e| e.row);
+    Ok(end)
+}
+
+/// The file line of the `done`-th row of the batch (1-based), for the limit error.
+fn next_line(batch: &[Row], done: i64) -> u64 {
+    batch.get((done.max(1) - 1) as usize).map_or(0, |r| r.line)
 }
 
 /// Writes the progress of a batch, only if the import is still `running` at the progress this run
@@ -1550,6 +1749,20 @@ async fn creator_ctx(state: &AppState, m: &import::Model) -> Result<TenantCtx, H
             ip: None,
         },
     })
+}
+
+/// PostgreSQL plans with statistics that autovacuum refreshes only now and then. While an import
+/// multiplies the size of a young `leads` table, stale statistics ("the table is tiny") make the
+/// duplicate lookups use any index starting with `tenant_id` and filter the whole tenant, turning
+/// the import quadratic. Refreshed when this run's creates double (500, 1000, 2000, …), so the cost
+/// is a few `ANALYZE`s of a sample per import. SQLite picks the key's index without statistics.
+async fn refresh_stats(state: &AppState) {
+    if !crate::db::is_postgres(&state.db) {
+        return;
+    }
+    if let Err(e) = state.db.execute_unprepared("ANALYZE leads").await {
+        tracing::warn!(error = %e, "lead import: ANALYZE leads failed");
+    }
 }
 
 /// Lead slots left in the plan, for dry runs (`None` = unlimited).
@@ -1682,6 +1895,8 @@ async fn execute(state: &AppState, job: &JobCtx, m: &import::Model) -> Result<()
         owners: HashMap::new(),
         quota,
         quota_reported: false,
+        pending: Vec::with_capacity(BATCH_SIZE),
+        keys: HashMap::new(),
     };
 
     let (tx, mut rx) = mpsc::channel(1);
@@ -1691,25 +1906,30 @@ async fn execute(state: &AppState, job: &JobCtx, m: &import::Model) -> Result<()
     // Long imports hand over to a fresh job before the worker's timeout would cancel this one.
     let budget = Duration::from_secs(state.settings.job_timeout_secs.max(2) / 2);
     let started = Instant::now();
+    // Leads created when the planner statistics were last refreshed (see `refresh_stats`).
+    let mut analyzed_at: i64 = 0;
     while let Some(batch) = rx.recv().await {
         let batch = batch.map_err(Halt::Fail)?;
         let full = batch.len() == BATCH_SIZE;
         let expected = progress.rows_done;
         let mut next = progress.clone();
-        let txn = state.begin().await?;
-        let mut limit = None;
-        for row in &batch {
-            next.rows_done += 1;
-            if let Outcome::Limit(msg) = handle_row(&*txn, &env, &mut st, &mut next, row).await? {
-                let text = format!(
-                    "{msg} Importação interrompida na linha {}; as linhas anteriores foram processadas.",
-                    row.line
-                );
-                next.error(row.line, "limit", &text);
-                limit = Some(text);
-                break;
-            }
+        let mut txn = state.begin().await?;
+        let mut end = process_batch(&*txn, &env, &mut st, &mut next, &batch, true).await?;
+        if matches!(end, BatchEnd::Redo) {
+            // The batch does not fit in the plan: again, one row at a time, to stop at the row
+            // that reaches the limit with everything before it created.
+            txn.rollback().await?;
+            next = progress.clone();
+            txn = state.begin().await?;
+            end = process_batch(&*txn, &env, &mut st, &mut next, &batch, false).await?;
         }
+        let limit = match end {
+            BatchEnd::Limit(text) => {
+                next.error(next_line(&batch, next.rows_done - expected), "limit", &text);
+                Some(text)
+            }
+            _ => None,
+        };
         let handed_over = limit.is_none() && full && started.elapsed() >= budget;
         if handed_over {
             jobs::enqueue(
@@ -1733,6 +1953,10 @@ async fn execute(state: &AppState, job: &JobCtx, m: &import::Model) -> Result<()
         }
         if handed_over {
             return Ok(());
+        }
+        if progress.created >= analyzed_at.saturating_mul(2).max(BATCH_SIZE as i64) {
+            analyzed_at = progress.created;
+            refresh_stats(state).await;
         }
         if job.heartbeat().await.is_err() {
             tracing::warn!(import_id = %key.1, "lead import lost its lease; this run stops");

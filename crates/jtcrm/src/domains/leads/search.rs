@@ -71,6 +71,22 @@ pub fn terms_for(d: &LeadDraft) -> BTreeSet<String> {
 }
 
 /// Replaces the terms and tags rows of a lead.
+pub fn term_row(tenant_id: Uuid, lead_id: Uuid, term: String) -> term::ActiveModel {
+    term::ActiveModel {
+        tenant_id: Set(tenant_id),
+        term: Set(term),
+        lead_id: Set(lead_id),
+    }
+}
+
+pub fn tag_row(tenant_id: Uuid, lead_id: Uuid, tag: String) -> tag::ActiveModel {
+    tag::ActiveModel {
+        tenant_id: Set(tenant_id),
+        tag: Set(tag),
+        lead_id: Set(lead_id),
+    }
+}
+
 pub async fn write_index<C: ConnectionTrait>(
     conn: &C,
     tenant_id: Uuid,
@@ -92,11 +108,7 @@ pub async fn write_index<C: ConnectionTrait>(
     }
     let terms: Vec<term::ActiveModel> = terms_for(d)
         .into_iter()
-        .map(|t| term::ActiveModel {
-            tenant_id: Set(tenant_id),
-            term: Set(t),
-            lead_id: Set(lead_id),
-        })
+        .map(|t| term_row(tenant_id, lead_id, t))
         .collect();
     if !terms.is_empty() {
         term::Entity::insert_many(terms)
@@ -106,11 +118,7 @@ pub async fn write_index<C: ConnectionTrait>(
     let tags: Vec<tag::ActiveModel> = d
         .tags
         .iter()
-        .map(|t| tag::ActiveModel {
-            tenant_id: Set(tenant_id),
-            tag: Set(t.clone()),
-            lead_id: Set(lead_id),
-        })
+        .map(|t| tag_row(tenant_id, lead_id, t.clone()))
         .collect();
     if !tags.is_empty() {
         tag::Entity::insert_many(tags)

@@ -6,8 +6,8 @@ use jtcrm_types::ErrorCode;
 use jtcrm_types::dto::Role;
 use jtcrm_types::dto::leads::{Lead, LeadInput, LeadStatus, ScoreBreakdown, StatusChange};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
-    QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -53,41 +53,32 @@ pub async fn find_duplicate<C: ConnectionTrait>(
     d: &LeadDraft,
     exclude: Option<Uuid>,
 ) -> AppResult<Option<(Uuid, &'static str)>> {
-    let mut any = Condition::any();
-    let mut keys = 0;
-    if let Some(e) = &d.email {
-        any = any.add(lead::Column::Email.eq(e.as_str()));
-        keys += 1;
+    // One lookup per key, each in its own `(tenant_id, key)` index: an `OR` of the three ordered
+    // by id makes SQLite walk the tenant's whole primary key instead.
+    let keys = [
+        (lead::Column::Email, &d.email, "email"),
+        (lead::Column::Cnpj, &d.cnpj, "cnpj"),
+        (lead::Column::Phone, &d.phone, "phone"),
+    ];
+    for (col, value, on) in keys {
+        let Some(value) = value else { continue };
+        let mut q = lead::Entity::find()
+            .select_only()
+            .column(lead::Column::Id)
+            .filter(lead::Column::TenantId.eq(tenant_id))
+            .filter(col.eq(value.as_str()))
+            .filter(lead::Column::DeletedAt.is_null());
+        if let Some(x) = exclude {
+            q = q.filter(lead::Column::Id.ne(x));
+        }
+        // No ORDER BY: it would make SQLite prefer the primary key over the key's index. The
+        // oldest of the first few is as good as the oldest of all (duplicates are refused).
+        let ids: Vec<Uuid> = q.limit(20).into_tuple().all(conn).await?;
+        if let Some(id) = ids.into_iter().min() {
+            return Ok(Some((id, on)));
+        }
     }
-    if let Some(c) = &d.cnpj {
-        any = any.add(lead::Column::Cnpj.eq(c.as_str()));
-        keys += 1;
-    }
-    if let Some(p) = &d.phone {
-        any = any.add(lead::Column::Phone.eq(p.as_str()));
-        keys += 1;
-    }
-    if keys == 0 {
-        return Ok(None);
-    }
-    let mut q = lead::Entity::find()
-        .filter(lead::Column::TenantId.eq(tenant_id))
-        .filter(lead::Column::DeletedAt.is_null())
-        .filter(any);
-    if let Some(x) = exclude {
-        q = q.filter(lead::Column::Id.ne(x));
-    }
-    let Some(m) = q.order_by_asc(lead::Column::Id).one(conn).await? else {
-        return Ok(None);
-    };
-    let on = if d.email.is_some() && m.email == d.email {
-        "email"
-    } else if d.cnpj.is_some() && m.cnpj == d.cnpj {
-        "cnpj"
-    } else {
-        "phone"
-    };
-    Ok(Some((m.id, on)))
+    Ok(None)
 }
 
 pub fn duplicate_error(existing: Uuid, on: &str) -> AppError {
@@ -147,14 +138,6 @@ pub async fn insert_lead<C: ConnectionTrait>(
     mut d: LeadDraft,
     scorer: &Scorer,
 ) -> AppResult<lead::Model> {
-    limits::reserve(
-        conn,
-        ctx.tenant_id,
-        Resource::Leads,
-        1,
-        ctx.tenant.limits.max_leads,
-    )
-    .await?;
     if d.owner_id.is_none() {
         d.owner_id = if matches!(ctx.role, Role::Sales | Role::Support) {
             // A seller's own lead stays visible to the seller.
@@ -221,7 +204,136 @@ pub async fn insert_lead<C: ConnectionTrait>(
         },
     )
     .await?;
+    // Last: the counter row stays locked until the commit, so concurrent creates of the tenant
+    // queue on it for as short a time as possible. On `plan_limit_exceeded` the caller rolls back.
+    limits::reserve(
+        conn,
+        ctx.tenant_id,
+        Resource::Leads,
+        1,
+        ctx.tenant.limits.max_leads,
+    )
+    .await?;
     Ok(m)
+}
+
+/// [`insert_lead`] for many leads at once (the CSV import): one plan reservation for all of them,
+/// then the same rows — leads, search terms, tags, status history, `lead.created` events and
+/// timeline entries — in multi-row INSERTs. Answers `plan_limit_exceeded` when the batch does not
+/// fit: the caller rolls back (and may go one lead at a time to find the row that hit the limit). The caller has checked duplicates and permissions and owns the transaction.
+pub async fn insert_leads_bulk<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &TenantCtx,
+    mut drafts: Vec<LeadDraft>,
+    scorer: &Scorer,
+) -> AppResult<Vec<lead::Model>> {
+    if drafts.is_empty() {
+        return Ok(vec![]);
+    }
+    let unowned = drafts.iter().filter(|d| d.owner_id.is_none()).count();
+    if unowned > 0 {
+        let mut owners = if matches!(ctx.role, Role::Sales | Role::Support) {
+            vec![Some(ctx.user_id); unowned]
+        } else {
+            assignment::pick_owners(conn, &ctx.tenant, unowned).await?
+        }
+        .into_iter();
+        for d in drafts.iter_mut().filter(|d| d.owner_id.is_none()) {
+            d.owner_id = owners.next().flatten();
+        }
+    }
+    let now = Utc::now();
+    let t = ctx.tenant_id;
+    let mut models = Vec::with_capacity(drafts.len());
+    let (mut terms, mut tags, mut history, mut events, mut entries) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    for d in &drafts {
+        let id = Uuid::now_v7();
+        let m = lead::Model {
+            tenant_id: t,
+            id,
+            name_sort: d.name_sort(),
+            name: d.name.clone(),
+            email: d.email.clone(),
+            phone: d.phone.clone(),
+            company: d.company.clone(),
+            cnpj: d.cnpj.clone(),
+            position: d.position.clone(),
+            source: d.source.as_str().to_string(),
+            status: d.status.as_str().to_string(),
+            owner_id: d.owner_id,
+            tags: json!(d.tags),
+            custom_fields: Value::Object(d.custom_fields.clone()),
+            cep: d.cep.clone(),
+            city: d.city.clone(),
+            state: d.state.clone(),
+            notes: d.notes.clone(),
+            score: scorer.score(d, 0),
+            signal_points: 0,
+            last_contacted_at: d.last_contacted_at,
+            merged_into: None,
+            created_at: now,
+            updated_at: now,
+            deleted_at: None,
+            version: 1,
+        };
+        terms.extend(
+            search::terms_for(d)
+                .into_iter()
+                .map(|x| search::term_row(t, id, x)),
+        );
+        tags.extend(d.tags.iter().map(|x| search::tag_row(t, id, x.clone())));
+        history.push(status_history::ActiveModel {
+            tenant_id: Set(t),
+            id: Set(Uuid::now_v7()),
+            lead_id: Set(id),
+            from_status: Set(None),
+            to_status: Set(d.status.as_str().to_string()),
+            actor_id: Set(Some(ctx.user_id)),
+            created_at: Set(now),
+        });
+        let snapshot = serde_json::to_value(to_dto(m.clone())).unwrap_or_default();
+        events.push(events::Event {
+            tenant_id: t,
+            event_type: "lead.created",
+            entity_type: "lead",
+            entity_id: id,
+            actor_id: Some(ctx.user_id),
+            data: json!({"after": snapshot}),
+        });
+        entries.push(timeline::NewEntry {
+            tenant_id: t,
+            lead_id: Some(id),
+            opportunity_id: None,
+            kind: timeline::kinds::LEAD_CREATED,
+            actor_id: Some(ctx.user_id),
+            summary: format!("Lead criado (origem: {})", d.source.as_str()),
+            data: json!({"source": d.source.as_str(), "status": d.status.as_str()}),
+            reference: None,
+        });
+        models.push(m);
+    }
+    let rows = models
+        .iter()
+        .cloned()
+        .map(IntoActiveModel::into_active_model)
+        .collect();
+    crate::db::insert_all(conn, rows).await?;
+    crate::db::insert_all(conn, terms).await?;
+    crate::db::insert_all(conn, tags).await?;
+    crate::db::insert_all(conn, history).await?;
+    events::emit_many(conn, events).await?;
+    timeline::record_many(conn, entries).await?;
+    // Last, as in `insert_lead`; on `plan_limit_exceeded` the caller rolls back.
+    limits::reserve(
+        conn,
+        ctx.tenant_id,
+        Resource::Leads,
+        models.len() as i64,
+        ctx.tenant.limits.max_leads,
+    )
+    .await?;
+    Ok(models)
 }
 
 /// Writes a domain event of a lead in the caller's transaction.

@@ -22,14 +22,13 @@ use jtcrm_types::ErrorCode;
 use jtcrm_types::dto::pipelines::{Board, BoardStage};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, QueryOrder,
-    QuerySelect, Select,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::model::{opportunity, stage};
+use super::model::{opportunity, stage, stage_totals};
 use super::service::{find_pipeline, not_found_in_body, stages_of};
 use super::{money, opportunity_dto, sees_all, stage_kind, visible_to};
 use crate::error::{AppError, AppResult};
@@ -251,7 +250,7 @@ pub async fn renumber<C: ConnectionTrait>(
     Ok(())
 }
 
-#[derive(Debug, FromQueryResult)]
+#[derive(Debug, Default)]
 struct StageTotals {
     stage_id: Uuid,
     n: i64,
@@ -269,10 +268,6 @@ pub struct BoardQuery {
     pub limit: Option<u64>,
     /// Only deals of this owner (`me` or a user id).
     pub owner_id: Option<String>,
-}
-
-fn sum(col: &str) -> Expr {
-    Expr::cust(format!("CAST(COALESCE(SUM({col}), 0) AS BIGINT)"))
 }
 
 /// The list cursor that continues a stage's cards (`sort=position`).
@@ -318,25 +313,32 @@ pub async fn board(
     } else {
         Some(ctx.user_id)
     };
-    let mut agg = opportunity::Entity::find()
-        .select_only()
-        .column(opportunity::Column::StageId)
-        .column_as(Expr::cust("COUNT(*)"), "n")
-        .column_as(sum("\"value_cents\""), "value_cents")
-        .column_as(sum("\"mrr_cents\""), "mrr_cents")
-        .column_as(sum("\"tcv_cents\""), "tcv_cents")
-        .column_as(sum("\"value_cents\" * \"probability\""), "weighted_x100")
-        .filter(opportunity::Column::TenantId.eq(t))
-        .filter(opportunity::Column::PipelineId.eq(pipeline_id))
-        .filter(opportunity::Column::DeletedAt.is_null());
+    // Sums kept per (stage, owner) by triggers (migration 000008): a few dozen rows, whatever
+    // the number of deals.
+    let mut agg = stage_totals::Entity::find()
+        .filter(stage_totals::Column::TenantId.eq(t))
+        .filter(stage_totals::Column::PipelineId.eq(pipeline_id));
     if let Some(o) = owner {
-        agg = agg.filter(opportunity::Column::OwnerId.eq(o));
+        agg = agg.filter(stage_totals::Column::OwnerKey.eq(o));
     }
-    let totals: Vec<StageTotals> = agg
-        .group_by(opportunity::Column::StageId)
-        .into_model::<StageTotals>()
-        .all(&state.db)
-        .await?;
+    let mut totals: Vec<StageTotals> = vec![];
+    for r in agg.all(&state.db).await? {
+        let x = match totals.iter_mut().find(|x| x.stage_id == r.stage_id) {
+            Some(x) => x,
+            None => {
+                totals.push(StageTotals {
+                    stage_id: r.stage_id,
+                    ..StageTotals::default()
+                });
+                totals.last_mut().expect("just pushed")
+            }
+        };
+        x.n += r.n;
+        x.value_cents += r.value_cents;
+        x.mrr_cents += r.mrr_cents;
+        x.tcv_cents += r.tcv_cents;
+        x.weighted_x100 += r.weighted_x100;
+    }
     let mut out = Vec::with_capacity(stages.len());
     for s in &stages {
         let mut cards = live_in_stage(t, s.id);

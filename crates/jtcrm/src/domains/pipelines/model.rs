@@ -152,3 +152,31 @@ pub mod history {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+/// Per `(stage, owner)` sums of the live deals, kept by database triggers on `opportunities`
+/// (migration 000008); `owner_key` is the nil UUID for unowned deals. Read by the board.
+pub mod stage_totals {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "pipeline_stage_totals")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub stage_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub owner_key: Uuid,
+        pub pipeline_id: Uuid,
+        pub n: i64,
+        pub value_cents: i64,
+        pub mrr_cents: i64,
+        pub tcv_cents: i64,
+        pub weighted_x100: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

@@ -73,11 +73,10 @@ pub struct NewEntry<'a> {
     pub reference: Option<(&'a str, Uuid)>,
 }
 
-pub async fn record<C: ConnectionTrait>(conn: &C, e: NewEntry<'_>) -> AppResult<Uuid> {
-    let id = Uuid::now_v7();
-    model::Entity::insert(model::ActiveModel {
+fn row(e: NewEntry<'_>) -> model::ActiveModel {
+    model::ActiveModel {
         tenant_id: Set(e.tenant_id),
-        id: Set(id),
+        id: Set(Uuid::now_v7()),
         lead_id: Set(e.lead_id),
         opportunity_id: Set(e.opportunity_id),
         kind: Set(e.kind.to_string()),
@@ -87,10 +86,22 @@ pub async fn record<C: ConnectionTrait>(conn: &C, e: NewEntry<'_>) -> AppResult<
         data: Set(e.data),
         ref_type: Set(e.reference.map(|r| r.0.to_string())),
         ref_id: Set(e.reference.map(|r| r.1)),
-    })
-    .exec_without_returning(conn)
-    .await?;
+    }
+}
+
+pub async fn record<C: ConnectionTrait>(conn: &C, e: NewEntry<'_>) -> AppResult<Uuid> {
+    let am = row(e);
+    let id = am.id.clone().unwrap();
+    model::Entity::insert(am)
+        .exec_without_returning(conn)
+        .await?;
     Ok(id)
+}
+
+/// Many entries in multi-row INSERTs (bulk paths such as the CSV import).
+pub async fn record_many<C: ConnectionTrait>(conn: &C, es: Vec<NewEntry<'_>>) -> AppResult<()> {
+    crate::db::insert_all(conn, es.into_iter().map(row).collect()).await?;
+    Ok(())
 }
 
 /// Rewrites the summary and data of the entries of a referenced record (e.g. an edited note).
