@@ -1469,3 +1469,164 @@ async fn concurrent_dispatchers_and_workers_run_each_action_once() {
             .all(|r| r["status"] == "succeeded" && r["actions"][0]["attempts"] == 1)
     );
 }
+
+#[tokio::test]
+async fn opportunity_events_trigger_automations_and_a_won_deal_ends_the_cadence() {
+    let app = app().await;
+    let t = app.create_tenant_on("enterprise").await;
+    always_open(&app, &t).await;
+    let seller = app.create_user(&t, "sales").await;
+    let p = app.get("/api/pipelines", &t.admin_token).await;
+    p.assert(200);
+    let pipeline = p.body["items"][0].clone();
+    let stage = |name: &str| -> String {
+        pipeline["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (proposta, negociacao) = (stage("Proposta"), stage("Negociação"));
+    // "When a deal reaches Proposta: a follow-up task for its owner, then move it to Negociação."
+    let auto = automation(
+        &app,
+        &t,
+        json!({"name": "Proposta → follow-up", "trigger": {"event": "opportunity.stage_changed",
+                "filters": {"after.stage_name": "Proposta"}},
+               "actions": [
+                   {"type": "create_task", "task_type": "follow_up", "title": "Acompanhar proposta de {{lead.name}}"},
+                   {"type": "move_stage", "stage_id": negociacao}
+               ]}),
+    )
+    .await;
+    let l = lead(
+        &app,
+        &t.admin_token,
+        json!({"name": "Empresa Funil", "email": "compras@funil.com.br", "owner_id": seller.id}),
+    )
+    .await;
+    let cad = app
+        .post(
+            "/api/automations/cadences",
+            &t.admin_token,
+            json!({"name": "Nutrição", "steps": [
+                {"delay": {"days": 3}, "channel": "call", "title": "Ligar para {{lead.name}}"}
+            ]}),
+        )
+        .await;
+    cad.assert(201);
+    let cp = format!("/api/automations/cadences/{}", cad.id());
+    app.post(
+        &format!("{cp}/enroll"),
+        &t.admin_token,
+        json!({"lead_ids": [l]}),
+    )
+    .await
+    .assert(200);
+    let conv = app
+        .post(
+            &format!("/api/leads/{l}/convert"),
+            &t.admin_token,
+            json!({"title": "Link dedicado"}),
+        )
+        .await;
+    conv.assert(201);
+    let opp = conv.id();
+    // Converting ends the enrolment (the lead is converted).
+    let r = wait_for(20, "exit on conversion", || async {
+        let r = app
+            .get(&format!("{cp}/enrollments?lead_id={l}"), &t.admin_token)
+            .await;
+        let e = r.body["items"][0].clone();
+        (e["status"] == "exited").then_some(e)
+    })
+    .await;
+    assert_eq!(r["exit_reason"], "converted", "{r}");
+    // A move into another stage does not match the filter; into Proposta it does.
+    app.post(
+        &format!("/api/pipelines/opportunities/{opp}/move"),
+        &t.admin_token,
+        json!({"stage_id": stage("Qualificação")}),
+    )
+    .await
+    .assert(200);
+    app.post(
+        &format!("/api/pipelines/opportunities/{opp}/move"),
+        &t.admin_token,
+        json!({"stage_id": proposta}),
+    )
+    .await
+    .assert(200);
+    let rs = finished_runs(&app, &t, &auto, 1).await;
+    settle(&app).await;
+    let rs2 = runs(&app, &t, &auto).await;
+    assert_eq!(rs2.len(), 1, "{rs2:?}");
+    assert_eq!(rs[0]["status"], "succeeded", "{:?}", rs[0]);
+    let o = app
+        .get(
+            &format!("/api/pipelines/opportunities/{opp}"),
+            &t.admin_token,
+        )
+        .await;
+    o.assert(200);
+    assert_eq!(o.body["stage_id"], negociacao.as_str());
+    let tasks = tasks_of(&app, &t, &l).await;
+    let follow: Vec<&Value> = tasks.iter().filter(|x| x["type"] == "follow_up").collect();
+    assert_eq!(follow.len(), 1, "{tasks:?}");
+    assert_eq!(follow[0]["title"], "Acompanhar proposta de Empresa Funil");
+    assert_eq!(follow[0]["assignee_id"], seller.id);
+    // The automation's own move (to Negociação) is in the deal's history, made by the automation.
+    let tl = app
+        .get(
+            &format!("/api/pipelines/opportunities/{opp}/timeline?kind=opportunity_stage_changed"),
+            &t.admin_token,
+        )
+        .await;
+    tl.assert(200);
+    assert_eq!(tl.body["items"].as_array().unwrap().len(), 3, "{}", tl.text);
+
+    // A lead enrolled while its deal is open leaves the cadence when the deal is won.
+    let l2 = lead(
+        &app,
+        &t.admin_token,
+        json!({"name": "Outra Empresa", "email": "ti@outra.com.br", "owner_id": seller.id}),
+    )
+    .await;
+    let d = app
+        .post(
+            "/api/pipelines/opportunities",
+            &t.admin_token,
+            json!({"title": "PABX em nuvem", "lead_id": l2, "stage_id": stage("Qualificação"),
+                   "value_cents": 50000}),
+        )
+        .await;
+    d.assert(201);
+    let deal2 = d.id();
+    app.post(
+        &format!("{cp}/enroll"),
+        &t.admin_token,
+        json!({"lead_ids": [l2]}),
+    )
+    .await
+    .assert(200);
+    app.post(
+        &format!("/api/pipelines/opportunities/{deal2}/won"),
+        &t.admin_token,
+        json!({}),
+    )
+    .await
+    .assert(200);
+    let r = wait_for(20, "exit on won", || async {
+        let r = app
+            .get(&format!("{cp}/enrollments?lead_id={l2}"), &t.admin_token)
+            .await;
+        let e = r.body["items"][0].clone();
+        (e["status"] == "exited").then_some(e)
+    })
+    .await;
+    assert_eq!(r["exit_reason"], "won", "{r}");
+}

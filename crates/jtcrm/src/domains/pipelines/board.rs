@@ -18,6 +18,8 @@
 //! on `ix_opportunities_stage_pos` (or `ix_opportunities_owner_stage_pos` for a seller who sees only
 //! their own deals).
 
+use std::collections::HashMap;
+
 use jtcrm_types::ErrorCode;
 use jtcrm_types::dto::pipelines::{Board, BoardStage};
 use sea_orm::sea_query::{Expr, ExprTrait};
@@ -252,7 +254,6 @@ pub async fn renumber<C: ConnectionTrait>(
 
 #[derive(Debug, Default)]
 struct StageTotals {
-    stage_id: Uuid,
     n: i64,
     value_cents: i64,
     mrr_cents: i64,
@@ -321,18 +322,9 @@ pub async fn board(
     if let Some(o) = owner {
         agg = agg.filter(stage_totals::Column::OwnerKey.eq(o));
     }
-    let mut totals: Vec<StageTotals> = vec![];
+    let mut totals: HashMap<Uuid, StageTotals> = HashMap::new();
     for r in agg.all(&state.db).await? {
-        let x = match totals.iter_mut().find(|x| x.stage_id == r.stage_id) {
-            Some(x) => x,
-            None => {
-                totals.push(StageTotals {
-                    stage_id: r.stage_id,
-                    ..StageTotals::default()
-                });
-                totals.last_mut().expect("just pushed")
-            }
-        };
+        let x = totals.entry(r.stage_id).or_default();
         x.n += r.n;
         x.value_cents += r.value_cents;
         x.mrr_cents += r.mrr_cents;
@@ -357,7 +349,7 @@ pub async fn board(
         } else {
             None
         };
-        let tot = totals.iter().find(|x| x.stage_id == s.id);
+        let tot = totals.get(&s.id);
         out.push(BoardStage {
             id: s.id,
             name: s.name.clone(),
