@@ -610,6 +610,7 @@ pub async fn seed_sales(
     match state.db.get_database_backend() {
         DbBackend::Postgres => {
             for tbl in [
+                "pipeline_stage_totals",
                 "opportunities",
                 "opportunity_items",
                 "opportunity_stage_history",

@@ -11,6 +11,7 @@ mod m20261129_000005_tasks_timeline;
 mod m20261129_000006_email;
 mod m20261129_000007_automations;
 mod m20261130_000008_perf_indexes;
+mod m20261130_000009_agenda_index;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000006_email::Migration),
             Box::new(m20261129_000007_automations::Migration),
             Box::new(m20261130_000008_perf_indexes::Migration),
+            Box::new(m20261130_000009_agenda_index::Migration),
         ]
     }
 }

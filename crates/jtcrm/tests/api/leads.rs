@@ -1205,7 +1205,10 @@ async fn text_search_pages_in_creation_order_with_other_filters() {
     qualified.retain(|x| *x != gone);
     let newest_first: Vec<String> = fibra.iter().rev().cloned().collect();
     assert_eq!(search_pages(&app, tok, "q=fibra").await, newest_first);
-    assert_eq!(search_pages(&app, tok, "q=FIBRA&sort=created_at").await, fibra);
+    assert_eq!(
+        search_pages(&app, tok, "q=FIBRA&sort=created_at").await,
+        fibra
+    );
     // A selective second filter: few matches per window, same answer.
     let q_newest: Vec<String> = qualified.iter().rev().cloned().collect();
     assert_eq!(

@@ -415,6 +415,17 @@ pub fn visible_to(ctx: &TenantCtx, owner_id: Option<Uuid>) -> bool {
 
 /// The filtered selection (no order, no keyset): shared by the list, its total and the export.
 pub fn filtered(ctx: &TenantCtx, q: &LeadQuery, backend: DbBackend) -> Select<lead::Entity> {
+    filtered_but(ctx, q, backend, false)
+}
+
+/// [`filtered`], leaving out the first `q` token when `skip_first_token` (the caller restricts the
+/// ids to that token's matches itself).
+fn filtered_but(
+    ctx: &TenantCtx,
+    q: &LeadQuery,
+    backend: DbBackend,
+    skip_first_token: bool,
+) -> Select<lead::Entity> {
     let t = ctx.tenant_id;
     let mut sel = lead::Entity::find().filter(lead::Column::TenantId.eq(t));
     sel = if q.deleted {
@@ -461,7 +472,10 @@ pub fn filtered(ctx: &TenantCtx, q: &LeadQuery, backend: DbBackend) -> Select<le
         sel = sel.filter(lead::Column::Id.in_subquery(sub));
     }
     if let Some(text) = &q.q {
-        for tok in query_tokens(text) {
+        for tok in query_tokens(text)
+            .into_iter()
+            .skip(usize::from(skip_first_token))
+        {
             let sub = Query::select()
                 .column(term::Column::LeadId)
                 .from(term::Entity)
@@ -572,7 +586,6 @@ async fn text_candidates_by_id(
     state: &AppState,
     ctx: &TenantCtx,
     q: &LeadQuery,
-    base: &Select<lead::Entity>,
 ) -> AppResult<Option<Vec<lead::Model>>> {
     let Some(text) = &q.q else { return Ok(None) };
     let Some(tok) = query_tokens(text).into_iter().next() else {
@@ -593,6 +606,8 @@ async fn text_candidates_by_id(
         }
     };
     let need = q.limit + 1;
+    // The first token's condition is the window itself.
+    let base = filtered_but(ctx, q, state.db.get_database_backend(), true);
     for window in [need * 4, need * 32] {
         let mut cand = term::Entity::find()
             .select_only()
@@ -635,7 +650,7 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: &LeadQuery) -> AppResult
     } else {
         None
     };
-    let mut rows = match text_candidates_by_id(state, ctx, q, &base).await? {
+    let mut rows = match text_candidates_by_id(state, ctx, q).await? {
         Some(rows) => rows,
         None => ordered(base, q)?.limit(q.limit + 1).all(&state.db).await?,
     };
