@@ -169,6 +169,7 @@ pub async fn claim(
     // request transactions queue instead of failing with SQLITE_BUSY. On PostgreSQL it is a plain
     // transaction.
     let tx = state.begin().await?;
+    crate::db::relax_commit(&*tx).await?;
     let rows = query.exec_with_returning(&*tx).await?;
     tx.commit().await?;
     Ok(rows)
@@ -285,6 +286,7 @@ pub async fn finish(
     am.locked_until = Set(None);
     am.updated_at = Set(now);
     let tx = state.begin().await?;
+    crate::db::relax_commit(&*tx).await?;
     let res = model::Entity::update_many()
         .set(am)
         .filter(C::Id.eq(job.id))
@@ -323,6 +325,7 @@ async fn renew(
         q = q.filter(C::Attempts.eq(a));
     }
     let tx = state.begin().await?;
+    crate::db::relax_commit(&*tx).await?;
     let res = q.exec(&*tx).await?;
     tx.commit().await?;
     Ok(res.rows_affected)
