@@ -2,7 +2,7 @@
 # Automation throughput on PostgreSQL (issue 6 §9): N `lead.created` events, one active automation
 # with one `create_task` action, drained by 1 and then 2 `jtcrm worker` processes (actions/s); then
 # the delay from event to task at a steady rate of leads created through the API. See
-# bench/automations.md; raw results go to bench/out/automations-<timestamp>/.
+# bench/README.md and bench/RESULTS.md; raw results go to bench/out/automations-<timestamp>/.
 set -euo pipefail
 
 usage() {
