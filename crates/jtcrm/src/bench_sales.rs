@@ -244,10 +244,6 @@ pub async fn seed_sales(
         .filter(|u| u.role == Role::Sales.as_str())
         .map(|u| u.id)
         .collect();
-    let admin = users
-        .iter()
-        .find(|u| u.role == Role::Admin.as_str())
-        .ok_or_else(|| anyhow!("a empresa não tem administrador"))?;
     if sellers.len() < 2 {
         return Err(anyhow!("a empresa precisa de ao menos 2 vendedores"));
     }
@@ -632,7 +628,6 @@ pub async fn seed_sales(
         .jwt
         .issue(agenda_user, Some(tid), Role::Sales.as_str(), Uuid::now_v7())
         .map_err(|e| anyhow!("token: {}", e.detail))?;
-    let _ = admin;
     Ok(SalesReport {
         tenant_id: tid,
         pipeline_id: pipe.id,

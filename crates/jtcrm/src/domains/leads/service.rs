@@ -130,97 +130,28 @@ async fn record_status<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Inserts a validated lead: plan limit, owner, score, search index and status history. The caller
-/// has checked duplicates and permissions and owns the transaction.
+/// Inserts a validated lead: owner, score, search index, tags, status history, the
+/// `lead.created` event, the timeline entry and the plan reservation (see [`insert_leads_bulk`],
+/// which it is with one lead). The caller has checked duplicates and permissions and owns the
+/// transaction; on `plan_limit_exceeded` it rolls back.
 pub async fn insert_lead<C: ConnectionTrait>(
     conn: &C,
     ctx: &TenantCtx,
-    mut d: LeadDraft,
+    d: LeadDraft,
     scorer: &Scorer,
 ) -> AppResult<lead::Model> {
-    if d.owner_id.is_none() {
-        d.owner_id = if matches!(ctx.role, Role::Sales | Role::Support) {
-            // A seller's own lead stays visible to the seller.
-            Some(ctx.user_id)
-        } else {
-            assignment::pick_owner(conn, &ctx.tenant).await?
-        };
-    }
-    let now = Utc::now();
-    let id = Uuid::now_v7();
-    let score = scorer.score(&d, 0);
-    let row = lead::ActiveModel {
-        tenant_id: Set(ctx.tenant_id),
-        id: Set(id),
-        name_sort: Set(d.name_sort()),
-        name: Set(d.name.clone()),
-        email: Set(d.email.clone()),
-        phone: Set(d.phone.clone()),
-        company: Set(d.company.clone()),
-        cnpj: Set(d.cnpj.clone()),
-        position: Set(d.position.clone()),
-        source: Set(d.source.as_str().to_string()),
-        status: Set(d.status.as_str().to_string()),
-        owner_id: Set(d.owner_id),
-        tags: Set(json!(d.tags)),
-        custom_fields: Set(Value::Object(d.custom_fields.clone())),
-        cep: Set(d.cep.clone()),
-        city: Set(d.city.clone()),
-        state: Set(d.state.clone()),
-        notes: Set(d.notes.clone()),
-        score: Set(score),
-        signal_points: Set(0),
-        last_contacted_at: Set(d.last_contacted_at),
-        merged_into: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        deleted_at: Set(None),
-        version: Set(1),
-    };
-    let m = lead::Entity::insert(row).exec_with_returning(conn).await?;
-    search::write_index(conn, ctx.tenant_id, id, &d, false).await?;
-    record_status(
-        conn,
-        ctx.tenant_id,
-        id,
-        None,
-        d.status.as_str(),
-        Some(ctx.user_id),
-    )
-    .await?;
-    let snapshot = serde_json::to_value(to_dto(m.clone())).unwrap_or_default();
-    emit(conn, ctx, "lead.created", id, json!({"after": snapshot})).await?;
-    timeline::record(
-        conn,
-        timeline::NewEntry {
-            tenant_id: ctx.tenant_id,
-            lead_id: Some(id),
-            opportunity_id: None,
-            kind: timeline::kinds::LEAD_CREATED,
-            actor_id: Some(ctx.user_id),
-            summary: format!("Lead criado (origem: {})", d.source.as_str()),
-            data: json!({"source": d.source.as_str(), "status": d.status.as_str()}),
-            reference: None,
-        },
-    )
-    .await?;
-    // Last: the counter row stays locked until the commit, so concurrent creates of the tenant
-    // queue on it for as short a time as possible. On `plan_limit_exceeded` the caller rolls back.
-    limits::reserve(
-        conn,
-        ctx.tenant_id,
-        Resource::Leads,
-        1,
-        ctx.tenant.limits.max_leads,
-    )
-    .await?;
-    Ok(m)
+    insert_leads_bulk(conn, ctx, vec![d], scorer)
+        .await?
+        .pop()
+        .ok_or_else(|| AppError::internal_msg("lead insert returned no row"))
 }
 
-/// [`insert_lead`] for many leads at once (the CSV import): one plan reservation for all of them,
-/// then the same rows — leads, search terms, tags, status history, `lead.created` events and
-/// timeline entries — in multi-row INSERTs. Answers `plan_limit_exceeded` when the batch does not
-/// fit: the caller rolls back (and may go one lead at a time to find the row that hit the limit). The caller has checked duplicates and permissions and owns the transaction.
+/// Inserts validated leads (one from `POST /api/leads`, a batch from the CSV import): owners
+/// (round-robin advanced once for the batch), scores, and the leads with their search terms, tags,
+/// status history, `lead.created` events and timeline entries as multi-row INSERTs, then one plan
+/// reservation for all of them. Answers `plan_limit_exceeded` when they do not fit: the caller
+/// rolls back (the import then goes one lead at a time to find the row that hit the limit). The
+/// caller has checked duplicates and permissions and owns the transaction.
 pub async fn insert_leads_bulk<C: ConnectionTrait>(
     conn: &C,
     ctx: &TenantCtx,
@@ -324,7 +255,8 @@ pub async fn insert_leads_bulk<C: ConnectionTrait>(
     crate::db::insert_all(conn, history).await?;
     events::emit_many(conn, events).await?;
     timeline::record_many(conn, entries).await?;
-    // Last, as in `insert_lead`; on `plan_limit_exceeded` the caller rolls back.
+    // Last: the counter row stays locked until the commit, so concurrent creates of the tenant
+    // queue on it for as short a time as possible. On `plan_limit_exceeded` the caller rolls back.
     limits::reserve(
         conn,
         ctx.tenant_id,
