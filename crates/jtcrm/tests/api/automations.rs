@@ -1326,12 +1326,19 @@ async fn cadence_enrolment_steps_exits_and_409_on_re_enrol() {
         json!({"name": "Auto Cadência", "owner_id": seller.id}),
     )
     .await;
-    let rs = finished_runs(&app, &t, &auto, 1).await;
-    assert_eq!(rs[0]["status"], "succeeded", "{:?}", rs[0]);
+    // The run for this lead (not just any finished run of the automation) enrols it.
+    let run = wait_for(30, "the run of the new lead", || async {
+        runs(&app, &t, &auto)
+            .await
+            .into_iter()
+            .find(|r| r["entity_id"] == l2.as_str() && r["status"] != "running")
+    })
+    .await;
+    assert_eq!(run["status"], "succeeded", "{run:?}");
     let r = app
         .get(&format!("{cp}/enrollments?lead_id={l2}"), &t.admin_token)
         .await;
-    assert_eq!(r.body["items"][0]["status"], "active");
+    assert_eq!(r.body["items"][0]["status"], "active", "{}", r.text);
     // Deleting the cadence ends its enrolments.
     app.delete(&cp, &t.admin_token).await.assert(204);
     app.get(&cp, &t.admin_token)
