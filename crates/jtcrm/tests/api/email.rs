@@ -106,6 +106,27 @@ async fn send_job(app: &TestApp, tenant: Uuid, id: Uuid) -> job_model::Model {
         .unwrap()
 }
 
+/// Polls the email's send job until `pred` holds. The worker records a job's result in its own
+/// transaction after the handler's, so the job may still read `running` just after the email
+/// row changed.
+async fn wait_job(
+    app: &TestApp,
+    tenant: Uuid,
+    id: Uuid,
+    secs: u64,
+    pred: impl Fn(&job_model::Model) -> bool,
+) -> job_model::Model {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let j = send_job(app, tenant, id).await;
+        if pred(&j) {
+            return j;
+        }
+        assert!(Instant::now() < deadline, "timed out; job is {j:?}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
 async fn lead(app: &TestApp, token: &str, name: &str) -> String {
     let r = app.post("/api/leads", token, json!({"name": name})).await;
     r.assert(201);
@@ -281,8 +302,7 @@ async fn smtp_outage_is_retried_and_delivered_when_the_server_returns() {
     assert!(sent.last_error.is_none());
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(sink.count(), 1);
-    let job = send_job(&app, tid(&t), id).await;
-    assert_eq!(job.status, "succeeded");
+    wait_job(&app, tid(&t), id, 10, |j| j.status == "succeeded").await;
 }
 
 #[tokio::test]
@@ -328,8 +348,7 @@ async fn permanent_rejection_goes_dead_with_the_error() {
     );
     assert_eq!(dead.attempts, 1, "a permanent rejection is not retried");
     assert!(dead.sent_at.is_none());
-    let job = send_job(&app, tid(&t), id).await;
-    assert_eq!(job.status, "dead");
+    wait_job(&app, tid(&t), id, 10, |j| j.status == "dead").await;
     let api = app.get("/api/emails?status=dead", &t.admin_token).await;
     api.assert(200);
     assert_eq!(api.body["items"][0]["id"], id.to_string());
@@ -817,15 +836,7 @@ async fn a_worker_dying_mid_job_never_duplicates_the_email() {
     sink.wait_for(1, Duration::from_secs(20)).await;
     let sent = wait_email(&app, tid(&t), id, 10, |e| e.status == "sent").await;
     assert_eq!(sent.attempts, 1, "the dead worker never talked to SMTP");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let job = loop {
-        let j = send_job(&app, tid(&t), id).await;
-        if j.status == "succeeded" || Instant::now() > deadline {
-            break j;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    };
-    assert_eq!(job.status, "succeeded");
+    let job = wait_job(&app, tid(&t), id, 10, |j| j.status == "succeeded").await;
     assert_eq!(job.attempts, 2);
 
     // Simulate a crash after the email was marked sent but before the job result was recorded:
@@ -846,15 +857,10 @@ async fn a_worker_dying_mid_job_never_duplicates_the_email() {
         .await
         .unwrap();
     jobs::wake_workers();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let j = send_job(&app, tid(&t), id).await;
-        if j.status == "succeeded" && j.attempts == 3 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "job not rerun: {j:?}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    wait_job(&app, tid(&t), id, 10, |j| {
+        j.status == "succeeded" && j.attempts == 3
+    })
+    .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(sink.count(), 1);
     assert_eq!(row(&app, tid(&t), id).await.attempts, 1);
