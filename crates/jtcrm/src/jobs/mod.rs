@@ -350,6 +350,10 @@ pub fn registry() -> Registry {
         crate::domains::automations::actions::run,
     );
     r.register(
+        crate::domains::automations::batch::BATCH_KIND,
+        crate::domains::automations::batch::run,
+    );
+    r.register(
         crate::domains::automations::cadences::STEP_KIND,
         crate::domains::automations::cadences::run_step,
     );

@@ -60,7 +60,11 @@ async fn settle(app: &TestApp) {
             .await
             .unwrap();
         let busy = job::Entity::find()
-            .filter(job::Column::Kind.is_in(["automations.action", "automations.cadence_step"]))
+            .filter(job::Column::Kind.is_in([
+                "automations.action",
+                "automations.action_batch",
+                "automations.cadence_step",
+            ]))
             .filter(job::Column::Status.is_in(["queued", "running", "failed"]))
             .filter(job::Column::RunAt.lte(Utc::now()))
             .count(db)
@@ -389,7 +393,7 @@ async fn dry_run_changes_nothing_and_execute_runs_on_a_filter() {
             v
         };
         let jobs = job::Entity::find()
-            .filter(job::Column::Kind.eq("automations.action"))
+            .filter(job::Column::Kind.is_in(["automations.action", "automations.action_batch"]))
             .count(&app.state.db)
             .await
             .unwrap();
@@ -487,11 +491,14 @@ async fn dry_run_changes_nothing_and_execute_runs_on_a_filter() {
 async fn replaying_an_event_or_a_job_creates_no_duplicate_task() {
     let app = app().await;
     let t = app.create_tenant_on("enterprise").await;
+    // `{{owner.name}}` keeps this create_task on the per-action job (a batched one records its
+    // result in the task's own transaction, see `batched_create_task_*`), whose retried attempt
+    // must find the task an earlier attempt made.
     let id = automation(
         &app,
         &t,
         json!({"name": "Boas-vindas", "trigger": {"event": "lead.created"},
-               "actions": [{"type": "create_task", "title": "Primeiro contato com {{lead.name}}"}]}),
+               "actions": [{"type": "create_task", "title": "Primeiro contato com {{lead.name}} ({{owner.name}})"}]}),
     )
     .await;
     let l = lead(&app, &t.admin_token, json!({"name": "Replay"})).await;
@@ -1636,4 +1643,141 @@ async fn opportunity_events_trigger_automations_and_a_won_deal_ends_the_cadence(
     })
     .await;
     assert_eq!(r["exit_reason"], "won", "{r}");
+}
+
+#[tokio::test]
+async fn batched_create_task_runs_once_in_one_job_and_hands_odd_cases_to_single_jobs() {
+    use jtcrm::domains::automations::engine;
+    use jtcrm::jobs::{Worker, WorkerOptions};
+    let app = spawn_app_with(|s| s.run_worker = false).await;
+    let t = app.create_tenant_on("enterprise").await;
+    let tenant = Uuid::parse_str(&t.id).unwrap();
+    let id = automation(
+        &app,
+        &t,
+        json!({"name": "Ligação e pontos", "trigger": {"event": "lead.created"},
+               "actions": [{"type": "create_task", "task_type": "call", "priority": "high",
+                            "title": "Ligar para {{lead.name}}", "due_in": {"hours": 2}},
+                           {"type": "adjust_score", "points": 5}]}),
+    )
+    .await;
+    let mut leads = vec![];
+    for i in 0..5 {
+        leads.push(lead(&app, &t.admin_token, json!({"name": format!("Lote {i}")})).await);
+    }
+    while engine::dispatch_once(&app.state).await.unwrap() > 0 {}
+    // One batch job holds the five first actions; no per-action job yet.
+    let kinds = |kind: &'static str| {
+        let db = app.state.db.clone();
+        async move {
+            job::Entity::find()
+                .filter(job::Column::TenantId.eq(tenant))
+                .filter(job::Column::Kind.eq(kind))
+                .all(&db)
+                .await
+                .unwrap()
+        }
+    };
+    let batches = kinds("automations.action_batch").await;
+    assert_eq!(batches.len(), 1, "{batches:?}");
+    assert_eq!(batches[0].payload["items"].as_array().unwrap().len(), 5);
+    assert!(kinds("automations.action").await.is_empty());
+    // The last lead is deleted after dispatch: its action cannot run in the batch.
+    app.delete(&format!("/api/leads/{}", leads[4]), &t.admin_token)
+        .await
+        .assert(204);
+
+    let w = Worker::spawn(
+        app.state.clone(),
+        jtcrm::jobs::registry(),
+        WorkerOptions {
+            poll_interval: Duration::from_millis(20),
+            ..WorkerOptions::default()
+        },
+    );
+    let rs = finished_runs(&app, &t, &id, 5).await;
+    settle(&app).await;
+    for l in &leads[..4] {
+        let ts = tasks_of(&app, &t, l).await;
+        assert_eq!(ts.len(), 1, "lead {l}: {ts:?}");
+        let name = app
+            .get(&format!("/api/leads/{l}"), &t.admin_token)
+            .await
+            .body["name"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(ts[0]["title"], format!("Ligar para {name}"));
+        assert_eq!(ts[0]["type"], "call");
+        assert_eq!(ts[0]["priority"], "high");
+        assert!(ts[0]["due_at"].is_string());
+        let run = rs.iter().find(|r| r["entity_id"] == l.as_str()).unwrap();
+        assert_eq!(run["status"], "succeeded", "{run}");
+        assert_eq!(run["actions"][0]["status"], "succeeded");
+        assert_eq!(run["actions"][0]["attempts"], 1);
+        assert_eq!(run["actions"][0]["result"]["task_id"], ts[0]["id"]);
+        // The action after the batched one ran in its own job.
+        assert_eq!(run["actions"][1]["status"], "succeeded", "{run}");
+        // The task's event names the run (loop prevention and tracing), and so does its audit.
+        let tid = Uuid::parse_str(ts[0]["id"].as_str().unwrap()).unwrap();
+        let ev = event::Entity::find()
+            .filter(event::Column::TenantId.eq(tenant))
+            .filter(event::Column::EntityId.eq(tid))
+            .filter(event::Column::EventType.eq("task.created"))
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(ev.data["automation_run_id"], run["id"]);
+        assert_eq!(ev.data["automation_depth"], 1);
+        let tl = app
+            .get(
+                &format!("/api/leads/{l}/timeline?kind=task_created"),
+                &t.admin_token,
+            )
+            .await;
+        tl.assert(200);
+        assert_eq!(tl.body["items"].as_array().unwrap().len(), 1, "{}", tl.body);
+    }
+    // The deleted lead's action went to a single job, which recorded why it failed.
+    let gone = rs
+        .iter()
+        .find(|r| r["entity_id"] == leads[4].as_str())
+        .unwrap();
+    assert_eq!(gone["status"], "failed", "{gone}");
+    assert_eq!(gone["actions"][0]["status"], "failed");
+    assert!(
+        gone["actions"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("lead"),
+        "{gone}"
+    );
+
+    // Delivering the batch job again (as after a lost lease) creates nothing.
+    let batch = kinds("automations.action_batch").await.remove(0);
+    assert_eq!(batch.status, "succeeded");
+    job::Entity::update_many()
+        .col_expr(job::Column::Status, Expr::value("queued"))
+        .col_expr(job::Column::RunAt, Expr::value(Utc::now()))
+        .filter(job::Column::Id.eq(batch.id))
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+    jtcrm::jobs::wake_workers();
+    wait_for(20, "the batch job again", || async {
+        let j = job::Entity::find_by_id(batch.id)
+            .one(&app.state.db)
+            .await
+            .unwrap()
+            .unwrap();
+        (j.status == "succeeded" && j.attempts == 2).then_some(())
+    })
+    .await;
+    settle(&app).await;
+    w.shutdown().await;
+    for l in &leads[..4] {
+        assert_eq!(tasks_of(&app, &t, l).await.len(), 1, "lead {l}");
+    }
+    assert_eq!(runs(&app, &t, &id).await.len(), 5);
 }

@@ -204,7 +204,7 @@ fn is_terminal(status: &str) -> bool {
     )
 }
 
-fn wants_hours(actions: &[AutomationAction], from: usize) -> bool {
+pub fn wants_hours(actions: &[AutomationAction], from: usize) -> bool {
     actions.iter().skip(from).any(|a| {
         matches!(
             a,
@@ -452,6 +452,63 @@ pub async fn load_subject<C: ConnectionTrait>(
     })
 }
 
+/// The parts of a `create_task` action that shape the task.
+pub struct TaskSpec<'a> {
+    pub task_type: &'a Option<String>,
+    pub title: &'a Option<String>,
+    pub description: &'a Option<String>,
+    pub priority: &'a Option<String>,
+    pub due_in: &'a Option<Delay>,
+}
+
+/// The task a `create_task` action makes for lead `lead_id`: title and description rendered from
+/// `template` (an empty title becomes "Tarefa da automação …"), due `due_in` from now.
+pub fn task_input(
+    spec: &TaskSpec<'_>,
+    template: &Value,
+    hours: &Hours,
+    automation_name: &str,
+    assignee_id: Uuid,
+    lead_id: Uuid,
+) -> TaskInput {
+    let mut t = clip(
+        render(spec.title.as_deref().unwrap_or(""), template).trim(),
+        200,
+    );
+    if t.is_empty() {
+        t = clip(&format!("Tarefa da automação {automation_name}"), 200);
+    }
+    let due_at = spec
+        .due_in
+        .as_ref()
+        .map(|d| due_after(hours, Utc::now(), d));
+    TaskInput {
+        title: Some(t),
+        description: Some(
+            spec.description
+                .as_deref()
+                .map(|d| clip(&render(d, template), 20_000))
+                .filter(|d| !d.trim().is_empty()),
+        ),
+        task_type: spec.task_type.clone(),
+        priority: spec.priority.clone(),
+        due_at: Some(due_at),
+        remind_at: None,
+        assignee_id: Some(assignee_id),
+        lead_id: Some(Some(lead_id)),
+        opportunity_id: None,
+    }
+}
+
+/// The placeholder context of a run on lead `l` without people (`lead` and `automation`), as
+/// [`load_subject`] builds it.
+pub fn lead_template(l: &lead::Model, source: (Uuid, &str)) -> Value {
+    json!({
+        "lead": serde_json::to_value(leads::to_dto(l.clone())).unwrap_or_default(),
+        "automation": {"id": source.0, "name": source.1},
+    })
+}
+
 /// When something `delay` after `now` is due: `days` and `business_hours` land inside business
 /// hours, `hours` and `minutes` are plain elapsed time.
 pub fn due_after(hours: &Hours, now: DateTime<Utc>, d: &Delay) -> DateTime<Utc> {
@@ -521,7 +578,7 @@ fn v7_floor(t: DateTime<Utc>) -> Uuid {
 // ---------- execution ----------
 
 /// Whether the action's texts name the owner or the company.
-fn uses_people(a: &AutomationAction) -> bool {
+pub fn uses_people(a: &AutomationAction) -> bool {
     match a {
         AutomationAction::CreateTask {
             title, description, ..
@@ -588,35 +645,22 @@ impl Env<'_> {
                 let assignee_id = self
                     .assignee(assignee.unwrap_or(AssigneeMode::Owner), *user_id, &l)
                     .await?;
-                let mut t = clip(
-                    render(title.as_deref().unwrap_or(""), &s.template).trim(),
-                    200,
-                );
-                if t.is_empty() {
-                    t = clip(
-                        &format!("Tarefa da automação {}", self.auto.model.name),
-                        200,
-                    );
-                }
-                let due_at = due_in
-                    .as_ref()
-                    .map(|d| due_after(self.step.hours, Utc::now(), d));
-                let input = TaskInput {
-                    title: Some(t),
-                    description: Some(
-                        description
-                            .as_deref()
-                            .map(|d| clip(&render(d, &s.template), 20_000))
-                            .filter(|d| !d.trim().is_empty()),
-                    ),
-                    task_type: task_type.clone(),
-                    priority: priority.clone(),
-                    due_at: Some(due_at),
-                    remind_at: None,
-                    assignee_id: Some(assignee_id),
-                    lead_id: Some(Some(l.id)),
-                    opportunity_id: None,
+                let spec = TaskSpec {
+                    task_type,
+                    title,
+                    description,
+                    priority,
+                    due_in,
                 };
+                let input = task_input(
+                    &spec,
+                    &s.template,
+                    self.step.hours,
+                    &self.auto.model.name,
+                    assignee_id,
+                    l.id,
+                );
+                let due_at = input.due_at.flatten();
                 let task = tasks::service::create(self.state, &self.ctx, input).await?;
                 Ok(Outcome::Done(
                     json!({"task_id": task.id, "assignee_id": assignee_id, "due_at": due_at}),

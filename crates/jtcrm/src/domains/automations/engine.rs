@@ -28,7 +28,7 @@ use uuid::Uuid;
 use super::business_hours::{self, Hours};
 use super::conditions::{self, Changes};
 use super::model::{automation, run, run_action};
-use super::{MANAGE_ROLES, MAX_DEPTH, Parsed, actions, cadences, entity_type_of, templates};
+use super::{MANAGE_ROLES, MAX_DEPTH, Parsed, actions, batch, cadences, entity_type_of, templates};
 use crate::domains::leads::model::lead;
 use crate::domains::leads::search::{self, LeadQuery};
 use crate::domains::pipelines::model::opportunity;
@@ -576,7 +576,7 @@ fn new_run_row(r: &NewRun<'_>, now: DateTime<Utc>) -> run::Model {
 
 /// The job of action `position` of run `r`, as `jobs::enqueue` would write it (kept here to enqueue
 /// a whole dispatch batch in one statement).
-fn action_job(r: &run::Model, position: usize, at: DateTime<Utc>) -> job::ActiveModel {
+pub fn action_job(r: &run::Model, position: usize, at: DateTime<Utc>) -> job::ActiveModel {
     let now = Utc::now();
     job::ActiveModel {
         id: Set(Uuid::now_v7()),
@@ -623,6 +623,7 @@ pub async fn start_runs<C: ConnectionTrait>(
     let mut action_rows = vec![];
     let mut jobs = vec![];
     let mut finished = vec![];
+    let mut batched: HashMap<Uuid, Vec<(Uuid, usize)>> = HashMap::new();
     let mut out = Vec::with_capacity(items.len());
     for ((r, hours), row) in items.iter().zip(&rows) {
         if !inserted.contains(&row.id) {
@@ -658,6 +659,17 @@ pub async fn start_runs<C: ConnectionTrait>(
             });
         }
         match p.next {
+            // An immediate create_task on a lead goes in a batch job (see `batch`).
+            Some((pos, at))
+                if at <= now
+                    && p.waits.is_empty()
+                    && batch::batchable(&row.entity_type, &r.automation.actions[pos]) =>
+            {
+                batched
+                    .entry(row.tenant_id)
+                    .or_default()
+                    .push((row.id, pos));
+            }
             Some((pos, at)) => jobs.push(action_job(row, pos, at)),
             None => finished.push(row.clone()),
         }
@@ -669,6 +681,11 @@ pub async fn start_runs<C: ConnectionTrait>(
         run_action::Entity::insert_many(chunk.to_vec())
             .exec_without_returning(conn)
             .await?;
+    }
+    for (tenant_id, runs) in &batched {
+        for chunk in runs.chunks(batch::MAX_BATCH) {
+            jobs.push(batch::batch_job(*tenant_id, chunk));
+        }
     }
     let any_job = !jobs.is_empty();
     for chunk in jobs.chunks(CHUNK) {
@@ -733,29 +750,61 @@ pub async fn finalize<C: ConnectionTrait>(
     r: &run::Model,
     stopped: bool,
 ) -> AppResult<()> {
-    let status: sea_orm::sea_query::SimpleExpr = if stopped {
-        Expr::value(RunStatus::Stopped.as_str())
-    } else {
-        // One statement: `failed` if any action failed, else `succeeded`.
-        let failed = Query::select()
-            .expr(Expr::val(1))
-            .from(run_action::Entity)
-            .and_where(Expr::col(run_action::Column::TenantId).eq(r.tenant_id))
-            .and_where(Expr::col(run_action::Column::RunId).eq(r.id))
-            .and_where(Expr::col(run_action::Column::Status).eq(ActionStatus::Failed.as_str()))
-            .take();
-        Expr::case(Expr::exists(failed), RunStatus::Failed.as_str())
-            .finally(RunStatus::Succeeded.as_str())
-            .into()
-    };
+    if !stopped {
+        return finalize_many(conn, r.tenant_id, &[r.id]).await;
+    }
     run::Entity::update_many()
-        .col_expr(run::Column::Status, status)
+        .col_expr(
+            run::Column::Status,
+            Expr::value(RunStatus::Stopped.as_str()),
+        )
         .col_expr(run::Column::FinishedAt, Expr::value(Utc::now()))
         .filter(run::Column::TenantId.eq(r.tenant_id))
         .filter(run::Column::Id.eq(r.id))
         .filter(run::Column::Status.eq(RunStatus::Running.as_str()))
         .exec(conn)
         .await?;
+    Ok(())
+}
+
+/// Closes the running runs `ids` of a tenant, one statement per 500: `failed` if any of a run's
+/// actions failed, else `succeeded`.
+pub async fn finalize_many<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    ids: &[Uuid],
+) -> AppResult<()> {
+    for chunk in ids.chunks(500) {
+        let failed = Query::select()
+            .expr(Expr::val(1))
+            .from(run_action::Entity)
+            .and_where(
+                Expr::col((run_action::Entity, run_action::Column::TenantId))
+                    .equals((run::Entity, run::Column::TenantId)),
+            )
+            .and_where(
+                Expr::col((run_action::Entity, run_action::Column::RunId))
+                    .equals((run::Entity, run::Column::Id)),
+            )
+            .and_where(
+                Expr::col((run_action::Entity, run_action::Column::Status))
+                    .eq(ActionStatus::Failed.as_str()),
+            )
+            .take();
+        run::Entity::update_many()
+            .col_expr(
+                run::Column::Status,
+                Expr::case(Expr::exists(failed), RunStatus::Failed.as_str())
+                    .finally(RunStatus::Succeeded.as_str())
+                    .into(),
+            )
+            .col_expr(run::Column::FinishedAt, Expr::value(Utc::now()))
+            .filter(run::Column::TenantId.eq(tenant_id))
+            .filter(run::Column::Id.is_in(chunk.iter().copied()))
+            .filter(run::Column::Status.eq(RunStatus::Running.as_str()))
+            .exec(conn)
+            .await?;
+    }
     Ok(())
 }
 

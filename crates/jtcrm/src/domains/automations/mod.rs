@@ -3,6 +3,7 @@
 //! Definitions and their API live here; dispatch in `engine`, actions in `actions`. See docs/automations.md.
 
 pub mod actions;
+pub mod batch;
 pub mod business_hours;
 pub mod cadences;
 pub mod conditions;

@@ -122,6 +122,27 @@ pub async fn round_robin<C: ConnectionTrait>(conn: &C, tenant_id: Uuid) -> AppRe
     Ok(sellers.get(idx).copied())
 }
 
+/// Which of `ids` are active, live users of the tenant (one query).
+pub async fn active_users_among<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    ids: &[Uuid],
+) -> AppResult<std::collections::HashSet<Uuid>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(user::Entity::find()
+        .filter(user::Column::TenantId.eq(tenant_id))
+        .filter(user::Column::Id.is_in(ids.iter().copied()))
+        .filter(user::Column::Active.eq(true))
+        .filter(user::Column::DeletedAt.is_null())
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|u| u.id)
+        .collect())
+}
+
 pub async fn is_active_user<C: ConnectionTrait>(
     conn: &C,
     tenant_id: Uuid,

@@ -46,6 +46,27 @@ pub async fn find_visible<C: ConnectionTrait>(
     Ok(m)
 }
 
+/// Which of `ids` are live leads of the tenant the caller may see (one query).
+pub async fn visible_ids<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &TenantCtx,
+    ids: &[Uuid],
+) -> AppResult<std::collections::HashSet<Uuid>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(lead::Entity::find()
+        .filter(lead::Column::TenantId.eq(ctx.tenant_id))
+        .filter(lead::Column::Id.is_in(ids.iter().copied()))
+        .filter(lead::Column::DeletedAt.is_null())
+        .all(conn)
+        .await?
+        .into_iter()
+        .filter(|m| search::visible_to(ctx, m.owner_id))
+        .map(|m| m.id)
+        .collect())
+}
+
 /// The first live lead sharing the email, CNPJ or phone of `d` (other than `exclude`).
 pub async fn find_duplicate<C: ConnectionTrait>(
     conn: &C,

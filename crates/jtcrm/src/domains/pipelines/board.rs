@@ -13,18 +13,20 @@
 //! run one after the other and can neither pick the same position nor lose a card; renumbering
 //! updates carry `stage_id = …` so they never touch a card that has just left the stage.
 //!
-//! **Board.** One aggregate query grouped by stage (count, Σ value, Σ MRR, Σ TCV,
-//! Σ value × probability), served by `ix_opportunities_board_totals`, plus one top-N query per stage
-//! on `ix_opportunities_stage_pos` (or `ix_opportunities_owner_stage_pos` for a seller who sees only
-//! their own deals).
+//! **Board.** The per-stage sums (count, Σ value, Σ MRR, Σ TCV, Σ value × probability) come from
+//! `pipeline_stage_totals`, kept by triggers (migration 000008), and every stage's first cards
+//! from one statement: a `UNION ALL` of one top-N range per stage on `ix_opportunities_stage_pos`
+//! (or `ix_opportunities_owner_stage_pos` for a seller who sees only their own deals), so the board
+//! costs three round trips whatever the number of stages.
 
 use std::collections::HashMap;
 
 use jtcrm_types::ErrorCode;
 use jtcrm_types::dto::pipelines::{Board, BoardStage};
-use sea_orm::sea_query::{Expr, ExprTrait};
+use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Query, SelectStatement, UnionType};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, QueryTrait,
+    Select,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -276,6 +278,53 @@ pub fn position_cursor(m: &opportunity::Model) -> String {
     encode_cursor(&["position", &m.position.to_string(), &m.id.to_string()])
 }
 
+/// The first `n` live cards of each stage (by position, id), in one statement:
+/// `SELECT * FROM (top n of stage 1) s0 UNION ALL SELECT * FROM (top n of stage 2) s1 …`. Each
+/// branch is its own index range, so the cost does not grow with the deals in the pipeline.
+async fn first_cards<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    stages: &[stage::Model],
+    owner: Option<Uuid>,
+    n: u64,
+) -> AppResult<HashMap<Uuid, Vec<opportunity::Model>>> {
+    let branch = |i: usize, stage_id: Uuid| -> SelectStatement {
+        let mut q = live_in_stage(tenant_id, stage_id);
+        if let Some(o) = owner {
+            q = q.filter(opportunity::Column::OwnerId.eq(o));
+        }
+        let inner = q
+            .order_by_asc(opportunity::Column::Position)
+            .order_by_asc(opportunity::Column::Id)
+            .limit(n)
+            .into_query();
+        Query::select()
+            .column(Asterisk)
+            .from_subquery(inner, Alias::new(format!("s{i}")))
+            .to_owned()
+    };
+    let mut out: HashMap<Uuid, Vec<opportunity::Model>> = HashMap::with_capacity(stages.len());
+    let Some(first) = stages.first() else {
+        return Ok(out);
+    };
+    let mut stmt = branch(0, first.id);
+    for (i, s) in stages.iter().enumerate().skip(1) {
+        stmt.union(UnionType::All, branch(i, s.id));
+    }
+    let rows = opportunity::Entity::find()
+        .from_raw_sql(conn.get_database_backend().build(&stmt))
+        .all(conn)
+        .await?;
+    for r in rows {
+        out.entry(r.stage_id).or_default().push(r);
+    }
+    // UNION ALL keeps each branch's rows together but promises no order: sort each stage's few.
+    for v in out.values_mut() {
+        v.sort_by_key(|m| (m.position, m.id));
+    }
+    Ok(out)
+}
+
 pub async fn board(
     state: &AppState,
     ctx: &TenantCtx,
@@ -331,18 +380,10 @@ pub async fn board(
         x.tcv_cents += r.tcv_cents;
         x.weighted_x100 += r.weighted_x100;
     }
+    let mut cards = first_cards(&state.db, t, &stages, owner, limit + 1).await?;
     let mut out = Vec::with_capacity(stages.len());
     for s in &stages {
-        let mut cards = live_in_stage(t, s.id);
-        if let Some(o) = owner {
-            cards = cards.filter(opportunity::Column::OwnerId.eq(o));
-        }
-        let mut rows = cards
-            .order_by_asc(opportunity::Column::Position)
-            .order_by_asc(opportunity::Column::Id)
-            .limit(limit + 1)
-            .all(&state.db)
-            .await?;
+        let mut rows = cards.remove(&s.id).unwrap_or_default();
         let next_cursor = if rows.len() as u64 > limit {
             rows.truncate(limit as usize);
             rows.last().map(position_cursor)

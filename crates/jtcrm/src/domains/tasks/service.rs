@@ -209,6 +209,28 @@ fn short(s: &str) -> String {
     }
 }
 
+/// The timeline entry of a change to task `t` (none for a task of no lead or opportunity).
+fn timeline_entry<'a>(
+    ctx: &TenantCtx,
+    t: &task::Model,
+    kind: &'a str,
+    summary: String,
+) -> Option<timeline::NewEntry<'a>> {
+    if t.lead_id.is_none() && t.opportunity_id.is_none() {
+        return None;
+    }
+    Some(timeline::NewEntry {
+        tenant_id: ctx.tenant_id,
+        lead_id: t.lead_id,
+        opportunity_id: t.opportunity_id,
+        kind,
+        actor_id: Some(ctx.user_id),
+        summary,
+        data: json!({"task_id": t.id, "type": t.task_type, "title": t.title, "due_at": t.due_at, "outcome": t.outcome}),
+        reference: None,
+    })
+}
+
 async fn entry<C: ConnectionTrait>(
     conn: &C,
     ctx: &TenantCtx,
@@ -216,23 +238,9 @@ async fn entry<C: ConnectionTrait>(
     kind: &str,
     summary: String,
 ) -> AppResult<()> {
-    if t.lead_id.is_none() && t.opportunity_id.is_none() {
-        return Ok(());
+    if let Some(e) = timeline_entry(ctx, t, kind, summary) {
+        timeline::record(conn, e).await?;
     }
-    timeline::record(
-        conn,
-        timeline::NewEntry {
-            tenant_id: ctx.tenant_id,
-            lead_id: t.lead_id,
-            opportunity_id: t.opportunity_id,
-            kind,
-            actor_id: Some(ctx.user_id),
-            summary,
-            data: json!({"task_id": t.id, "type": t.task_type, "title": t.title, "due_at": t.due_at, "outcome": t.outcome}),
-            reference: None,
-        },
-    )
-    .await?;
     Ok(())
 }
 
@@ -299,8 +307,36 @@ pub async fn create(state: &AppState, ctx: &TenantCtx, input: TaskInput) -> AppR
         let opp_lead = check_opportunity(&*txn, ctx, o).await?;
         lead_id = lead_id.or(opp_lead);
     }
-    let now = Utc::now();
-    let m = task::Entity::insert(task::ActiveModel {
+    let m = task::Entity::insert(new_row(ctx, d, lead_id, Utc::now()))
+        .exec_with_returning(&*txn)
+        .await?;
+    let dto = to_dto(m.clone());
+    let snapshot = serde_json::to_value(&dto).unwrap_or_default();
+    emit(&*txn, ctx, &m, "task.created", json!({"after": snapshot})).await?;
+    entry(
+        &*txn,
+        ctx,
+        &m,
+        kinds::TASK_CREATED,
+        format!("Tarefa criada: {}", short(&m.title)),
+    )
+    .await?;
+    audit::record(
+        &*txn,
+        audit_entry(ctx, "create", m.id, audit::diff(&json!({}), &snapshot)),
+    )
+    .await?;
+    txn.commit().await?;
+    Ok(dto)
+}
+
+fn new_row(
+    ctx: &TenantCtx,
+    d: Draft,
+    lead_id: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> task::ActiveModel {
+    task::ActiveModel {
         tenant_id: Set(ctx.tenant_id),
         id: Set(Uuid::now_v7()),
         title: Set(d.title),
@@ -326,27 +362,108 @@ pub async fn create(state: &AppState, ctx: &TenantCtx, input: TaskInput) -> AppR
         updated_at: Set(now),
         deleted_at: Set(None),
         version: Set(1),
-    })
-    .exec_with_returning(&*txn)
-    .await?;
-    let dto = to_dto(m.clone());
-    let snapshot = serde_json::to_value(&dto).unwrap_or_default();
-    emit(&*txn, ctx, &m, "task.created", json!({"after": snapshot})).await?;
-    entry(
-        &*txn,
-        ctx,
-        &m,
-        kinds::TASK_CREATED,
-        format!("Tarefa criada: {}", short(&m.title)),
-    )
-    .await?;
-    audit::record(
-        &*txn,
-        audit_entry(ctx, "create", m.id, audit::diff(&json!({}), &snapshot)),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(dto)
+    }
+}
+
+/// Creates many tasks for leads inside the caller's transaction, writing what [`create`] writes
+/// for each — the task, its `task.created` event, timeline entry and audit entry — in multi-row
+/// INSERTs (the automation engine's batched `create_task`). Each item carries the `events::CAUSE`
+/// keys its event and audit entry get. Every input is validated as `create` validates it, and
+/// its assignee must be an active user of the tenant and its lead a live lead the actor sees:
+/// the first item that fails answers the error and nothing is written.
+pub async fn create_many_in<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &TenantCtx,
+    items: Vec<(TaskInput, serde_json::Map<String, serde_json::Value>)>,
+) -> AppResult<Vec<task::Model>> {
+    ctx.require(WRITERS)?;
+    let mut drafts = Vec::with_capacity(items.len());
+    for (input, cause) in items {
+        let mut v = Validator::new();
+        let d = validate(&mut v, &input, None, false, ctx.user_id);
+        v.finish()?;
+        let d = d.ok_or_else(|| AppError::bad_request("Dados inválidos."))?;
+        if d.opportunity_id.is_some() || d.lead_id.is_none() {
+            return Err(AppError::bad_request(
+                "Criação em lote aceita apenas tarefas de leads.",
+            ));
+        }
+        if d.assignee_id != ctx.user_id && !manages(ctx) {
+            return Err(AppError::new(
+                ErrorCode::Forbidden,
+                "Apenas gestores criam tarefas para outros usuários.",
+            ));
+        }
+        drafts.push((d, cause));
+    }
+    let mut users: Vec<Uuid> = drafts.iter().map(|(d, _)| d.assignee_id).collect();
+    users.sort();
+    users.dedup();
+    let active = leads::assignment::active_users_among(conn, ctx.tenant_id, &users).await?;
+    if users.iter().any(|u| !active.contains(u)) {
+        return Err(AppError::field(
+            "assignee_id",
+            "unknown_user",
+            "Usuário inexistente ou inativo",
+        ));
+    }
+    let mut lead_ids: Vec<Uuid> = drafts.iter().filter_map(|(d, _)| d.lead_id).collect();
+    lead_ids.sort();
+    lead_ids.dedup();
+    let visible = leads::service::visible_ids(conn, ctx, &lead_ids).await?;
+    if lead_ids.iter().any(|l| !visible.contains(l)) {
+        return Err(AppError::field(
+            "lead_id",
+            "unknown_lead",
+            "Lead inexistente",
+        ));
+    }
+    let now = Utc::now();
+    let mut rows = Vec::with_capacity(drafts.len());
+    let mut causes = Vec::with_capacity(drafts.len());
+    for (d, cause) in drafts {
+        let lead_id = d.lead_id;
+        rows.push(new_row(ctx, d, lead_id, now));
+        causes.push(cause);
+    }
+    let models: Vec<task::Model> = rows
+        .iter()
+        .map(|am| sea_orm::TryIntoModel::try_into_model(am.clone()))
+        .collect::<Result<_, sea_orm::DbErr>>()?;
+    crate::db::insert_all(conn, rows).await?;
+    let mut evs = Vec::with_capacity(models.len());
+    let mut entries = Vec::with_capacity(models.len());
+    let mut audits = Vec::with_capacity(models.len());
+    for (m, cause) in models.iter().zip(causes) {
+        let snapshot = serde_json::to_value(to_dto(m.clone())).unwrap_or_default();
+        let mut changes = audit::diff(&json!({}), &snapshot);
+        let mut data = json!({"after": snapshot});
+        if let (Some(d), Some(c)) = (data.as_object_mut(), changes.as_object_mut()) {
+            for (k, v) in &cause {
+                d.entry(k.clone()).or_insert_with(|| v.clone());
+            }
+            c.insert("automation".into(), serde_json::Value::Object(cause));
+        }
+        evs.push(events::Event {
+            tenant_id: ctx.tenant_id,
+            event_type: "task.created",
+            entity_type: "task",
+            entity_id: m.id,
+            actor_id: Some(ctx.user_id),
+            data,
+        });
+        entries.push(timeline_entry(
+            ctx,
+            m,
+            kinds::TASK_CREATED,
+            format!("Tarefa criada: {}", short(&m.title)),
+        ));
+        audits.push(audit_entry(ctx, "create", m.id, changes));
+    }
+    events::emit_many(conn, evs).await?;
+    timeline::record_many(conn, entries.into_iter().flatten().collect()).await?;
+    audit::record_many(conn, audits).await?;
+    Ok(models)
 }
 
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Task> {
