@@ -6,6 +6,7 @@
 #   bench/rerun.sh bench/out/<run> search_company list         # PostgreSQL database jtcrm_bench
 #   bench/rerun.sh --sqlite bench/out/<run> search_company
 #
+# BENCH_DB names the PostgreSQL database (default jtcrm_bench; a --quick run keeps jtcrm_bench_quick).
 # Scenarios: get_by_id list filter search_company search_phone board opp_owner_stage timeline
 # agenda_today agenda_overdue (the last five need the run's sales-pg.json).
 set -euo pipefail
@@ -23,7 +24,7 @@ DUR=${DUR:-20} WARMUP=${WARMUP:-5} PORT=${BENCH_PORT:-5087}
 JWT_SECRET_KEY=$(cat "$OUT/jwt_secret")
 export JWT_SECRET_KEY JTCRM_DATA_DIR=$OUT/data LOG_LEVEL=${LOG_LEVEL:-warn} JWT_ACCESS_TOKEN_EXPIRES=24
 if [[ $BACKEND == pg ]]; then
-  DB_URL=$PG_URL/jtcrm_bench SEED=$OUT/seed-pg.json
+  DB_URL=$PG_URL/${BENCH_DB:-jtcrm_bench} SEED=$OUT/seed-pg.json
 else
   DB_URL=sqlite://$OUT/sqlite/bench.db SEED=$OUT/seed-sqlite.json
 fi
