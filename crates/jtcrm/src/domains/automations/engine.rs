@@ -337,7 +337,10 @@ async fn live_leads<C: ConnectionTrait>(
             .into_tuple()
             .all(conn)
             .await?;
-        out.extend(rows.into_iter().map(|k| (k, Value::Object(Default::default()))));
+        out.extend(
+            rows.into_iter()
+                .map(|k| (k, Value::Object(Default::default()))),
+        );
     }
     Ok(out)
 }
