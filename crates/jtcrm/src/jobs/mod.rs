@@ -88,6 +88,52 @@ impl NewJob {
         self.max_attempts = Some(n);
         self
     }
+
+    /// The `jobs` row this job becomes (`queued`), for producers that insert many jobs in one
+    /// statement; [`enqueue`] inserts one. Invalid jobs are programming errors, not user input:
+    /// they answer 500 and log why.
+    pub fn row(self) -> AppResult<model::ActiveModel> {
+        let job = self;
+        if job.kind.is_empty() || job.kind.len() > MAX_KIND_LEN {
+            return Err(AppError::internal(anyhow::anyhow!(
+                "job kind {:?} must have 1..={MAX_KIND_LEN} bytes",
+                job.kind
+            )));
+        }
+        let max_attempts = job.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
+        if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
+            return Err(AppError::internal(anyhow::anyhow!(
+                "job {}: max_attempts {max_attempts} outside 1..={MAX_ATTEMPTS_LIMIT}",
+                job.kind
+            )));
+        }
+        if let Some(k) = &job.idempotency_key
+            && (k.is_empty() || k.chars().count() > MAX_IDEMPOTENCY_KEY_LEN)
+        {
+            return Err(AppError::internal(anyhow::anyhow!(
+                "job {}: idempotency key must have 1..={MAX_IDEMPOTENCY_KEY_LEN} characters",
+                job.kind
+            )));
+        }
+        let now = Utc::now();
+        Ok(model::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(job.tenant_id),
+            kind: Set(job.kind.to_string()),
+            payload: Set(job.payload),
+            status: Set(JobStatus::Queued.as_str().to_string()),
+            attempts: Set(0),
+            max_attempts: Set(max_attempts),
+            run_at: Set(job.run_at.unwrap_or(now)),
+            locked_by: Set(None),
+            locked_until: Set(None),
+            idempotency_key: Set(job.idempotency_key),
+            last_error: Set(None),
+            created_at: Set(now),
+            updated_at: Set(now),
+            finished_at: Set(None),
+        })
+    }
 }
 
 // Wakes the workers of this process when something was enqueued, so a job does not wait for the
@@ -109,48 +155,11 @@ pub(crate) fn subscribe_wake() -> watch::Receiver<u64> {
 /// the change that caused it commits (outbox). With an idempotency key already in the table, no
 /// row is added and the existing job's id is returned.
 pub async fn enqueue<C: ConnectionTrait>(conn: &C, job: NewJob) -> AppResult<Uuid> {
-    // Invalid jobs are programming errors, not user input: answer 500 and log why.
-    if job.kind.is_empty() || job.kind.len() > MAX_KIND_LEN {
-        return Err(AppError::internal(anyhow::anyhow!(
-            "job kind {:?} must have 1..={MAX_KIND_LEN} bytes",
-            job.kind
-        )));
-    }
-    let max_attempts = job.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
-    if !(1..=MAX_ATTEMPTS_LIMIT).contains(&max_attempts) {
-        return Err(AppError::internal(anyhow::anyhow!(
-            "job {}: max_attempts {max_attempts} outside 1..={MAX_ATTEMPTS_LIMIT}",
-            job.kind
-        )));
-    }
-    if let Some(k) = &job.idempotency_key
-        && (k.is_empty() || k.chars().count() > MAX_IDEMPOTENCY_KEY_LEN)
-    {
-        return Err(AppError::internal(anyhow::anyhow!(
-            "job {}: idempotency key must have 1..={MAX_IDEMPOTENCY_KEY_LEN} characters",
-            job.kind
-        )));
-    }
-    let now = Utc::now();
-    let id = Uuid::now_v7();
-    let row = model::ActiveModel {
-        id: Set(id),
-        tenant_id: Set(job.tenant_id),
-        kind: Set(job.kind.to_string()),
-        payload: Set(job.payload),
-        status: Set(JobStatus::Queued.as_str().to_string()),
-        attempts: Set(0),
-        max_attempts: Set(max_attempts),
-        run_at: Set(job.run_at.unwrap_or(now)),
-        locked_by: Set(None),
-        locked_until: Set(None),
-        idempotency_key: Set(job.idempotency_key.clone()),
-        last_error: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        finished_at: Set(None),
-    };
-    match &job.idempotency_key {
+    let key = job.idempotency_key.clone();
+    let kind = job.kind;
+    let row = job.row()?;
+    let id = row.id.clone().unwrap();
+    match &key {
         None => {
             model::Entity::insert(row)
                 .exec_without_returning(conn)
@@ -174,8 +183,7 @@ pub async fn enqueue<C: ConnectionTrait>(conn: &C, job: NewJob) -> AppResult<Uui
                 return existing.ok_or_else(|| {
                     // Only if the holder of the key was deleted between the two statements.
                     AppError::internal(anyhow::anyhow!(
-                        "job {}: idempotency key conflict without a holder",
-                        job.kind
+                        "job {kind}: idempotency key conflict without a holder"
                     ))
                 });
             }

@@ -287,11 +287,7 @@ pub async fn run(state: AppState, job: JobCtx) -> Result<(), JobError> {
     let outcome = match ctx {
         Err(e) => Err(Failure::from(e)),
         Ok(ctx) => {
-            let mut cause = Map::new();
-            cause.insert("automation_id".into(), json!(auto.model.id));
-            cause.insert("automation_run_id".into(), json!(r.id));
-            cause.insert("automation_action".into(), json!(p.position));
-            cause.insert("automation_depth".into(), json!(r.depth));
+            let cause = cause_of(&r, p.position);
             let env = Env {
                 state: &state,
                 ctx,
@@ -452,52 +448,60 @@ pub async fn load_subject<C: ConnectionTrait>(
     })
 }
 
-/// The parts of a `create_task` action that shape the task.
-pub struct TaskSpec<'a> {
-    pub task_type: &'a Option<String>,
-    pub title: &'a Option<String>,
-    pub description: &'a Option<String>,
-    pub priority: &'a Option<String>,
-    pub due_in: &'a Option<Delay>,
-}
-
-/// The task a `create_task` action makes for lead `lead_id`: title and description rendered from
-/// `template` (an empty title becomes "Tarefa da automação …"), due `due_in` from now.
+/// The task a `create_task` action makes for lead `lead_id` (`None` for another action): title
+/// and description rendered from `template` (an empty title becomes "Tarefa da automação …"),
+/// due `due_in` from now.
 pub fn task_input(
-    spec: &TaskSpec<'_>,
+    action: &AutomationAction,
     template: &Value,
     hours: &Hours,
     automation_name: &str,
     assignee_id: Uuid,
     lead_id: Uuid,
-) -> TaskInput {
-    let mut t = clip(
-        render(spec.title.as_deref().unwrap_or(""), template).trim(),
-        200,
-    );
+) -> Option<TaskInput> {
+    let AutomationAction::CreateTask {
+        task_type,
+        title,
+        description,
+        priority,
+        due_in,
+        ..
+    } = action
+    else {
+        return None;
+    };
+    let mut t = clip(render(title.as_deref().unwrap_or(""), template).trim(), 200);
     if t.is_empty() {
         t = clip(&format!("Tarefa da automação {automation_name}"), 200);
     }
-    let due_at = spec
-        .due_in
-        .as_ref()
-        .map(|d| due_after(hours, Utc::now(), d));
-    TaskInput {
+    let due_at = due_in.as_ref().map(|d| due_after(hours, Utc::now(), d));
+    Some(TaskInput {
         title: Some(t),
         description: Some(
-            spec.description
+            description
                 .as_deref()
                 .map(|d| clip(&render(d, template), 20_000))
                 .filter(|d| !d.trim().is_empty()),
         ),
-        task_type: spec.task_type.clone(),
-        priority: spec.priority.clone(),
+        task_type: task_type.clone(),
+        priority: priority.clone(),
         due_at: Some(due_at),
         remind_at: None,
         assignee_id: Some(assignee_id),
         lead_id: Some(Some(lead_id)),
         opportunity_id: None,
-    }
+    })
+}
+
+/// The `events::CAUSE` markers of the changes action `position` of run `r` makes: they name the
+/// automation in events and audit entries and carry the depth that stops loops.
+pub fn cause_of(r: &run::Model, position: usize) -> Map<String, Value> {
+    let mut cause = Map::new();
+    cause.insert("automation_id".into(), json!(r.automation_id));
+    cause.insert("automation_run_id".into(), json!(r.id));
+    cause.insert("automation_action".into(), json!(position));
+    cause.insert("automation_depth".into(), json!(r.depth));
+    cause
 }
 
 /// The placeholder context of a run on lead `l` without people (`lead` and `automation`), as
@@ -620,13 +624,7 @@ impl Env<'_> {
         };
         match action {
             AutomationAction::CreateTask {
-                task_type,
-                title,
-                description,
-                priority,
-                due_in,
-                assignee,
-                user_id,
+                assignee, user_id, ..
             } => {
                 let l = need_lead()?;
                 if self.step.attempt > 1
@@ -645,21 +643,15 @@ impl Env<'_> {
                 let assignee_id = self
                     .assignee(assignee.unwrap_or(AssigneeMode::Owner), *user_id, &l)
                     .await?;
-                let spec = TaskSpec {
-                    task_type,
-                    title,
-                    description,
-                    priority,
-                    due_in,
-                };
                 let input = task_input(
-                    &spec,
+                    action,
                     &s.template,
                     self.step.hours,
                     &self.auto.model.name,
                     assignee_id,
                     l.id,
-                );
+                )
+                .ok_or_else(|| Failure::fatal("Ação não é create_task."))?;
                 let due_at = input.due_at.flatten();
                 let task = tasks::service::create(self.state, &self.ctx, input).await?;
                 Ok(Outcome::Done(

@@ -27,7 +27,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
-use super::actions::{self, TaskSpec};
+use super::actions;
 use super::business_hours::{self, Hours};
 use super::engine::{action_job, finalize_many, schedule_from};
 use super::model::{automation, run, run_action};
@@ -36,7 +36,7 @@ use crate::domains::leads::model::lead;
 use crate::domains::tasks;
 use crate::error::AppResult;
 use crate::http::extract::TenantCtx;
-use crate::jobs::{JobCtx, JobError, model as job};
+use crate::jobs::{JobCtx, JobError, NewJob, model as job};
 use crate::state::AppState;
 
 pub const BATCH_KIND: &str = "automations.action_batch";
@@ -64,32 +64,22 @@ pub fn batchable(entity_type: &str, a: &AutomationAction) -> bool {
 }
 
 /// The batch job for `items` (`(run id, position)` of runs of one tenant), due now.
-pub fn batch_job(tenant_id: Uuid, items: &[(Uuid, usize)]) -> job::ActiveModel {
-    let now = Utc::now();
+pub fn batch_job(tenant_id: Uuid, items: &[(Uuid, usize)]) -> AppResult<job::ActiveModel> {
     let payload = Payload {
         items: items
             .iter()
             .map(|&(run_id, position)| Item { run_id, position })
             .collect(),
     };
-    let key = items.first().map(|(r, p)| format!("{BATCH_KIND}:{r}:{p}"));
-    job::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        tenant_id: Set(Some(tenant_id)),
-        kind: Set(BATCH_KIND.to_string()),
-        payload: Set(serde_json::to_value(payload).unwrap_or_default()),
-        status: Set("queued".into()),
-        attempts: Set(0),
-        max_attempts: Set(crate::jobs::DEFAULT_MAX_ATTEMPTS),
-        run_at: Set(now),
-        locked_by: Set(None),
-        locked_until: Set(None),
-        idempotency_key: Set(key),
-        last_error: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        finished_at: Set(None),
+    let mut job = NewJob::new(
+        BATCH_KIND,
+        serde_json::to_value(payload).unwrap_or_default(),
+    )
+    .tenant(tenant_id);
+    if let Some((r, p)) = items.first() {
+        job = job.idempotency_key(format!("{BATCH_KIND}:{r}:{p}"));
     }
+    job.row()
 }
 
 /// Handler of `automations.action_batch`.
@@ -126,7 +116,7 @@ async fn split(state: &AppState, tenant_id: Uuid, items: &[Item]) -> AppResult<(
             runs.get(&i.run_id)
                 .map(|r| action_job(r, i.position, Utc::now()))
         })
-        .collect();
+        .collect::<AppResult<_>>()?;
     insert_jobs(&*tx, jobs).await?;
     tx.commit().await?;
     crate::jobs::wake_workers();
@@ -284,15 +274,11 @@ async fn execute(state: &AppState, tenant_id: Uuid, items: &[Item], attempt: i32
     let mut plans: HashMap<Option<Uuid>, Vec<Planned<'_>>> = HashMap::new();
     let mut assignees: Vec<Uuid> = vec![];
     for x in ready {
-        let Some(AutomationAction::CreateTask {
-            task_type,
-            title,
-            description,
-            priority,
-            due_in,
-            assignee,
-            user_id,
-        }) = x.auto.actions.get(x.position)
+        let Some(
+            action @ AutomationAction::CreateTask {
+                assignee, user_id, ..
+            },
+        ) = x.auto.actions.get(x.position)
         else {
             single.push((x.run, x.position));
             continue;
@@ -318,27 +304,19 @@ async fn execute(state: &AppState, tenant_id: Uuid, items: &[Item], attempt: i32
                 continue;
             }
         };
-        let spec = TaskSpec {
-            task_type,
-            title,
-            description,
-            priority,
-            due_in,
-        };
         let template = actions::lead_template(l, (x.auto.model.id, &x.auto.model.name));
-        let input = actions::task_input(
-            &spec,
+        let Some(input) = actions::task_input(
+            action,
             &template,
             &hours,
             &x.auto.model.name,
             assignee_id,
             l.id,
-        );
-        let mut cause = Map::new();
-        cause.insert("automation_id".into(), json!(x.auto.model.id));
-        cause.insert("automation_run_id".into(), json!(x.run.id));
-        cause.insert("automation_action".into(), json!(x.position));
-        cause.insert("automation_depth".into(), json!(x.run.depth));
+        ) else {
+            single.push((x.run, x.position));
+            continue;
+        };
+        let cause = actions::cause_of(x.run, x.position);
         assignees.push(assignee_id);
         plans
             .entry(x.auto.model.created_by)
@@ -393,7 +371,7 @@ async fn execute(state: &AppState, tenant_id: Uuid, items: &[Item], attempt: i32
     let jobs: Vec<job::ActiveModel> = single
         .iter()
         .map(|(r, pos)| action_job(r, *pos, now))
-        .collect();
+        .collect::<AppResult<_>>()?;
     let any_single = !jobs.is_empty();
     insert_jobs(&*tx, jobs).await?;
     tx.commit().await?;

@@ -563,23 +563,24 @@ pub fn action_key(r: &run::Model, position: usize) -> String {
     )
 }
 
+/// The job of action `position` of run `r`, due at `at`.
+fn action_new_job(r: &run::Model, position: usize, at: DateTime<Utc>) -> NewJob {
+    NewJob::new(
+        actions::ACTION_KIND,
+        json!({"run_id": r.id, "position": position}),
+    )
+    .tenant(r.tenant_id)
+    .run_at(at)
+    .idempotency_key(action_key(r, position))
+}
+
 async fn enqueue_action<C: ConnectionTrait>(
     conn: &C,
     r: &run::Model,
     position: usize,
     at: DateTime<Utc>,
 ) -> AppResult<()> {
-    enqueue(
-        conn,
-        NewJob::new(
-            actions::ACTION_KIND,
-            json!({"run_id": r.id, "position": position}),
-        )
-        .tenant(r.tenant_id)
-        .run_at(at)
-        .idempotency_key(action_key(r, position)),
-    )
-    .await?;
+    enqueue(conn, action_new_job(r, position, at)).await?;
     Ok(())
 }
 
@@ -608,27 +609,13 @@ fn new_run_row(r: &NewRun<'_>, now: DateTime<Utc>) -> run::Model {
     }
 }
 
-/// The job of action `position` of run `r`, as `jobs::enqueue` would write it (kept here to enqueue
-/// a whole dispatch batch in one statement).
-pub fn action_job(r: &run::Model, position: usize, at: DateTime<Utc>) -> job::ActiveModel {
-    let now = Utc::now();
-    job::ActiveModel {
-        id: Set(Uuid::now_v7()),
-        tenant_id: Set(Some(r.tenant_id)),
-        kind: Set(actions::ACTION_KIND.to_string()),
-        payload: Set(json!({"run_id": r.id, "position": position})),
-        status: Set("queued".into()),
-        attempts: Set(0),
-        max_attempts: Set(crate::jobs::DEFAULT_MAX_ATTEMPTS),
-        run_at: Set(at),
-        locked_by: Set(None),
-        locked_until: Set(None),
-        idempotency_key: Set(Some(action_key(r, position))),
-        last_error: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-        finished_at: Set(None),
-    }
+/// The row of the job of action `position` of run `r` (to enqueue many in one statement).
+pub fn action_job(
+    r: &run::Model,
+    position: usize,
+    at: DateTime<Utc>,
+) -> AppResult<job::ActiveModel> {
+    action_new_job(r, position, at).row()
 }
 
 /// Starts runs: their rows (at most one per automation and event: a replayed event gets `None`),
@@ -704,7 +691,7 @@ pub async fn start_runs<C: ConnectionTrait>(
                     .or_default()
                     .push((row.id, pos));
             }
-            Some((pos, at)) => jobs.push(action_job(row, pos, at)),
+            Some((pos, at)) => jobs.push(action_job(row, pos, at)?),
             None => finished.push(row.clone()),
         }
         metrics::counter!("jtcrm_automation_runs_total", "source" => row.source.clone())
@@ -718,7 +705,7 @@ pub async fn start_runs<C: ConnectionTrait>(
     }
     for (tenant_id, runs) in &batched {
         for chunk in runs.chunks(batch::MAX_BATCH) {
-            jobs.push(batch::batch_job(*tenant_id, chunk));
+            jobs.push(batch::batch_job(*tenant_id, chunk)?);
         }
     }
     let any_job = !jobs.is_empty();

@@ -55,15 +55,20 @@ pub async fn visible_ids<C: ConnectionTrait>(
     if ids.is_empty() {
         return Ok(Default::default());
     }
-    Ok(lead::Entity::find()
+    let rows: Vec<(Uuid, Option<Uuid>)> = lead::Entity::find()
+        .select_only()
+        .column(lead::Column::Id)
+        .column(lead::Column::OwnerId)
         .filter(lead::Column::TenantId.eq(ctx.tenant_id))
         .filter(lead::Column::Id.is_in(ids.iter().copied()))
         .filter(lead::Column::DeletedAt.is_null())
+        .into_tuple()
         .all(conn)
-        .await?
+        .await?;
+    Ok(rows
         .into_iter()
-        .filter(|m| search::visible_to(ctx, m.owner_id))
-        .map(|m| m.id)
+        .filter(|(_, owner)| search::visible_to(ctx, *owner))
+        .map(|(id, _)| id)
         .collect())
 }
 

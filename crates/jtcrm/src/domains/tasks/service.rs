@@ -307,27 +307,15 @@ pub async fn create(state: &AppState, ctx: &TenantCtx, input: TaskInput) -> AppR
         let opp_lead = check_opportunity(&*txn, ctx, o).await?;
         lead_id = lead_id.or(opp_lead);
     }
-    let m = task::Entity::insert(new_row(ctx, d, lead_id, Utc::now()))
-        .exec_with_returning(&*txn)
-        .await?;
-    let dto = to_dto(m.clone());
-    let snapshot = serde_json::to_value(&dto).unwrap_or_default();
-    emit(&*txn, ctx, &m, "task.created", json!({"after": snapshot})).await?;
-    entry(
+    let m = write_created(
         &*txn,
         ctx,
-        &m,
-        kinds::TASK_CREATED,
-        format!("Tarefa criada: {}", short(&m.title)),
+        vec![(new_row(ctx, d, lead_id, Utc::now()), Default::default())],
     )
-    .await?;
-    audit::record(
-        &*txn,
-        audit_entry(ctx, "create", m.id, audit::diff(&json!({}), &snapshot)),
-    )
-    .await?;
+    .await?
+    .remove(0);
     txn.commit().await?;
-    Ok(dto)
+    Ok(to_dto(m))
 }
 
 fn new_row(
@@ -419,13 +407,28 @@ pub async fn create_many_in<C: ConnectionTrait>(
         ));
     }
     let now = Utc::now();
-    let mut rows = Vec::with_capacity(drafts.len());
-    let mut causes = Vec::with_capacity(drafts.len());
-    for (d, cause) in drafts {
-        let lead_id = d.lead_id;
-        rows.push(new_row(ctx, d, lead_id, now));
-        causes.push(cause);
-    }
+    let rows = drafts
+        .into_iter()
+        .map(|(d, cause)| {
+            let lead_id = d.lead_id;
+            (new_row(ctx, d, lead_id, now), cause)
+        })
+        .collect();
+    write_created(conn, ctx, rows).await
+}
+
+/// Inserts new task rows with what each creation writes: the `task.created` event, the timeline
+/// entry and the audit entry, in multi-row INSERTs. A non-empty cause (automation markers) is
+/// added to the event's data and the audit entry; an empty one leaves both to `events::CAUSE`.
+async fn write_created<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &TenantCtx,
+    rows: Vec<(
+        task::ActiveModel,
+        serde_json::Map<String, serde_json::Value>,
+    )>,
+) -> AppResult<Vec<task::Model>> {
+    let (rows, causes): (Vec<_>, Vec<_>) = rows.into_iter().unzip();
     let models: Vec<task::Model> = rows
         .iter()
         .map(|am| sea_orm::TryIntoModel::try_into_model(am.clone()))
@@ -438,7 +441,9 @@ pub async fn create_many_in<C: ConnectionTrait>(
         let snapshot = serde_json::to_value(to_dto(m.clone())).unwrap_or_default();
         let mut changes = audit::diff(&json!({}), &snapshot);
         let mut data = json!({"after": snapshot});
-        if let (Some(d), Some(c)) = (data.as_object_mut(), changes.as_object_mut()) {
+        if !cause.is_empty()
+            && let (Some(d), Some(c)) = (data.as_object_mut(), changes.as_object_mut())
+        {
             for (k, v) in &cause {
                 d.entry(k.clone()).or_insert_with(|| v.clone());
             }
@@ -452,7 +457,7 @@ pub async fn create_many_in<C: ConnectionTrait>(
             actor_id: Some(ctx.user_id),
             data,
         });
-        entries.push(timeline_entry(
+        entries.extend(timeline_entry(
             ctx,
             m,
             kinds::TASK_CREATED,
@@ -461,7 +466,7 @@ pub async fn create_many_in<C: ConnectionTrait>(
         audits.push(audit_entry(ctx, "create", m.id, changes));
     }
     events::emit_many(conn, evs).await?;
-    timeline::record_many(conn, entries.into_iter().flatten().collect()).await?;
+    timeline::record_many(conn, entries).await?;
     audit::record_many(conn, audits).await?;
     Ok(models)
 }
