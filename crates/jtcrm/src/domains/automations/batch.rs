@@ -4,9 +4,9 @@
 //! One job per action costs a claim, a handful of reads, two transactions and a completion per
 //! action, which capped the engine near 200 actions/s (bench/RESULTS.md). When the dispatcher (or a
 //! manual `execute`) starts runs whose first action is an immediate `create_task` on a lead, it
-//! queues one batch job per tenant and up to [`MAX_BATCH`] runs instead. The batch job claims the
-//! actions (`started_at` on rows still `queued`, so a second delivery of the job finds nothing to
-//! do), creates all the tasks with their events, timeline and audit entries in multi-row INSERTs
+//! queues one batch job per tenant and up to [`MAX_BATCH`] runs instead. The batch job locks the
+//! actions still `queued` (`FOR UPDATE`, so a second delivery of the job finds nothing to do),
+//! creates all the tasks with their events, timeline and audit entries in multi-row INSERTs
 //! (`tasks::service::create_many_in`), records every result and closes the finished runs — all in
 //! one transaction: a task exists exactly when its action is recorded as succeeded.
 //!
@@ -19,9 +19,10 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 use chrono::Utc;
 use jtcrm_types::dto::automations::{ActionStatus, AssigneeMode, AutomationAction};
 use jtcrm_types::dto::tasks::TaskInput;
-use sea_orm::sea_query::{Expr, OnConflict};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QuerySelect,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -149,14 +150,15 @@ async fn load_runs<C: ConnectionTrait>(
         .collect())
 }
 
-/// The items' action rows still `queued`, by `(run, position)`. With `claim`, their `started_at`
-/// is set in the caller's transaction: on PostgreSQL a concurrent delivery of the same batch
-/// waits on those rows and then finds them recorded; SQLite serialises the two transactions.
+/// The items' action rows still `queued`, by `(run, position)`. With `lock`, the rows are locked
+/// (`FOR UPDATE`) until the caller's transaction ends: on PostgreSQL a concurrent delivery of the
+/// same batch waits on them and then, re-checking `status`, finds them recorded; SQLite
+/// serialises the two write transactions.
 async fn queued_actions<C: ConnectionTrait>(
     conn: &C,
     tenant_id: Uuid,
     items: &[Item],
-    claim: bool,
+    lock: bool,
 ) -> AppResult<HashMap<(Uuid, i32), run_action::Model>> {
     let runs: BTreeSet<Uuid> = items.iter().map(|i| i.run_id).collect();
     let positions: BTreeSet<i32> = items.iter().map(|i| i.position as i32).collect();
@@ -164,22 +166,15 @@ async fn queued_actions<C: ConnectionTrait>(
         .iter()
         .map(|i| (i.run_id, i.position as i32))
         .collect();
-    let q = run_action::Entity::update_many()
-        .col_expr(run_action::Column::StartedAt, Expr::value(Utc::now()))
+    let mut q = run_action::Entity::find()
         .filter(run_action::Column::TenantId.eq(tenant_id))
         .filter(run_action::Column::RunId.is_in(runs))
         .filter(run_action::Column::Position.is_in(positions))
         .filter(run_action::Column::Status.eq(ActionStatus::Queued.as_str()));
-    let rows = if claim {
-        q.exec_with_returning(conn).await?
-    } else {
-        run_action::Entity::find()
-            .filter(run_action::Column::TenantId.eq(tenant_id))
-            .filter(run_action::Column::RunId.is_in(items.iter().map(|i| i.run_id)))
-            .filter(run_action::Column::Status.eq(ActionStatus::Queued.as_str()))
-            .all(conn)
-            .await?
-    };
+    if lock {
+        q = q.lock_exclusive();
+    }
+    let rows = q.all(conn).await?;
     Ok(rows
         .into_iter()
         .filter(|r| wanted.contains(&(r.run_id, r.position)))
@@ -351,6 +346,7 @@ async fn execute(state: &AppState, tenant_id: Uuid, items: &[Item], attempt: i32
             ));
             am.error = Set(None);
             am.attempts = Set(attempt);
+            am.started_at = Set(Some(now));
             am.finished_at = Set(Some(now));
             results.push(am);
             done_runs.push((x.run, x.auto, x.position));
@@ -399,6 +395,7 @@ async fn record_results<C: ConnectionTrait>(
                     run_action::Column::Result,
                     run_action::Column::Error,
                     run_action::Column::Attempts,
+                    run_action::Column::StartedAt,
                     run_action::Column::FinishedAt,
                 ])
                 .to_owned(),
