@@ -161,7 +161,6 @@ async fn queued_actions<C: ConnectionTrait>(
     lock: bool,
 ) -> AppResult<HashMap<(Uuid, i32), run_action::Model>> {
     let runs: BTreeSet<Uuid> = items.iter().map(|i| i.run_id).collect();
-    let positions: BTreeSet<i32> = items.iter().map(|i| i.position as i32).collect();
     let wanted: HashSet<(Uuid, i32)> = items
         .iter()
         .map(|i| (i.run_id, i.position as i32))
@@ -169,7 +168,8 @@ async fn queued_actions<C: ConnectionTrait>(
     let mut q = run_action::Entity::find()
         .filter(run_action::Column::TenantId.eq(tenant_id))
         .filter(run_action::Column::RunId.is_in(runs))
-        .filter(run_action::Column::Position.is_in(positions))
+        // No `position IN (…)`: PostgreSQL then ranges on (tenant, position) and filters the run
+        // ids over every action of the tenant; the pairs are matched below.
         .filter(run_action::Column::Status.eq(ActionStatus::Queued.as_str()));
     if lock {
         q = q.lock_exclusive();
