@@ -178,13 +178,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(args) => serve(args).await,
         Command::Worker => {
             let settings = load_settings()?;
-            jtcrm::jobs::run_standalone(settings, jtcrm::app::shutdown_signal()).await?;
+            jtcrm::app::run_worker(settings, jtcrm::app::shutdown_signal()).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
             let settings = load_settings()?;
-            let db = jtcrm::db::connect(settings.database_url.expose(), 2).await?;
-            jtcrm::db::migrate(&db).await?;
+            let db = jtcrm_kernel::db::connect(settings.database_url.expose(), 2).await?;
+            jtcrm::migration::migrate(&db).await?;
             jtcrm::domains::plans::seed_defaults(&db)
                 .await
                 .map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -222,7 +222,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench {
             command: BenchCommand::Seed(a),
         } => {
-            let configure = |o: &mut jtcrm::bench::SeedOptions| {
+            let configure = |o: &mut jtcrm_bench::seed::SeedOptions| {
                 o.leads = a.leads.unwrap_or(o.leads);
                 o.tenants_extra = a.tenants_extra.unwrap_or(o.tenants_extra);
                 o.leads_per_extra = a.leads_per_extra.unwrap_or(o.leads_per_extra);
@@ -235,13 +235,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 o.analyze = !a.no_analyze;
                 o.drop_indexes = !a.keep_indexes;
             };
-            jtcrm::bench::run_seed(load_settings()?, configure, &a.out).await?;
+            jtcrm_bench::seed::run_seed(load_settings()?, configure, &a.out).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
             command: BenchCommand::SeedSales(a),
         } => {
-            let opts = jtcrm::bench_sales::SalesOptions {
+            let opts = jtcrm_bench::sales::SalesOptions {
                 tenant_slug: a.tenant,
                 open: a.open,
                 closed: a.closed,
@@ -251,7 +251,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 seed: a.seed,
                 samples: 2000,
             };
-            jtcrm::bench_sales::run_seed_sales(load_settings()?, opts, &a.out).await?;
+            jtcrm_bench::sales::run_seed_sales(load_settings()?, opts, &a.out).await?;
             Ok(ExitCode::SUCCESS)
         }
     }
@@ -259,7 +259,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 fn load_settings() -> anyhow::Result<Settings> {
     let s = Settings::from_env()?;
-    jtcrm::telemetry::init_logging(&s.log_level, s.json_logs);
+    jtcrm_kernel::telemetry::init_logging(&s.log_level, s.json_logs);
     Ok(s)
 }
 

@@ -7,8 +7,8 @@ pub mod smtp_sink;
 
 use std::path::PathBuf;
 
-use jtcrm::config::{Secret, Settings};
 use jtcrm::{AppState, Application};
+use jtcrm_kernel::config::{Secret, Settings};
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
@@ -141,7 +141,7 @@ pub async fn spawn_app() -> TestApp {
 
 /// Spawns an app; `tweak` adjusts the settings (e.g. rate limits, public signup).
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
-    jtcrm::telemetry::init_test_logging();
+    jtcrm_kernel::telemetry::init_test_logging();
     let (db_url, guard) = fresh_database().await;
     let mut s = Settings::defaults();
     s.bind = "127.0.0.1:0".parse().unwrap();

@@ -8,32 +8,37 @@ use std::sync::Arc;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
-use crate::config::Settings;
-use crate::domains::tenants::cache::TenantCache;
-use crate::security::{JwtKeys, PasswordHasherCfg};
-use crate::state::{AppState, Inner};
+use jtcrm_kernel::config::Settings;
+use jtcrm_kernel::jobs::{Registry, Worker, WorkerOptions};
+use jtcrm_kernel::security::{JwtKeys, PasswordHasherCfg};
+use jtcrm_kernel::state::{AppState, Inner};
+use jtcrm_kernel::tenancy::TenantCache;
 
 /// Connects, migrates, seeds the default plans and the env-configured super-admin.
 pub async fn build_state(mut settings: Settings) -> anyhow::Result<AppState> {
     settings.finalize()?;
-    let db =
-        crate::db::connect(settings.database_url.expose(), settings.db_max_connections).await?;
-    crate::db::migrate(&db).await?;
+    let db = jtcrm_kernel::db::connect(settings.database_url.expose(), settings.db_max_connections)
+        .await?;
+    crate::migration::migrate(&db).await?;
     crate::domains::plans::seed_defaults(&db)
         .await
         .map_err(|e| anyhow::anyhow!("seeding plans: {e}"))?;
-    let kv = crate::kv::build(
+    let kv = jtcrm_kernel::kv::build(
         settings.redis_url.as_ref().map(|s| s.expose()),
         &settings.redis_key_prefix,
     )
     .await
     .context("não foi possível conectar ao Redis (REDIS_URL)")?;
-    let write_lock = (!crate::db::is_postgres(&db)).then(|| Arc::new(tokio::sync::Mutex::new(())));
+    let write_lock =
+        (!jtcrm_kernel::db::is_postgres(&db)).then(|| Arc::new(tokio::sync::Mutex::new(())));
     let state = AppState(Arc::new(Inner {
         jwt: JwtKeys::new(settings.jwt_secret.expose(), settings.access_token_ttl_secs),
         hasher: PasswordHasherCfg::new(settings.argon2_memory_kib, settings.argon2_iterations),
-        tenants: TenantCache::new(settings.tenant_cache_ttl_secs),
-        metrics: crate::telemetry::metrics_handle(),
+        tenants: TenantCache::new(
+            settings.tenant_cache_ttl_secs,
+            Arc::new(crate::domains::tenants::directory::Directory),
+        ),
+        metrics: jtcrm_kernel::telemetry::metrics_handle(),
         settings: Arc::new(settings),
         db,
         kv,
@@ -83,8 +88,8 @@ impl Application {
         // The in-process worker (JTCRM_RUN_WORKER); stopped after the server, so requests that
         // were draining could still enqueue.
         let worker = self.state.settings.run_worker.then(|| {
-            let opts = crate::jobs::WorkerOptions::from_settings(&self.state.settings);
-            crate::jobs::Worker::spawn(self.state.clone(), crate::jobs::registry(), opts)
+            let opts = jtcrm_kernel::jobs::WorkerOptions::from_settings(&self.state.settings);
+            jtcrm_kernel::jobs::Worker::spawn(self.state.clone(), registry(), opts)
         });
         let served = axum::serve(
             self.listener,
@@ -118,4 +123,35 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// The product's job registry: the kernel's jobs and every domain's handlers and periodic chains.
+/// A new domain adds one line here.
+pub fn registry() -> Registry {
+    let mut r = Registry::new();
+    jtcrm_kernel::jobs::register(&mut r);
+    crate::domains::auth::register(&mut r);
+    crate::domains::email::register(&mut r);
+    crate::domains::tasks::register(&mut r);
+    crate::domains::automations::register(&mut r);
+    crate::domains::leads::register(&mut r);
+    r
+}
+
+/// Runs only the worker (`jtcrm worker`) until `shutdown` resolves, then stops gracefully.
+pub async fn run_worker(
+    settings: Settings,
+    shutdown: impl Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let state = build_state(settings).await?;
+    let opts = WorkerOptions::from_settings(&state.settings);
+    let handle = Worker::spawn(state.clone(), registry(), opts);
+    tracing::info!(
+        worker_id = handle.id(),
+        "worker em execução (Ctrl-C para parar)"
+    );
+    shutdown.await;
+    handle.shutdown().await;
+    state.db.clone().close().await.ok();
+    Ok(())
 }

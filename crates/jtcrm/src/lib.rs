@@ -1,23 +1,14 @@
 //! jtcrm: a multi-tenant CRM for Brazilian telecom companies and ISPs.
-//! This crate is the whole service; the `jtcrm` binary only parses arguments and calls it.
+//!
+//! This crate holds the business domains (`domains/<name>/`), the migrations, the router and
+//! `app.rs`, which assembles routes, job handlers, periodic schedules and per-tenant seeders. What
+//! every domain builds on lives in the `jtcrm-kernel` crate below it; see `docs/architecture.md`.
 
 pub mod app;
-pub mod bench;
-pub mod bench_sales;
-pub mod config;
-pub mod db;
 pub mod domains;
-pub mod email;
-pub mod error;
-pub mod events;
 pub mod http;
-pub mod jobs;
-pub mod kv;
 pub mod migration;
-pub mod security;
-pub mod state;
-pub mod telemetry;
 
 pub use app::Application;
-pub use config::Settings;
-pub use state::AppState;
+pub use jtcrm_kernel::config::Settings;
+pub use jtcrm_kernel::state::AppState;

@@ -4,6 +4,8 @@
 pub mod audit;
 pub mod auth;
 pub mod automations;
+pub mod email;
+pub mod jobs;
 pub mod leads;
 pub mod pipelines;
 pub mod plans;
@@ -19,7 +21,7 @@ use sea_orm::{
     QueryFilter,
 };
 
-use crate::error::{AppError, AppResult};
+use jtcrm_kernel::error::{AppError, AppResult};
 
 /// Saves `am` only if the row still has version `expected`; otherwise `412 precondition_failed`.
 pub async fn optimistic_update<E, C>(

@@ -1,10 +1,6 @@
 //! HTTP layer: router assembly, cross-cutting middleware (request id, metrics, timeout, panics,
 //! body limit) and the OpenAPI document served with Swagger UI at `/apidocs/`.
 
-pub mod extract;
-pub mod idempotency;
-pub mod pagination;
-
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -23,8 +19,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use uuid::Uuid;
 
 use crate::domains;
-use crate::error::{AppError, REQUEST_ID};
-use crate::state::AppState;
+use jtcrm_kernel::error::{AppError, REQUEST_ID};
+use jtcrm_kernel::state::AppState;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -82,8 +78,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(domains::tenants::routes::router())
         .merge(domains::plans::routes::router())
         .merge(domains::audit::routes::router())
-        .merge(crate::jobs::routes::router())
-        .merge(crate::email::routes::router())
+        .merge(crate::domains::jobs::routes::router())
+        .merge(crate::domains::email::routes::router())
         .merge(domains::leads::transfer_routes::router())
         .merge(domains::leads::routes::router())
         .merge(domains::pipelines::routes::router())

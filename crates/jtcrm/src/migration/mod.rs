@@ -1,6 +1,7 @@
 //! The one backend-neutral migration tree (SQLite and PostgreSQL), applied by `serve` and `migrate`.
 //! Tenant-owned tables lead every key with `tenant_id`; see docs/storage.md.
 
+use anyhow::Context;
 use sea_orm_migration::prelude::*;
 
 mod m20261129_000001_foundation;
@@ -75,4 +76,12 @@ pub(crate) mod cols {
     pub fn json(name: &'static str) -> ColumnDef {
         ColumnDef::new(name).json_binary().not_null().take()
     }
+}
+
+/// Applies every pending migration.
+pub async fn migrate(db: &jtcrm_kernel::db::Db) -> anyhow::Result<()> {
+    Migrator::up(db, None)
+        .await
+        .context("falha ao aplicar migrações")?;
+    Ok(())
 }

@@ -12,8 +12,8 @@ use axum::http::HeaderMap;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use jtcrm::domains::automations::model::{run, run_action};
-use jtcrm::events::model as event;
-use jtcrm::jobs::model as job;
+use jtcrm_kernel::events::model as event;
+use jtcrm_kernel::jobs::model as job;
 use jtcrm_testkit::reqwest::Method;
 use jtcrm_testkit::{Resp, TestApp, TestTenant, spawn_app_with};
 use sea_orm::sea_query::Expr;
@@ -548,7 +548,7 @@ async fn replaying_an_event_or_a_job_creates_no_duplicate_task() {
         .await
         .unwrap();
     assert_eq!(replayed.rows_affected, 1);
-    jtcrm::jobs::wake_workers();
+    jtcrm_kernel::jobs::wake_workers();
     let rs = finished_runs(&app, &t, &id, 1).await;
     settle(&app).await;
     assert_eq!(
@@ -1407,7 +1407,7 @@ async fn cadence_steps_wait_for_business_hours() {
 #[tokio::test]
 async fn concurrent_dispatchers_and_workers_run_each_action_once() {
     use jtcrm::domains::automations::engine;
-    use jtcrm::jobs::{Worker, WorkerOptions};
+    use jtcrm_kernel::jobs::{Worker, WorkerOptions};
     let app = spawn_app_with(|s| s.run_worker = false).await;
     let t = app.create_tenant_on("enterprise").await;
     let id = automation(
@@ -1462,8 +1462,8 @@ async fn concurrent_dispatchers_and_workers_run_each_action_once() {
         concurrency: 4,
         ..WorkerOptions::default()
     };
-    let w1 = Worker::spawn(app.state.clone(), jtcrm::jobs::registry(), opts());
-    let w2 = Worker::spawn(app.state.clone(), jtcrm::jobs::registry(), opts());
+    let w1 = Worker::spawn(app.state.clone(), jtcrm::app::registry(), opts());
+    let w2 = Worker::spawn(app.state.clone(), jtcrm::app::registry(), opts());
     wait_for(60, "all tasks", || async {
         let r = app
             .get("/api/tasks?include_total=true&limit=1", &t.admin_token)
@@ -1648,7 +1648,7 @@ async fn opportunity_events_trigger_automations_and_a_won_deal_ends_the_cadence(
 #[tokio::test]
 async fn batched_create_task_runs_once_in_one_job_and_hands_odd_cases_to_single_jobs() {
     use jtcrm::domains::automations::engine;
-    use jtcrm::jobs::{Worker, WorkerOptions};
+    use jtcrm_kernel::jobs::{Worker, WorkerOptions};
     let app = spawn_app_with(|s| s.run_worker = false).await;
     let t = app.create_tenant_on("enterprise").await;
     let tenant = Uuid::parse_str(&t.id).unwrap();
@@ -1689,7 +1689,7 @@ async fn batched_create_task_runs_once_in_one_job_and_hands_odd_cases_to_single_
 
     let w = Worker::spawn(
         app.state.clone(),
-        jtcrm::jobs::registry(),
+        jtcrm::app::registry(),
         WorkerOptions {
             poll_interval: Duration::from_millis(20),
             ..WorkerOptions::default()
@@ -1764,7 +1764,7 @@ async fn batched_create_task_runs_once_in_one_job_and_hands_odd_cases_to_single_
         .exec(&app.state.db)
         .await
         .unwrap();
-    jtcrm::jobs::wake_workers();
+    jtcrm_kernel::jobs::wake_workers();
     wait_for(20, "the batch job again", || async {
         let j = job::Entity::find_by_id(batch.id)
             .one(&app.state.db)

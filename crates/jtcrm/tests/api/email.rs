@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use jtcrm::email::{self, NewEmail, model::email as email_model};
-use jtcrm::jobs::{self, Backoff, Worker, WorkerOptions, model as job_model};
+use jtcrm::domains::email::{self, NewEmail, model::email as email_model};
+use jtcrm_kernel::jobs::{self, Backoff, Worker, WorkerOptions, model as job_model};
 use jtcrm_testkit::reqwest::Method;
 use jtcrm_testkit::smtp_sink::SmtpSink;
 use jtcrm_testkit::{TestApp, TestTenant, spawn_app_with};
@@ -444,8 +444,12 @@ async fn task_reminder_emails_the_assignee_exactly_once() {
     .assert(201);
 
     // The scan twice (the worker's own scan may run too): one email.
-    let a = jtcrm::email::reminders::scan(&app.state).await.unwrap();
-    let b = jtcrm::email::reminders::scan(&app.state).await.unwrap();
+    let a = jtcrm::domains::email::reminders::scan(&app.state)
+        .await
+        .unwrap();
+    let b = jtcrm::domains::email::reminders::scan(&app.state)
+        .await
+        .unwrap();
     assert!(a + b <= 1, "{a} {b}");
     let msgs = sink.wait_for(1, Duration::from_secs(15)).await;
     let m = &msgs[0];
@@ -467,7 +471,9 @@ async fn task_reminder_emails_the_assignee_exactly_once() {
     )
     .await
     .assert(200);
-    jtcrm::email::reminders::scan(&app.state).await.unwrap();
+    jtcrm::domains::email::reminders::scan(&app.state)
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     assert_eq!(sink.count(), 1);
     let reminders = email_model::Entity::find()
@@ -541,12 +547,12 @@ async fn daily_digest_goes_to_opted_in_users_only() {
 
     let tz = jtcrm::domains::tasks::agenda::tz_of("America/Sao_Paulo");
     let today = now.with_timezone(&tz).date_naive();
-    let n = jtcrm::email::digest::send_for(&app.state, tid(&t), today)
+    let n = jtcrm::domains::email::digest::send_for(&app.state, tid(&t), today)
         .await
         .unwrap();
     assert_eq!(n, 1);
     // A second run (retried job, second worker) queues nothing new.
-    jtcrm::email::digest::send_for(&app.state, tid(&t), today)
+    jtcrm::domains::email::digest::send_for(&app.state, tid(&t), today)
         .await
         .unwrap();
     let msgs = sink.wait_for(1, Duration::from_secs(15)).await;
@@ -577,12 +583,14 @@ async fn daily_digest_goes_to_opted_in_users_only() {
     );
 
     // The planner schedules the company's digest for 07:00 local time tomorrow.
-    jtcrm::email::digest::plan(&app.state).await.unwrap();
+    jtcrm::domains::email::digest::plan(&app.state)
+        .await
+        .unwrap();
     let tomorrow = today.succ_opt().unwrap();
     let job = job_model::Entity::find()
         .filter(job_model::Column::IdempotencyKey.eq(format!(
             "{}:{}:{tomorrow}",
-            jtcrm::email::digest::KIND,
+            jtcrm::domains::email::digest::KIND,
             t.id
         )))
         .one(&app.state.db)
@@ -603,7 +611,7 @@ async fn daily_digest_goes_to_opted_in_users_only() {
     .await
     .assert(200);
     assert_eq!(
-        jtcrm::email::digest::send_for(&app.state, tid(&t), tomorrow)
+        jtcrm::domains::email::digest::send_for(&app.state, tid(&t), tomorrow)
             .await
             .unwrap(),
         0
@@ -832,7 +840,7 @@ async fn a_worker_dying_mid_job_never_duplicates_the_email() {
         .await
         .unwrap();
     assert!(claimed.iter().any(|j| j.kind == email::send::KIND));
-    let w = Worker::spawn(app.state.clone(), jobs::registry(), fast_worker());
+    let w = Worker::spawn(app.state.clone(), jtcrm::app::registry(), fast_worker());
     sink.wait_for(1, Duration::from_secs(20)).await;
     let sent = wait_email(&app, tid(&t), id, 10, |e| e.status == "sent").await;
     assert_eq!(sent.attempts, 1, "the dead worker never talked to SMTP");
@@ -887,8 +895,8 @@ async fn two_workers_deliver_each_email_exactly_once() {
             .await,
         );
     }
-    let w1 = Worker::spawn(app.state.clone(), jobs::registry(), fast_worker());
-    let w2 = Worker::spawn(app.state.clone(), jobs::registry(), fast_worker());
+    let w1 = Worker::spawn(app.state.clone(), jtcrm::app::registry(), fast_worker());
+    let w2 = Worker::spawn(app.state.clone(), jtcrm::app::registry(), fast_worker());
     let msgs = sink.wait_for(20, Duration::from_secs(60)).await;
     for id in &ids {
         wait_email(&app, tid(&t), *id, 20, |e| e.status == "sent").await;

@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use chrono::{Days, Utc};
+use chrono::Utc;
 use jtcrm::AppState;
-use jtcrm::jobs::worker::{Finished, claim, finish};
-use jtcrm::jobs::{
+use jtcrm_kernel::jobs::worker::{Finished, claim, finish};
+use jtcrm_kernel::jobs::{
     self, Backoff, JobCtx, JobError, NewJob, Registry, Worker, WorkerOptions, model,
 };
 use jtcrm_testkit::{TestApp, spawn_app_with};
@@ -748,9 +748,14 @@ async fn daily_cleanup_deletes_old_rows_and_schedules_tomorrow() {
         .await
         .unwrap();
 
-    // The product registry; the worker schedules today's run on start.
-    let w = Worker::spawn(app.state.clone(), jobs::registry(), fast());
-    let today_key = format!("system.cleanup:{}", now.date_naive());
+    // The product registry; the worker schedules the current links of its periodic chains on
+    // start: the kernel's `system.cleanup` (jobs) and the auth domain's `auth.cleanup` (tokens).
+    let w = Worker::spawn(app.state.clone(), jtcrm::app::registry(), fast());
+    let sys = jobs::cleanup::SCHEDULE;
+    let slot = sys.slot_of(now);
+    let today_key = sys.key(slot);
+    let auth = jtcrm::domains::auth::jobs::SCHEDULE;
+    let auth_key = auth.key(auth.slot_of(now));
     let deadline = Instant::now() + Duration::from_secs(10);
     let today = loop {
         let j = model::Entity::find()
@@ -758,7 +763,15 @@ async fn daily_cleanup_deletes_old_rows_and_schedules_tomorrow() {
             .one(&app.state.db)
             .await
             .unwrap();
-        if let Some(j) = j.filter(|j| j.status == "succeeded") {
+        let a = model::Entity::find()
+            .filter(model::Column::IdempotencyKey.eq(auth_key.as_str()))
+            .one(&app.state.db)
+            .await
+            .unwrap();
+        if let (Some(j), Some(_)) = (
+            j.filter(|j| j.status == "succeeded"),
+            a.filter(|a| a.status == "succeeded"),
+        ) {
             break j;
         }
         assert!(Instant::now() < deadline, "cleanup did not run");
@@ -767,7 +780,7 @@ async fn daily_cleanup_deletes_old_rows_and_schedules_tomorrow() {
     assert_eq!(today.kind, "system.cleanup");
     assert!(today.tenant_id.is_none());
     // A restart (or the hourly re-check) does not run it twice today.
-    jobs::cleanup::ensure_scheduled(&app.state).await.unwrap();
+    sys.ensure_scheduled(&app.state).await.unwrap();
     w.shutdown().await;
     let todays = model::Entity::find()
         .filter(model::Column::Kind.eq("system.cleanup"))
@@ -807,17 +820,17 @@ async fn daily_cleanup_deletes_old_rows_and_schedules_tomorrow() {
                 .is_some()
         );
     }
-    let tomorrow = now.date_naive().checked_add_days(Days::new(1)).unwrap();
     let next = model::Entity::find()
-        .filter(model::Column::IdempotencyKey.eq(format!("system.cleanup:{tomorrow}")))
+        .filter(model::Column::IdempotencyKey.eq(sys.key(slot + 1)))
         .one(&app.state.db)
         .await
         .unwrap()
-        .expect("tomorrow's cleanup");
+        .expect("the next day's cleanup");
     assert_eq!(next.status, "queued");
+    assert_eq!(next.run_at, sys.start_of(slot + 1));
     assert_eq!(
-        next.run_at,
-        tomorrow.and_hms_opt(6, 0, 0).unwrap().and_utc()
+        next.run_at.time(),
+        chrono::NaiveTime::from_hms_opt(6, 0, 0).unwrap()
     );
 }
 

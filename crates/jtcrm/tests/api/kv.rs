@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use jtcrm::kv::{KvStore, MemoryKv, RedisKv};
+use jtcrm_kernel::kv::{KvStore, MemoryKv, RedisKv};
 
 async fn stores() -> Vec<(&'static str, Arc<dyn KvStore>)> {
     let mut v: Vec<(&'static str, Arc<dyn KvStore>)> = vec![("memory", Arc::new(MemoryKv::new()))];

@@ -454,10 +454,10 @@ async fn lead_import_resumes_after_a_crash_without_duplicates() {
     am.rows_done = Set(1);
     am.created = Set(1);
     model::Entity::update(am).exec(&app.state.db).await.unwrap();
-    let worker = jtcrm::jobs::Worker::spawn(
+    let worker = jtcrm_kernel::jobs::Worker::spawn(
         app.state.clone(),
-        jtcrm::jobs::registry(),
-        jtcrm::jobs::WorkerOptions::default(),
+        jtcrm::app::registry(),
+        jtcrm_kernel::jobs::WorkerOptions::default(),
     );
     let imp = wait(&app, &t.admin_token, &loc).await;
     worker.shutdown().await;

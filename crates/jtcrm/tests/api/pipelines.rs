@@ -1930,7 +1930,7 @@ fn openapi_documents_pipelines_products_and_conversion() {
 
 /// `(event_type, data)` of the domain events of an entity, oldest first.
 async fn events_of(app: &TestApp, entity_id: &str) -> Vec<(String, Value)> {
-    use jtcrm::events::model as event;
+    use jtcrm_kernel::events::model as event;
     use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder};
     event::Entity::find()
         .filter(event::Column::EntityId.eq(uuid::Uuid::parse_str(entity_id).unwrap()))

@@ -488,9 +488,11 @@ async fn overdue_events_are_emitted_once() {
         .unwrap();
     assert!(first <= 1 && second == 0, "{first} then {second}");
     use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
-    let n = jtcrm::events::model::Entity::find()
-        .filter(jtcrm::events::model::Column::EventType.eq("task.overdue"))
-        .filter(jtcrm::events::model::Column::EntityId.eq(uuid::Uuid::parse_str(&id).unwrap()))
+    let n = jtcrm_kernel::events::model::Entity::find()
+        .filter(jtcrm_kernel::events::model::Column::EventType.eq("task.overdue"))
+        .filter(
+            jtcrm_kernel::events::model::Column::EntityId.eq(uuid::Uuid::parse_str(&id).unwrap()),
+        )
         .count(&app.state.db)
         .await
         .unwrap();
@@ -498,8 +500,8 @@ async fn overdue_events_are_emitted_once() {
         n, 1,
         "exactly one task.overdue event (the worker may have emitted it first)"
     );
-    let created = jtcrm::events::model::Entity::find()
-        .filter(jtcrm::events::model::Column::EventType.eq("task.created"))
+    let created = jtcrm_kernel::events::model::Entity::find()
+        .filter(jtcrm_kernel::events::model::Column::EventType.eq("task.created"))
         .count(&app.state.db)
         .await
         .unwrap();
@@ -515,8 +517,8 @@ async fn overdue_events_are_emitted_once() {
     jtcrm::domains::tasks::overdue::scan(&app.state)
         .await
         .unwrap();
-    let n = jtcrm::events::model::Entity::find()
-        .filter(jtcrm::events::model::Column::EventType.eq("task.overdue"))
+    let n = jtcrm_kernel::events::model::Entity::find()
+        .filter(jtcrm_kernel::events::model::Column::EventType.eq("task.overdue"))
         .count(&app.state.db)
         .await
         .unwrap();

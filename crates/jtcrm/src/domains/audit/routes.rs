@@ -12,11 +12,11 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::model;
-use crate::error::{AppError, AppResult};
-use crate::http::extract::{ApiQuery, Auth, TenantCtx};
-use crate::http::pagination;
-use crate::state::AppState;
+use jtcrm_kernel::audit::{model, to_dto};
+use jtcrm_kernel::error::{AppError, AppResult};
+use jtcrm_kernel::http::extract::{ApiQuery, Auth, TenantCtx};
+use jtcrm_kernel::http::pagination;
+use jtcrm_kernel::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_audit_logs))
@@ -117,7 +117,7 @@ pub async fn list_audit_logs(
         .await?;
     let (rows, next_cursor) = pagination::finish_page(rows, limit, |r| r.id);
     Ok(Json(Page {
-        items: rows.into_iter().map(super::to_dto).collect(),
+        items: rows.into_iter().map(to_dto).collect(),
         next_cursor,
         total,
     }))

@@ -15,11 +15,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::service;
 use crate::domains::users::NewUserInput;
 use crate::domains::{tenants, users};
-use crate::error::{AppError, AppResult, Validator};
-use crate::http::extract::{
+use jtcrm_kernel::error::{AppError, AppResult, Validator};
+use jtcrm_kernel::http::extract::{
     AnyCaller, ApiJson, Auth, OptionalJson, RequestMeta, TenantCtx, bearer, requested_slug,
 };
-use crate::state::AppState;
+use jtcrm_kernel::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

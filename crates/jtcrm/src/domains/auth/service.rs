@@ -9,12 +9,13 @@ use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use uuid::Uuid;
 
 use super::model as refresh;
+use crate::domains::tenants;
 use crate::domains::users::{platform_admin, user};
-use crate::domains::{audit, tenants};
-use crate::error::{AppError, AppResult, Validator};
-use crate::http::extract::{Auth, RequestMeta, deny_key, suspended};
-use crate::security::{random_token, sha256_hex};
-use crate::state::AppState;
+use jtcrm_kernel::audit;
+use jtcrm_kernel::error::{AppError, AppResult, Validator};
+use jtcrm_kernel::http::extract::{Auth, RequestMeta, deny_key, suspended};
+use jtcrm_kernel::security::{random_token, sha256_hex};
+use jtcrm_kernel::state::AppState;
 
 fn bad_credentials() -> AppError {
     AppError::new(ErrorCode::InvalidCredentials, "E-mail ou senha inválidos.")
@@ -149,7 +150,7 @@ pub async fn login(
             v.add("password", "required", "Campo obrigatório");
             None
         }
-        Some(p) if p.len() > crate::security::MAX_PASSWORD_LEN * 4 => {
+        Some(p) if p.len() > jtcrm_kernel::security::MAX_PASSWORD_LEN * 4 => {
             v.add("password", "too_long", "Senha muito longa");
             None
         }
@@ -448,7 +449,7 @@ pub async fn create_super_admin(
 ) -> AppResult<Uuid> {
     let mut v = Validator::new();
     let email = crate::domains::users::parse_email(&mut v, "email", Some(email));
-    crate::security::check_password_policy("password", password, &mut v);
+    jtcrm_kernel::security::check_password_policy("password", password, &mut v);
     v.finish()?;
     let Some(email) = email else {
         return Err(AppError::bad_request("email"));
@@ -473,7 +474,7 @@ pub async fn create_super_admin(
     .exec_without_returning(&*txn)
     .await
     .map_err(|e| {
-        if crate::error::is_unique_violation(&e) {
+        if jtcrm_kernel::error::is_unique_violation(&e) {
             crate::domains::users::email_taken()
         } else {
             e.into()

@@ -35,15 +35,16 @@ use crate::domains::leads::model::lead;
 use crate::domains::leads::{self, WriteMode, assignment, scoring};
 use crate::domains::pipelines::model::{opportunity, stage};
 use crate::domains::pipelines::{self, board::Anchor, opportunities::Transition};
+use crate::domains::tasks;
 use crate::domains::tasks::model::task;
 use crate::domains::tenants::model::tenant;
 use crate::domains::users::user;
-use crate::domains::{audit, tasks};
-use crate::error::{AppError, AppResult};
-use crate::events::{self, model as event};
-use crate::http::extract::TenantCtx;
-use crate::jobs::{JobCtx, JobError};
-use crate::state::AppState;
+use jtcrm_kernel::audit;
+use jtcrm_kernel::error::{AppError, AppResult};
+use jtcrm_kernel::events::{self, model as event};
+use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::jobs::{JobCtx, JobError};
+use jtcrm_kernel::state::AppState;
 
 pub const ACTION_KIND: &str = "automations.action";
 const WEBHOOK_TIMEOUT: StdDuration = StdDuration::from_secs(10);
@@ -698,10 +699,10 @@ impl Env<'_> {
                 }
                 let text = render(body.as_deref().unwrap_or(""), &s.template);
                 let tx = self.state.begin().await?;
-                let email_id = crate::email::queue(
+                let email_id = crate::domains::email::queue(
                     &*tx,
                     &self.state.settings,
-                    crate::email::NewEmail {
+                    crate::domains::email::NewEmail {
                         tenant_id: self.tenant(),
                         to: to_addr.clone(),
                         subject: subj,

@@ -35,10 +35,10 @@ use super::model::{automation, run, run_action};
 use super::{Parsed, actor_ctx};
 use crate::domains::leads::model::lead;
 use crate::domains::tasks;
-use crate::error::AppResult;
-use crate::http::extract::TenantCtx;
-use crate::jobs::{JobCtx, JobError, NewJob, model as job};
-use crate::state::AppState;
+use jtcrm_kernel::error::AppResult;
+use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::jobs::{JobCtx, JobError, NewJob, model as job};
+use jtcrm_kernel::state::AppState;
 
 pub const BATCH_KIND: &str = "automations.action_batch";
 /// Most runs in one batch job.
@@ -120,7 +120,7 @@ async fn split(state: &AppState, tenant_id: Uuid, items: &[Item]) -> AppResult<(
         .collect::<AppResult<_>>()?;
     insert_jobs(&*tx, jobs).await?;
     tx.commit().await?;
-    crate::jobs::wake_workers();
+    jtcrm_kernel::jobs::wake_workers();
     Ok(())
 }
 
@@ -372,7 +372,7 @@ async fn execute(state: &AppState, tenant_id: Uuid, items: &[Item], attempt: i32
     insert_jobs(&*tx, jobs).await?;
     tx.commit().await?;
     if any_single {
-        crate::jobs::wake_workers();
+        jtcrm_kernel::jobs::wake_workers();
     }
     Ok(())
 }

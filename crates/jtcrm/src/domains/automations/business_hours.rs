@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use super::model::business_hours as row;
 use crate::domains::tasks::agenda;
-use crate::error::{AppResult, Validator};
+use jtcrm_kernel::error::{AppResult, Validator};
 
 pub const DEFAULT_START: u32 = 8 * 60;
 pub const DEFAULT_END: u32 = 18 * 60;

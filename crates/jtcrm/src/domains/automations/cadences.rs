@@ -26,16 +26,16 @@ use super::business_hours::{self, Hours};
 use super::model::{cadence, enrollment};
 use super::templates::{clip, render};
 use super::{MANAGE_ROLES, actor_ctx};
-use crate::domains::audit;
 use crate::domains::leads::model::lead;
 use crate::domains::leads::search;
 use crate::domains::tasks;
-use crate::error::{AppError, AppResult, Validator};
-use crate::events::{self, model as event};
-use crate::http::extract::TenantCtx;
-use crate::http::pagination::{self, decode_id_cursor, finish_page};
-use crate::jobs::{JobCtx, JobError, NewJob, enqueue};
-use crate::state::AppState;
+use jtcrm_kernel::audit;
+use jtcrm_kernel::error::{AppError, AppResult, Validator};
+use jtcrm_kernel::events::{self, model as event};
+use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::pagination::{self, decode_id_cursor, finish_page};
+use jtcrm_kernel::jobs::{JobCtx, JobError, NewJob, enqueue};
+use jtcrm_kernel::state::AppState;
 
 pub const STEP_KIND: &str = "automations.cadence_step";
 /// Who enrols leads (in leads they can see).
@@ -875,7 +875,7 @@ pub async fn run_step(state: AppState, job: JobCtx) -> Result<(), JobError> {
             .template;
     if channel == CadenceChannel::Email {
         let email = match &l.email {
-            Some(to) => Some(crate::email::NewEmail {
+            Some(to) => Some(crate::domains::email::NewEmail {
                 tenant_id,
                 to: to.clone(),
                 subject: clip(
@@ -971,13 +971,13 @@ async fn advance(
     steps: &[CadenceStep],
     hours: &Hours,
     step: i32,
-    email: Option<crate::email::NewEmail>,
+    email: Option<crate::domains::email::NewEmail>,
     mut result: Value,
 ) -> Result<(), JobError> {
     let now = Utc::now();
     let tx = state.begin().await?;
     if let Some(mail) = email {
-        let id = crate::email::queue(&*tx, &state.settings, mail).await;
+        let id = crate::domains::email::queue(&*tx, &state.settings, mail).await;
         match id {
             Ok(id) => result = json!({"email_id": id}),
             Err(err) if matches!(err.code.status(), 412 | 429 | 500..) => return Err(err.into()),

@@ -5,7 +5,7 @@ use jtcrm_types::dto::automations::{Condition, ConditionOp};
 use serde_json::Value;
 
 use super::templates::lookup;
-use crate::error::Validator;
+use jtcrm_kernel::error::Validator;
 
 pub const MAX_DEPTH: usize = 4;
 pub const MAX_LEAVES: usize = 50;

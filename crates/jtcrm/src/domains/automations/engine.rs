@@ -21,7 +21,6 @@ use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect, TryInsertResult,
 };
-use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -33,12 +32,13 @@ use crate::domains::leads::model::lead;
 use crate::domains::leads::search::{self, LeadQuery};
 use crate::domains::pipelines::model::opportunity;
 use crate::domains::tasks::model::task;
-use crate::domains::{audit, leads, pipelines, tasks};
-use crate::error::{AppError, AppResult};
-use crate::events::model as event;
-use crate::http::extract::TenantCtx;
-use crate::jobs::{JobCtx, JobError, NewJob, enqueue, model as job};
-use crate::state::AppState;
+use crate::domains::{leads, pipelines, tasks};
+use jtcrm_kernel::audit;
+use jtcrm_kernel::error::{AppError, AppResult};
+use jtcrm_kernel::events::model as event;
+use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::jobs::{JobCtx, JobError, NewJob, Next, Periodic, enqueue, model as job};
+use jtcrm_kernel::state::AppState;
 
 pub const DISPATCH_KIND: &str = "automations.dispatch";
 /// Events claimed per transaction.
@@ -50,37 +50,17 @@ pub const MAX_EXECUTE: usize = 1000;
 /// Most entities a dry run describes in detail.
 const MAX_PREVIEWS: usize = 50;
 
-fn key_for(sec: i64) -> String {
-    format!("{DISPATCH_KIND}:{sec}")
-}
+/// About once a second; a link with work left over hands over to the next one at once.
+pub const SCHEDULE: Periodic = Periodic::every(DISPATCH_KIND, 1);
 
-#[derive(Deserialize, Default)]
-struct DispatchPayload {
-    #[serde(default)]
-    sec: Option<i64>,
-}
-
-/// Makes sure a dispatch job is due now (worker start, hourly, and when automations change). An
-/// extra chain merges with the running one as soon as both pick the same second.
-pub async fn ensure_scheduled(state: &AppState) -> AppResult<()> {
-    let tx = state.begin().await?;
-    ensure_scheduled_in(&*tx).await?;
-    tx.commit().await?;
-    Ok(())
-}
-
+/// Makes sure a dispatch link is due now, in the caller's transaction (when automations change).
+/// An extra link merges with the running chain as soon as both pick the same second.
 pub async fn ensure_scheduled_in<C: ConnectionTrait>(conn: &C) -> AppResult<()> {
-    let sec = Utc::now().timestamp();
-    enqueue(
-        conn,
-        NewJob::new(DISPATCH_KIND, json!({"sec": sec})).idempotency_key(key_for(sec)),
-    )
-    .await?;
-    Ok(())
+    SCHEDULE.ensure_scheduled_in(conn).await
 }
 
 /// Handler of `automations.dispatch`.
-pub async fn run(state: AppState, job: JobCtx) -> Result<(), JobError> {
+pub async fn run(state: AppState, _job: JobCtx) -> Result<Next, JobError> {
     let started = Instant::now();
     let mut more = false;
     loop {
@@ -93,36 +73,16 @@ pub async fn run(state: AppState, job: JobCtx) -> Result<(), JobError> {
             break;
         }
     }
-    let own = serde_json::from_value::<DispatchPayload>(job.payload.clone())
-        .unwrap_or_default()
-        .sec
-        .unwrap_or_else(|| Utc::now().timestamp());
-    let now = Utc::now();
-    let next = Ord::max(own + 1, now.timestamp() + i64::from(!more));
-    let at = if more {
-        now
-    } else {
-        DateTime::from_timestamp(next, 0).unwrap_or(now)
-    };
-    let tx = state.begin().await?;
-    enqueue(
-        &*tx,
-        NewJob::new(DISPATCH_KIND, json!({"sec": next}))
-            .idempotency_key(key_for(next))
-            .run_at(at),
-    )
-    .await?;
-    tx.commit().await?;
     if rand::random_range(0..60u32) == 0 {
         prune(&state).await;
     }
-    Ok(())
+    Ok(if more { Next::Now } else { Next::NextSlot })
 }
 
 /// Deletes this chain's finished links (one per second would otherwise pile up for the 14 days the
 /// general cleanup keeps succeeded jobs).
 async fn prune(state: &AppState) {
-    use crate::jobs::model as job;
+    use jtcrm_kernel::jobs::model as job;
     let before = Utc::now() - chrono::Duration::minutes(10);
     let res = async {
         let tx = state.begin().await?;
@@ -167,7 +127,7 @@ fn claim_query(
 
 /// Claims and processes one batch; returns how many events it claimed.
 pub async fn dispatch_once(state: &AppState) -> AppResult<usize> {
-    let postgres = crate::db::is_postgres(&state.db);
+    let postgres = jtcrm_kernel::db::is_postgres(&state.db);
     let tx = state.begin().await?;
     let mut events = claim_query(postgres, BATCH, Utc::now())
         .exec_with_returning(&*tx)
@@ -716,7 +676,7 @@ pub async fn start_runs<C: ConnectionTrait>(
             .await?;
     }
     if any_job {
-        crate::jobs::wake_workers();
+        jtcrm_kernel::jobs::wake_workers();
     }
     for row in &finished {
         finalize(conn, row, false).await?;

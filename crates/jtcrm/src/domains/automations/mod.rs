@@ -36,14 +36,14 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use self::model::{automation, cadence, run, run_action};
-use crate::domains::audit;
 use crate::domains::leads::{self, fields};
 use crate::domains::tenants::limits::{self, Resource};
 use crate::domains::users::user;
-use crate::error::{AppError, AppResult, Validator};
-use crate::http::extract::{RequestMeta, TenantCtx};
-use crate::http::pagination::{self, decode_id_cursor, finish_page};
-use crate::state::AppState;
+use jtcrm_kernel::audit;
+use jtcrm_kernel::error::{AppError, AppResult, Validator};
+use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx};
+use jtcrm_kernel::http::pagination::{self, decode_id_cursor, finish_page};
+use jtcrm_kernel::state::AppState;
 
 /// Who configures automations (and reads them: definitions hold webhook URLs and business rules).
 pub const MANAGE_ROLES: &[Role] = &[Role::Admin, Role::Manager];
@@ -153,7 +153,7 @@ pub async fn actor_ctx(
         .await?
         .ok_or_else(AppError::not_found)?;
     if !tenant.status.is_usable() {
-        return Err(crate::http::extract::suspended());
+        return Err(jtcrm_kernel::http::extract::suspended());
     }
     let mut user_id = None;
     for id in preferred.iter().flatten() {
@@ -1057,4 +1057,13 @@ pub fn unique_ids(ids: &[Uuid]) -> Vec<Uuid> {
         seen.insert(*id, ());
     }
     seen.into_keys().collect()
+}
+
+/// Registers the automation jobs: the periodic event dispatcher, actions (one by one and in
+/// batches) and cadence steps.
+pub fn register(r: &mut jtcrm_kernel::jobs::Registry) {
+    r.periodic(engine::SCHEDULE, engine::run);
+    r.register(actions::ACTION_KIND, actions::run);
+    r.register(batch::BATCH_KIND, batch::run);
+    r.register(cadences::STEP_KIND, cadences::run_step);
 }

@@ -17,9 +17,11 @@ use uuid::Uuid;
 
 use super::cadences::{self, CadenceQuery, EnrollmentQuery};
 use super::{AutomationQuery, MANAGE_ROLES, RunQuery, business_hours, engine};
-use crate::error::AppResult;
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, IfMatch, OptionalJson, TenantCtx, etag};
-use crate::state::AppState;
+use jtcrm_kernel::error::AppResult;
+use jtcrm_kernel::http::extract::{
+    ApiJson, ApiPath, ApiQuery, IfMatch, OptionalJson, TenantCtx, etag,
+};
+use jtcrm_kernel::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -196,9 +198,9 @@ pub async fn put_business_hours(
     let tx = state.begin().await?;
     let out =
         business_hours::put(&*tx, ctx.tenant_id, &ctx.tenant.settings.timezone, &input).await?;
-    crate::domains::audit::record(
+    jtcrm_kernel::audit::record(
         &*tx,
-        crate::domains::audit::Entry {
+        jtcrm_kernel::audit::Entry {
             tenant_id: Some(ctx.tenant_id),
             actor_id: Some(ctx.user_id),
             action: "update",

@@ -11,10 +11,10 @@ use sea_orm::{
 };
 use uuid::Uuid;
 
-use crate::domains::tenants::cache::TenantSnapshot;
 use crate::domains::tenants::model::counter;
 use crate::domains::users::user;
-use crate::error::{AppError, AppResult};
+use jtcrm_kernel::error::{AppError, AppResult};
+use jtcrm_kernel::tenancy::TenantSnapshot;
 
 const RR_COUNTER: &str = "lead_round_robin";
 

@@ -16,11 +16,11 @@ use uuid::Uuid;
 use super::model::lead;
 use super::service::{find_visible, load_scorer, save_draft};
 use super::{LeadDraft, to_dto};
-use crate::domains::audit;
 use crate::domains::tenants::limits::{self, Resource};
-use crate::error::{AppError, AppResult};
-use crate::http::extract::TenantCtx;
-use crate::state::AppState;
+use jtcrm_kernel::audit;
+use jtcrm_kernel::error::{AppError, AppResult};
+use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::state::AppState;
 
 #[derive(Debug, FromQueryResult)]
 struct KeyCount {

@@ -18,9 +18,9 @@ use tokio_stream::wrappers::ReceiverStream;
 use super::fields;
 use super::model::lead;
 use super::search::{self, LeadQuery};
-use crate::error::{AppError, AppResult};
-use crate::http::extract::TenantCtx;
-use crate::state::AppState;
+use jtcrm_kernel::error::{AppError, AppResult};
+use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::state::AppState;
 
 /// Leads read per keyset page.
 pub const PAGE_SIZE: u64 = 1000;

@@ -13,10 +13,10 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use super::model::field_def;
-use crate::domains::audit;
-use crate::error::{AppError, AppResult, Validator, is_unique_violation};
-use crate::http::extract::TenantCtx;
-use crate::state::AppState;
+use jtcrm_kernel::audit;
+use jtcrm_kernel::error::{AppError, AppResult, Validator, is_unique_violation};
+use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::state::AppState;
 
 pub fn to_dto(m: field_def::Model) -> CustomFieldDef {
     CustomFieldDef {

@@ -36,15 +36,15 @@ use uuid::Uuid;
 use super::model::{import, lead};
 use super::scoring::Scorer;
 use super::{LeadDraft, WriteMode, export, fields, search, service, to_dto as lead_dto};
-use crate::domains::audit;
 use crate::domains::tenants::limits::Resource;
 use crate::domains::tenants::model::counter;
 use crate::domains::users::model::user;
-use crate::error::{AppError, AppResult, Validator};
-use crate::http::extract::{RequestMeta, TenantCtx};
-use crate::http::pagination;
-use crate::jobs::{self, JobCtx, JobError, NewJob};
-use crate::state::AppState;
+use jtcrm_kernel::audit;
+use jtcrm_kernel::error::{AppError, AppResult, Validator};
+use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx};
+use jtcrm_kernel::http::pagination;
+use jtcrm_kernel::jobs::{self, JobCtx, JobError, NewJob};
+use jtcrm_kernel::state::AppState;
 
 /// Job kind of the import worker.
 pub const KIND: &str = "leads.import";
@@ -1757,7 +1757,7 @@ async fn creator_ctx(state: &AppState, m: &import::Model) -> Result<TenantCtx, H
 /// the import quadratic. Refreshed when this run's creates double (500, 1000, 2000, …), so the cost
 /// is a few `ANALYZE`s of a sample per import. SQLite picks the key's index without statistics.
 async fn refresh_stats(state: &AppState) {
-    if !crate::db::is_postgres(&state.db) {
+    if !jtcrm_kernel::db::is_postgres(&state.db) {
         return;
     }
     if let Err(e) = state.db.execute_unprepared("ANALYZE leads").await {

@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use self::model::lead;
-use crate::error::Validator;
+use jtcrm_kernel::error::Validator;
 
 pub const MAX_TAGS: usize = 30;
 pub const MAX_TAG_LEN: usize = 60;
@@ -348,4 +348,10 @@ fn normalize_tags(v: &mut Validator, list: &[String]) -> Vec<String> {
 /// Field types for custom field values (shared by validation and filters).
 pub fn field_type_of(defs: &[CustomFieldDef], key: &str) -> Option<CustomFieldType> {
     defs.iter().find(|d| d.key == key).map(|d| d.field_type)
+}
+
+/// Registers the leads domain's jobs: CSV imports and rescoring.
+pub fn register(r: &mut jtcrm_kernel::jobs::Registry) {
+    r.register(import::KIND, import::run);
+    r.register(scoring::RESCORE_JOB, scoring::run_rescore_job);
 }

@@ -18,12 +18,12 @@ use uuid::Uuid;
 
 use super::search::{LeadQuery, LeadQueryDoc};
 use super::{WriteMode, dedupe, fields, scoring, service};
-use crate::error::AppResult;
-use crate::http::extract::{
+use jtcrm_kernel::error::AppResult;
+use jtcrm_kernel::http::extract::{
     ApiJson, ApiPath, ApiQuery, IfMatch, JsonBytes, TenantCtx, etag, parse_json,
 };
-use crate::http::idempotency;
-use crate::state::AppState;
+use jtcrm_kernel::http::idempotency;
+use jtcrm_kernel::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -272,7 +272,7 @@ pub async fn list_duplicates(
     ctx: TenantCtx,
     ApiQuery(q): ApiQuery<DuplicatesQuery>,
 ) -> AppResult<Json<Vec<DuplicateGroup>>> {
-    let limit = crate::http::pagination::limit(q.limit)?;
+    let limit = jtcrm_kernel::http::pagination::limit(q.limit)?;
     Ok(Json(dedupe::groups(&state, &ctx, limit).await?))
 }
 

@@ -21,10 +21,10 @@ use uuid::Uuid;
 
 use super::LeadDraft;
 use super::model::{lead, scoring_rule};
-use crate::domains::audit;
-use crate::error::{AppError, AppResult, Validator};
-use crate::http::extract::TenantCtx;
-use crate::state::AppState;
+use jtcrm_kernel::audit;
+use jtcrm_kernel::error::{AppError, AppResult, Validator};
+use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::state::AppState;
 
 /// Free webmail domains: an address there says nothing about a company.
 const FREE_EMAIL_DOMAINS: &[&str] = &[
@@ -489,7 +489,7 @@ pub async fn create_rule(
     )
     .await?;
     txn.commit().await?;
-    crate::jobs::wake_workers();
+    jtcrm_kernel::jobs::wake_workers();
     Ok(dto)
 }
 
@@ -546,7 +546,7 @@ pub async fn update_rule(
     )
     .await?;
     txn.commit().await?;
-    crate::jobs::wake_workers();
+    jtcrm_kernel::jobs::wake_workers();
     Ok(dto)
 }
 
@@ -570,7 +570,7 @@ pub async fn delete_rule(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResu
     )
     .await?;
     txn.commit().await?;
-    crate::jobs::wake_workers();
+    jtcrm_kernel::jobs::wake_workers();
     Ok(())
 }
 
@@ -604,23 +604,23 @@ pub const RESCORE_JOB: &str = "leads.rescore";
 /// Enqueued in the transaction of the rule change; the job reads the rules as they are when it runs,
 /// so a burst of changes costs a few cheap passes that update only rows whose score moved.
 pub async fn enqueue_rescore<C: ConnectionTrait>(conn: &C, tenant_id: Uuid) -> AppResult<()> {
-    let job = crate::jobs::NewJob::new(
+    let job = jtcrm_kernel::jobs::NewJob::new(
         RESCORE_JOB,
         json!({"tenant_id": tenant_id, "requested_at": Utc::now()}),
     )
     .tenant(tenant_id);
-    crate::jobs::enqueue(conn, job).await?;
+    jtcrm_kernel::jobs::enqueue(conn, job).await?;
     Ok(())
 }
 
 /// Handler of `leads.rescore`.
 pub async fn run_rescore_job(
     state: AppState,
-    ctx: crate::jobs::JobCtx,
-) -> Result<(), crate::jobs::JobError> {
+    ctx: jtcrm_kernel::jobs::JobCtx,
+) -> Result<(), jtcrm_kernel::jobs::JobError> {
     let tenant_id = ctx
         .tenant_id
-        .ok_or_else(|| crate::jobs::JobError::permanent("leads.rescore sem tenant_id"))?;
+        .ok_or_else(|| jtcrm_kernel::jobs::JobError::permanent("leads.rescore sem tenant_id"))?;
     let changed = rescore_tenant(&state, tenant_id).await?;
     tracing::info!(%tenant_id, changed, "leads rescored");
     Ok(())

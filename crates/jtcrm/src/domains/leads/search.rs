@@ -19,10 +19,10 @@ use uuid::Uuid;
 
 use super::LeadDraft;
 use super::model::{lead, tag, term};
-use crate::error::{AppError, AppResult};
-use crate::http::extract::TenantCtx;
-use crate::http::pagination::{self, decode_cursor, encode_cursor};
-use crate::state::AppState;
+use jtcrm_kernel::error::{AppError, AppResult};
+use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::pagination::{self, decode_cursor, encode_cursor};
+use jtcrm_kernel::state::AppState;
 
 const MAX_TERM: usize = 64;
 

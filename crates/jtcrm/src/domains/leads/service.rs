@@ -16,12 +16,13 @@ use super::model::{lead, status_history};
 use super::scoring::Scorer;
 use super::{LeadDraft, WriteMode, assignment, fields, search, to_dto};
 use crate::domains::tenants::limits::{self, Resource};
-use crate::domains::{audit, timeline};
-use crate::error::{AppError, AppResult, Validator};
-use crate::events;
-use crate::http::extract::TenantCtx;
-use crate::http::idempotency::{self, IdempotencyKey};
-use crate::state::AppState;
+use crate::domains::timeline;
+use jtcrm_kernel::audit;
+use jtcrm_kernel::error::{AppError, AppResult, Validator};
+use jtcrm_kernel::events;
+use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
+use jtcrm_kernel::state::AppState;
 
 pub const WRITER_ROLES: &[Role] = &[Role::Admin, Role::Manager, Role::Sales, Role::Support];
 
@@ -275,10 +276,10 @@ pub async fn insert_leads_bulk<C: ConnectionTrait>(
         .cloned()
         .map(IntoActiveModel::into_active_model)
         .collect();
-    crate::db::insert_all(conn, rows).await?;
-    crate::db::insert_all(conn, terms).await?;
-    crate::db::insert_all(conn, tags).await?;
-    crate::db::insert_all(conn, history).await?;
+    jtcrm_kernel::db::insert_all(conn, rows).await?;
+    jtcrm_kernel::db::insert_all(conn, terms).await?;
+    jtcrm_kernel::db::insert_all(conn, tags).await?;
+    jtcrm_kernel::db::insert_all(conn, history).await?;
     events::emit_many(conn, events).await?;
     timeline::record_many(conn, entries).await?;
     // Last: the counter row stays locked until the commit, so concurrent creates of the tenant
@@ -539,7 +540,7 @@ pub async fn save_draft<C: ConnectionTrait>(
         search::write_index(conn, ctx.tenant_id, id, d, true).await?;
     }
     let after = serde_json::to_value(to_dto(updated.clone())).unwrap_or_default();
-    let changes = crate::domains::audit::diff(&before_json, &after);
+    let changes = jtcrm_kernel::audit::diff(&before_json, &after);
     if changes.as_object().is_some_and(|c| !c.is_empty()) {
         emit(conn, ctx, "lead.updated", id, json!({"changes": changes})).await?;
     }

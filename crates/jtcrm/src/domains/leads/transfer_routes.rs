@@ -17,9 +17,9 @@ use uuid::Uuid;
 
 use super::search::LeadQueryDoc;
 use super::{export, import};
-use crate::error::AppResult;
-use crate::http::extract::{ApiPath, ApiQuery, TenantCtx};
-use crate::state::AppState;
+use jtcrm_kernel::error::AppResult;
+use jtcrm_kernel::http::extract::{ApiPath, ApiQuery, TenantCtx};
+use jtcrm_kernel::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -35,10 +35,10 @@ use uuid::Uuid;
 use super::model::{opportunity, stage, stage_totals};
 use super::service::{find_pipeline, not_found_in_body, stages_of};
 use super::{money, opportunity_dto, sees_all, stage_kind, visible_to};
-use crate::error::{AppError, AppResult};
-use crate::http::extract::TenantCtx;
-use crate::http::pagination::encode_cursor;
-use crate::state::AppState;
+use jtcrm_kernel::error::{AppError, AppResult};
+use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::pagination::encode_cursor;
+use jtcrm_kernel::state::AppState;
 
 pub const GAP: i64 = 1 << 32;
 pub const DEFAULT_CARDS: u64 = 20;

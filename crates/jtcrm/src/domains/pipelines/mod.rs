@@ -23,10 +23,10 @@ use uuid::Uuid;
 
 use self::model::{item, opportunity, pipeline, stage};
 use crate::domains::tenants::limits::{self, Resource};
-use crate::error::{AppError, AppResult};
-use crate::http::extract::TenantCtx;
-use crate::http::idempotency::{self, IdempotencyKey};
-use crate::state::{AppState, Tx};
+use jtcrm_kernel::error::{AppError, AppResult};
+use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
+use jtcrm_kernel::state::{AppState, Tx};
 
 /// Who configures pipelines and stages.
 pub const CONFIG_ROLES: &[Role] = &[Role::Admin, Role::Manager];

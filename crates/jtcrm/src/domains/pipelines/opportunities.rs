@@ -33,13 +33,14 @@ use super::{
 };
 use crate::domains::leads::{self, LeadDraft, WriteMode};
 use crate::domains::products::{self, model::product};
-use crate::domains::{audit, timeline};
-use crate::error::{AppError, AppResult, Validator};
-use crate::events;
-use crate::http::extract::TenantCtx;
-use crate::http::idempotency::{self, IdempotencyKey};
-use crate::http::pagination::{self, decode_cursor, encode_cursor};
-use crate::state::AppState;
+use crate::domains::timeline;
+use jtcrm_kernel::audit;
+use jtcrm_kernel::error::{AppError, AppResult, Validator};
+use jtcrm_kernel::events;
+use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
+use jtcrm_kernel::http::pagination::{self, decode_cursor, encode_cursor};
+use jtcrm_kernel::state::AppState;
 
 pub const DEFAULT_TERM_MONTHS: i32 = 12;
 

@@ -21,12 +21,12 @@ use super::board::{Anchor, BoardQuery};
 use super::opportunities::{self, OppQuery, OppQueryDoc, Transition};
 use super::service;
 use crate::domains::leads::WriteMode;
-use crate::error::{AppError, AppResult};
-use crate::http::extract::{
+use jtcrm_kernel::error::{AppError, AppResult};
+use jtcrm_kernel::http::extract::{
     ApiJson, ApiPath, ApiQuery, IfMatch, JsonBytes, OptionalJson, TenantCtx, etag, parse_json,
 };
-use crate::http::idempotency;
-use crate::state::AppState;
+use jtcrm_kernel::http::idempotency;
+use jtcrm_kernel::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

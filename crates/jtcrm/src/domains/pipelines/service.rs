@@ -20,13 +20,13 @@ use super::{
     CONFIG_ROLES, DEFAULT_STAGES, MAX_STAGES, board, default_color, default_probability,
     finish_idempotent, insert_pipeline, pipeline_dto, stage_dto, stage_kind,
 };
-use crate::domains::audit;
 use crate::domains::tenants::limits::{self, Resource};
-use crate::error::{AppError, AppResult, Validator};
-use crate::http::extract::TenantCtx;
-use crate::http::idempotency::{self, IdempotencyKey};
-use crate::http::pagination;
-use crate::state::AppState;
+use jtcrm_kernel::audit;
+use jtcrm_kernel::error::{AppError, AppResult, Validator};
+use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
+use jtcrm_kernel::http::pagination;
+use jtcrm_kernel::state::AppState;
 
 /// A live pipeline of the tenant; otherwise `404`.
 pub async fn find_pipeline<C: ConnectionTrait>(

@@ -11,11 +11,11 @@ use jtcrm_types::dto::plans::{
 use sea_orm::{ActiveModelTrait, ActiveValue::Set, EntityTrait, IntoActiveModel, QueryOrder};
 use serde_json::json;
 
-use crate::db::Db;
-use crate::domains::audit;
-use crate::error::{AppError, AppResult, Validator, is_unique_violation};
-use crate::http::extract::RequestMeta;
-use crate::state::AppState;
+use jtcrm_kernel::audit;
+use jtcrm_kernel::db::Db;
+use jtcrm_kernel::error::{AppError, AppResult, Validator, is_unique_violation};
+use jtcrm_kernel::http::extract::RequestMeta;
+use jtcrm_kernel::state::AppState;
 use jtcrm_types::ErrorCode;
 
 pub fn limits_of(p: &model::Model) -> PlanLimits {

@@ -8,9 +8,9 @@ use jtcrm_types::Problem;
 use jtcrm_types::dto::plans::{Plan, PlanInput};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::error::AppResult;
-use crate::http::extract::{ApiJson, ApiPath, IfMatch, SuperAdminCtx, etag};
-use crate::state::AppState;
+use jtcrm_kernel::error::AppResult;
+use jtcrm_kernel::http::extract::{ApiJson, ApiPath, IfMatch, SuperAdminCtx, etag};
+use jtcrm_kernel::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

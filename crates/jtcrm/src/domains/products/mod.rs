@@ -21,14 +21,14 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use self::model::product;
-use crate::domains::audit;
 use crate::domains::leads::WriteMode;
 use crate::domains::pipelines::{finish_idempotent, money};
-use crate::error::{AppError, AppResult, Validator, is_unique_violation};
-use crate::http::extract::TenantCtx;
-use crate::http::idempotency::{self, IdempotencyKey};
-use crate::http::pagination::{self, decode_cursor, encode_cursor};
-use crate::state::AppState;
+use jtcrm_kernel::audit;
+use jtcrm_kernel::error::{AppError, AppResult, Validator, is_unique_violation};
+use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
+use jtcrm_kernel::http::pagination::{self, decode_cursor, encode_cursor};
+use jtcrm_kernel::state::AppState;
 
 /// Who maintains the catalog. Everyone in the tenant reads it.
 pub const CATALOG_ROLES: &[Role] = &[Role::Admin, Role::Manager];

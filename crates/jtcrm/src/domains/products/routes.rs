@@ -13,12 +13,12 @@ use uuid::Uuid;
 use super::ProductQuery;
 use crate::domains::leads::WriteMode;
 use crate::domains::pipelines::routes::created_response;
-use crate::error::AppResult;
-use crate::http::extract::{
+use jtcrm_kernel::error::AppResult;
+use jtcrm_kernel::http::extract::{
     ApiJson, ApiPath, ApiQuery, IfMatch, JsonBytes, TenantCtx, etag, parse_json,
 };
-use crate::http::idempotency;
-use crate::state::AppState;
+use jtcrm_kernel::http::idempotency;
+use jtcrm_kernel::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -11,7 +11,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::state::AppState;
+use jtcrm_kernel::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -42,7 +42,7 @@ pub struct Health {
 #[utoipa::path(get, path = "/health", tag = "system",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
-    let (database, redis) = tokio::join!(crate::db::ping(&state.db), state.kv.ping());
+    let (database, redis) = tokio::join!(jtcrm_kernel::db::ping(&state.db), state.kv.ping());
     let redis = redis.unwrap_or(Some(false));
     let external_apis = BTreeMap::new();
     let healthy = database && redis != Some(false) && external_apis.values().all(|ok| *ok);

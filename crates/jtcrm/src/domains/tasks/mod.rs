@@ -46,3 +46,8 @@ pub fn to_dto(m: task::Model) -> Task {
         reschedules: None,
     }
 }
+
+/// Registers the tasks domain's jobs: the per-minute overdue scan.
+pub fn register(r: &mut jtcrm_kernel::jobs::Registry) {
+    r.periodic(overdue::SCHEDULE, overdue::run);
+}

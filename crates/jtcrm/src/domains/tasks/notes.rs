@@ -10,11 +10,12 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::model::note;
+use crate::domains::leads;
 use crate::domains::timeline::{self, kinds};
-use crate::domains::{audit, leads};
-use crate::error::{AppError, AppResult, Validator};
-use crate::http::extract::TenantCtx;
-use crate::state::AppState;
+use jtcrm_kernel::audit;
+use jtcrm_kernel::error::{AppError, AppResult, Validator};
+use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::state::AppState;
 
 pub const MAX_NOTE: usize = 20_000;
 

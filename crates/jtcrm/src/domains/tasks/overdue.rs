@@ -2,53 +2,22 @@
 //! passed. "Once" is a conditional update of `overdue_emitted_at` in the event's own transaction, so
 //! two workers or a retried scan never emit twice; rescheduling or reopening clears the mark.
 
-use chrono::{Duration, Utc};
+use chrono::Utc;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::json;
 
 use super::model::task;
-use crate::error::AppResult;
-use crate::events;
-use crate::jobs::{JobCtx, JobError, NewJob, enqueue};
-use crate::state::AppState;
+use jtcrm_kernel::error::AppResult;
+use jtcrm_kernel::events;
+use jtcrm_kernel::jobs::{JobCtx, JobError, Next, Periodic};
+use jtcrm_kernel::state::AppState;
 
 pub const KIND: &str = "tasks.overdue_scan";
+/// Every minute.
+pub const SCHEDULE: Periodic = Periodic::every(KIND, 60);
 const BATCH: u64 = 200;
 const MAX_BATCHES: usize = 50;
-
-fn key_for(minute: i64) -> String {
-    format!("{KIND}:{minute}")
-}
-
-/// Makes sure the scan chain exists (called by the worker on start and periodically).
-pub async fn ensure_scheduled(state: &AppState) -> AppResult<()> {
-    let minute = Utc::now().timestamp() / 60;
-    let tx = state.begin().await?;
-    enqueue(
-        &*tx,
-        NewJob::new(KIND, json!({})).idempotency_key(key_for(minute)),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-async fn schedule_next(state: &AppState) -> AppResult<()> {
-    let next = Utc::now().timestamp() / 60 + 1;
-    let at = chrono::DateTime::from_timestamp(next * 60, 0)
-        .unwrap_or_else(|| Utc::now() + Duration::seconds(60));
-    let tx = state.begin().await?;
-    enqueue(
-        &*tx,
-        NewJob::new(KIND, json!({}))
-            .idempotency_key(key_for(next))
-            .run_at(at),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
-}
 
 /// Emits the overdue events that are due now; returns how many.
 pub async fn scan(state: &AppState) -> AppResult<u64> {
@@ -103,11 +72,10 @@ pub async fn scan(state: &AppState) -> AppResult<u64> {
     Ok(emitted)
 }
 
-pub async fn run(state: AppState, _ctx: JobCtx) -> Result<(), JobError> {
+pub async fn run(state: AppState, _ctx: JobCtx) -> Result<Next, JobError> {
     let n = scan(&state).await?;
     if n > 0 {
         tracing::info!(emitted = n, "task.overdue emitidos");
     }
-    schedule_next(&state).await?;
-    Ok(())
+    Ok(Next::NextSlot)
 }

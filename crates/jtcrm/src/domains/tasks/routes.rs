@@ -17,9 +17,11 @@ use super::notes;
 use super::service::{self, TaskQuery};
 use crate::domains::leads;
 use crate::domains::timeline::{self, Subject, TimelineEntry, TimelineQuery};
-use crate::error::AppResult;
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, IfMatch, OptionalJson, TenantCtx, etag};
-use crate::state::AppState;
+use jtcrm_kernel::error::AppResult;
+use jtcrm_kernel::http::extract::{
+    ApiJson, ApiPath, ApiQuery, IfMatch, OptionalJson, TenantCtx, etag,
+};
+use jtcrm_kernel::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -20,14 +20,15 @@ use uuid::Uuid;
 
 use super::model::{reschedule, task};
 use super::{agenda, no_date_sort, to_dto};
+use crate::domains::leads;
 use crate::domains::leads::model::lead;
 use crate::domains::timeline::{self, kinds};
-use crate::domains::{audit, leads};
-use crate::error::{AppError, AppResult, Validator};
-use crate::events;
-use crate::http::extract::TenantCtx;
-use crate::http::pagination::{self, decode_cursor, encode_cursor};
-use crate::state::AppState;
+use jtcrm_kernel::audit;
+use jtcrm_kernel::error::{AppError, AppResult, Validator};
+use jtcrm_kernel::events;
+use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::pagination::{self, decode_cursor, encode_cursor};
+use jtcrm_kernel::state::AppState;
 
 const WRITERS: &[Role] = &[Role::Admin, Role::Manager, Role::Sales, Role::Support];
 
@@ -433,7 +434,7 @@ async fn write_created<C: ConnectionTrait>(
         .iter()
         .map(|am| sea_orm::TryIntoModel::try_into_model(am.clone()))
         .collect::<Result<_, sea_orm::DbErr>>()?;
-    crate::db::insert_all(conn, rows).await?;
+    jtcrm_kernel::db::insert_all(conn, rows).await?;
     let mut evs = Vec::with_capacity(models.len());
     let mut entries = Vec::with_capacity(models.len());
     let mut audits = Vec::with_capacity(models.len());

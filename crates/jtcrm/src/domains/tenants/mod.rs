@@ -1,7 +1,7 @@
 //! Tenants (customer companies): creation with their first admin, status (trial, active,
 //! suspended, cancelled), plan changes, settings and usage against plan limits.
 
-pub mod cache;
+pub mod directory;
 pub mod limits;
 pub mod model;
 pub mod routes;
@@ -27,12 +27,13 @@ use uuid::Uuid;
 
 use self::limits::Resource;
 use self::model::tenant;
+use crate::domains::plans;
 use crate::domains::users::{self, NewUser, NewUserInput};
-use crate::domains::{audit, plans};
-use crate::error::{AppError, AppResult, Validator, is_unique_violation};
-use crate::http::extract::{RequestMeta, rate_key};
-use crate::http::pagination;
-use crate::state::AppState;
+use jtcrm_kernel::audit;
+use jtcrm_kernel::error::{AppError, AppResult, Validator, is_unique_violation};
+use jtcrm_kernel::http::extract::{RequestMeta, rate_key};
+use jtcrm_kernel::http::pagination;
+use jtcrm_kernel::state::AppState;
 
 pub fn settings_of(t: &tenant::Model) -> TenantSettings {
     serde_json::from_value(t.settings.clone()).unwrap_or_default()
@@ -436,7 +437,7 @@ pub async fn update(
     let email_identity = req
         .settings
         .as_ref()
-        .map(|si| crate::email::parse_identity(&mut v, si));
+        .map(|si| crate::domains::email::parse_identity(&mut v, si));
     if restricted && (req.slug.is_some() || req.subscription_plan.is_some() || req.status.is_some())
     {
         return Err(AppError::new(

@@ -15,11 +15,11 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::TenantQuery;
-use crate::error::{AppResult, Validator};
-use crate::http::extract::{
+use jtcrm_kernel::error::{AppResult, Validator};
+use jtcrm_kernel::http::extract::{
     AdminCtx, ApiJson, ApiPath, ApiQuery, IfMatch, OptionalJson, SuperAdminCtx, TenantCtx, etag,
 };
-use crate::state::AppState;
+use jtcrm_kernel::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

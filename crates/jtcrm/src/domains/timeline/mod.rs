@@ -15,8 +15,8 @@ use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
-use crate::error::{AppError, AppResult};
-use crate::http::pagination::{self, decode_cursor, encode_cursor};
+use jtcrm_kernel::error::{AppError, AppResult};
+use jtcrm_kernel::http::pagination::{self, decode_cursor, encode_cursor};
 
 pub mod model {
     use sea_orm::entity::prelude::*;
@@ -100,7 +100,7 @@ pub async fn record<C: ConnectionTrait>(conn: &C, e: NewEntry<'_>) -> AppResult<
 
 /// Many entries in multi-row INSERTs (bulk paths such as the CSV import).
 pub async fn record_many<C: ConnectionTrait>(conn: &C, es: Vec<NewEntry<'_>>) -> AppResult<()> {
-    crate::db::insert_all(conn, es.into_iter().map(row).collect()).await?;
+    jtcrm_kernel::db::insert_all(conn, es.into_iter().map(row).collect()).await?;
     Ok(())
 }
 

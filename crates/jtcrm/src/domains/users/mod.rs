@@ -10,8 +10,8 @@ use jtcrm_types::br::{Email, Phone};
 use jtcrm_types::dto::Role;
 use jtcrm_types::dto::users::User;
 
-use crate::error::{AppError, Validator};
-use crate::security::check_password_policy;
+use jtcrm_kernel::error::{AppError, Validator};
+use jtcrm_kernel::security::check_password_policy;
 
 pub use model::{platform_admin, user};
 

@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use super::NewUserInput;
 use super::service::{self, UserQuery};
-use crate::error::{AppResult, Validator};
-use crate::http::extract::{AdminCtx, ApiJson, ApiPath, ApiQuery, IfMatch, TenantCtx, etag};
-use crate::state::AppState;
+use jtcrm_kernel::error::{AppResult, Validator};
+use jtcrm_kernel::http::extract::{AdminCtx, ApiJson, ApiPath, ApiQuery, IfMatch, TenantCtx, etag};
+use jtcrm_kernel::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -67,7 +67,9 @@ pub async fn create_user(
     );
     v.finish()?;
     let Some(new) = new else {
-        return Err(crate::error::AppError::bad_request("Dados inválidos."));
+        return Err(jtcrm_kernel::error::AppError::bad_request(
+            "Dados inválidos.",
+        ));
     };
     let user = service::create(&state, &ctx, new).await?;
     Ok((

@@ -15,12 +15,12 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::{NewUser, platform_admin, to_dto, unique_violation_error, user};
-use crate::domains::audit;
 use crate::domains::tenants::limits::{self, Resource};
-use crate::error::{AppError, AppResult, Validator, is_unique_violation};
-use crate::http::extract::{RequestMeta, TenantCtx, user_invalidation_key};
-use crate::http::pagination;
-use crate::state::AppState;
+use jtcrm_kernel::audit;
+use jtcrm_kernel::error::{AppError, AppResult, Validator, is_unique_violation};
+use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx, user_invalidation_key};
+use jtcrm_kernel::http::pagination;
+use jtcrm_kernel::state::AppState;
 
 pub async fn email_in_use<C: ConnectionTrait>(conn: &C, email: &str) -> AppResult<bool> {
     let in_users = user::Entity::find()
@@ -256,7 +256,7 @@ pub async fn update(
         .as_ref()
         .map(|e| super::parse_extension(&mut v, "extension", e.as_deref()));
     if let Some(p) = &req.password {
-        crate::security::check_password_policy("password", p, &mut v);
+        jtcrm_kernel::security::check_password_policy("password", p, &mut v);
     }
     v.finish()?;
 

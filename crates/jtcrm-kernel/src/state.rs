@@ -8,9 +8,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Settings;
 use crate::db::Db;
-use crate::domains::tenants::cache::TenantCache;
 use crate::kv::SharedKv;
 use crate::security::{JwtKeys, PasswordHasherCfg};
+use crate::tenancy::TenantCache;
 
 #[derive(Clone)]
 pub struct AppState(pub Arc<Inner>);

@@ -291,7 +291,7 @@ impl Settings {
             bail!("SMTP_PORT e SMTP_TIMEOUT_SECS devem ser ≥ 1");
         }
         if let Some(from) = &s.smtp_from
-            && !crate::email::smtp::is_valid_address(from)
+            && !is_plausible_address(from)
         {
             bail!("SMTP_FROM={from:?} não é um endereço de e-mail válido");
         }
@@ -341,5 +341,20 @@ impl Settings {
         };
         self.jwt_secret = Secret::new(secret);
         Ok(())
+    }
+}
+
+/// A light syntax check of an e-mail address for settings (`local@domain`, no spaces). The e-mail
+/// domain parses the address fully before sending.
+fn is_plausible_address(s: &str) -> bool {
+    match s.rsplit_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty()
+                && !domain.is_empty()
+                && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+        }
+        None => false,
     }
 }

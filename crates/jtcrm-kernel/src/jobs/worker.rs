@@ -473,7 +473,7 @@ impl Runner {
         let o = &self.opts;
         tracing::info!(worker_id = %self.id, concurrency = o.concurrency,
             poll_ms = o.poll_interval.as_millis() as u64, lease_s = o.lease.as_secs(), "worker iniciado");
-        let schedules_cleanup = self.registry.contains(super::cleanup::KIND);
+        let schedules = self.registry.schedules().to_vec();
         let renewer = tokio::spawn(self.clone().renew_loop());
         let mut wake = super::subscribe_wake();
         let mut tasks: JoinSet<()> = JoinSet::new();
@@ -525,19 +525,12 @@ impl Runner {
                     if r.is_ok() { quick_rechecks = 4; }
                 }
                 Some(r) = tasks.join_next(), if !tasks.is_empty() => log_task_end(&self.id, r),
-                _ = reseed.tick(), if schedules_cleanup => {
-                    // Self-healing daily chain: today's run is created if the previous one died.
-                    if let Err(e) = super::cleanup::ensure_scheduled(&self.state).await {
-                        tracing::warn!(error = %e, "não foi possível agendar system.cleanup");
-                    }
-                    if let Err(e) = crate::domains::tasks::overdue::ensure_scheduled(&self.state).await {
-                        tracing::warn!(error = %e, "não foi possível agendar tasks.overdue_scan");
-                    }
-                    if let Err(e) = crate::domains::automations::engine::ensure_scheduled(&self.state).await {
-                        tracing::warn!(error = %e, "não foi possível agendar automations.dispatch");
-                    }
-                    if let Err(e) = crate::email::ensure_scheduled(&self.state).await {
-                        tracing::warn!(error = %e, "não foi possível agendar os jobs de e-mail");
+                _ = reseed.tick(), if !schedules.is_empty() => {
+                    // Self-healing chains: the current link is created if the previous one died.
+                    for p in &schedules {
+                        if let Err(e) = p.ensure_scheduled(&self.state).await {
+                            tracing::warn!(error = %e, kind = p.kind, "não foi possível agendar o job periódico");
+                        }
                     }
                 }
                 _ = tokio::time::sleep(delay) => {}

@@ -21,12 +21,12 @@ use uuid::Uuid;
 
 use super::model::{email, preference};
 use super::{send, to_dto};
-use crate::domains::audit;
 use crate::domains::leads::{self, model::lead, search};
-use crate::error::{AppError, AppResult};
-use crate::http::extract::TenantCtx;
-use crate::http::pagination;
-use crate::state::AppState;
+use jtcrm_kernel::audit;
+use jtcrm_kernel::error::{AppError, AppResult};
+use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::pagination;
+use jtcrm_kernel::state::AppState;
 
 fn sees_all(ctx: &TenantCtx) -> bool {
     matches!(ctx.role, Role::Admin | Role::Manager)

@@ -3,11 +3,13 @@
 //! them with a lease, runs their handler at least once, retries with exponential backoff and parks
 //! exhausted jobs as `dead`, visible and retryable through `/api/jobs`. See docs/jobs.md.
 //!
-//! Producers call [`enqueue`] with their transaction; consumers add one line to [`registry`].
+//! Producers call [`enqueue`] with their transaction. Each domain registers its handlers and its
+//! periodic chains into a [`Registry`] through its own `register` function; `jtcrm::app` assembles
+//! the product's registry. The worker knows no domain.
 
 pub mod cleanup;
 pub mod model;
-pub mod routes;
+pub mod periodic;
 pub mod worker;
 
 use std::collections::HashMap;
@@ -30,6 +32,7 @@ use uuid::Uuid;
 use crate::error::{AppError, AppResult};
 use crate::state::AppState;
 
+pub use periodic::{Next, Periodic};
 pub use worker::{Backoff, Worker, WorkerHandle, WorkerOptions};
 
 /// Attempts before a job goes `dead` when the producer does not say otherwise.
@@ -299,10 +302,11 @@ pub type Handler = Arc<
         + Sync,
 >;
 
-/// Job kinds and their handlers.
+/// Job kinds and their handlers, and the periodic chains the worker keeps alive.
 #[derive(Clone, Default)]
 pub struct Registry {
     handlers: HashMap<String, Handler>,
+    schedules: Vec<Periodic>,
 }
 
 impl Registry {
@@ -327,6 +331,22 @@ impl Registry {
         self
     }
 
+    /// Registers a periodic chain: `f` runs once per slot of `p`; after a successful run the next
+    /// link is enqueued (see [`periodic`]), and the worker re-creates the current link on start
+    /// and hourly if the chain broke.
+    pub fn periodic<F, Fut>(&mut self, p: Periodic, f: F) -> &mut Self
+    where
+        F: Fn(AppState, JobCtx) -> Fut + Send + Sync + Clone + 'static,
+        Fut: Future<Output = Result<Next, JobError>> + Send + 'static,
+    {
+        self.schedules.retain(|s| s.kind != p.kind);
+        self.schedules.push(p);
+        self.register(p.kind, move |state, ctx| {
+            let f = f.clone();
+            p.run_link(state, ctx, f)
+        })
+    }
+
     pub fn get(&self, kind: &str) -> Option<Handler> {
         self.handlers.get(kind).cloned()
     }
@@ -338,60 +358,16 @@ impl Registry {
     pub fn kinds(&self) -> impl Iterator<Item = &str> {
         self.handlers.keys().map(String::as_str)
     }
+
+    /// The periodic chains registered with [`Registry::periodic`].
+    pub fn schedules(&self) -> &[Periodic] {
+        &self.schedules
+    }
 }
 
-/// The product's registry: every job kind the worker knows. Domains add one line each.
-pub fn registry() -> Registry {
-    let mut r = Registry::new();
-    r.register(cleanup::KIND, cleanup::run);
-    crate::email::register(&mut r);
-    r.register(
-        crate::domains::tasks::overdue::KIND,
-        crate::domains::tasks::overdue::run,
-    );
-    r.register(
-        crate::domains::automations::engine::DISPATCH_KIND,
-        crate::domains::automations::engine::run,
-    );
-    r.register(
-        crate::domains::automations::actions::ACTION_KIND,
-        crate::domains::automations::actions::run,
-    );
-    r.register(
-        crate::domains::automations::batch::BATCH_KIND,
-        crate::domains::automations::batch::run,
-    );
-    r.register(
-        crate::domains::automations::cadences::STEP_KIND,
-        crate::domains::automations::cadences::run_step,
-    );
-    r.register(
-        crate::domains::leads::import::KIND,
-        crate::domains::leads::import::run,
-    );
-    r.register(
-        crate::domains::leads::scoring::RESCORE_JOB,
-        crate::domains::leads::scoring::run_rescore_job,
-    );
-    r
-}
-
-/// Runs only the worker (`jtcrm worker`) until `shutdown` resolves, then stops gracefully.
-pub async fn run_standalone(
-    settings: crate::Settings,
-    shutdown: impl Future<Output = ()>,
-) -> anyhow::Result<()> {
-    let state = crate::app::build_state(settings).await?;
-    let opts = WorkerOptions::from_settings(&state.settings);
-    let handle = Worker::spawn(state.clone(), registry(), opts);
-    tracing::info!(
-        worker_id = handle.id(),
-        "worker em execução (Ctrl-C para parar)"
-    );
-    shutdown.await;
-    handle.shutdown().await;
-    state.db.clone().close().await.ok();
-    Ok(())
+/// The kernel's own jobs (the daily cleanup of finished jobs).
+pub fn register(r: &mut Registry) {
+    r.periodic(cleanup::SCHEDULE, cleanup::run);
 }
 
 pub fn to_dto(m: model::Model) -> Job {

@@ -12,61 +12,29 @@
 use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use jtcrm_types::dto::tasks::{TaskPriority, TaskType};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
-use serde_json::json;
 use uuid::Uuid;
 
 use super::{NewEmail, queue};
 use crate::domains::leads::model::lead;
 use crate::domains::tasks::agenda;
 use crate::domains::tasks::model::task;
-use crate::domains::tenants::cache::TenantSnapshot;
 use crate::domains::users::model::user;
-use crate::error::AppResult;
-use crate::jobs::{JobCtx, JobError, NewJob, enqueue};
-use crate::state::AppState;
+use jtcrm_kernel::error::AppResult;
+use jtcrm_kernel::jobs::{JobCtx, JobError, Next, Periodic};
+use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::tenancy::TenantSnapshot;
 
 pub const KIND: &str = "tasks.remind_scan";
+/// Every minute.
+pub const SCHEDULE: Periodic = Periodic::every(KIND, 60);
 pub const EMAIL_KIND: &str = "reminder";
 const BATCH: u64 = 200;
 const MAX_BATCHES: usize = 50;
-
-fn key_for(minute: i64) -> String {
-    format!("{KIND}:{minute}")
-}
-
-/// Makes sure the scan chain exists (called by the worker on start and hourly).
-pub async fn ensure_scheduled(state: &AppState) -> AppResult<()> {
-    let minute = Utc::now().timestamp() / 60;
-    let tx = state.begin().await?;
-    enqueue(
-        &*tx,
-        NewJob::new(KIND, json!({})).idempotency_key(key_for(minute)),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-async fn schedule_next(state: &AppState) -> AppResult<()> {
-    let next = Utc::now().timestamp() / 60 + 1;
-    let at = DateTime::from_timestamp(next * 60, 0)
-        .unwrap_or_else(|| Utc::now() + Duration::seconds(60));
-    let tx = state.begin().await?;
-    enqueue(
-        &*tx,
-        NewJob::new(KIND, json!({}))
-            .idempotency_key(key_for(next))
-            .run_at(at),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
-}
 
 pub(crate) fn type_pt(t: &str) -> &'static str {
     match TaskType::parse(t) {
@@ -250,11 +218,10 @@ pub async fn scan(state: &AppState) -> AppResult<u64> {
     Ok(marked)
 }
 
-pub async fn run(state: AppState, _ctx: JobCtx) -> Result<(), JobError> {
+pub async fn run(state: AppState, _ctx: JobCtx) -> Result<Next, JobError> {
     let n = scan(&state).await?;
     if n > 0 {
         tracing::info!(reminders = n, "lembretes de tarefas enviados");
     }
-    schedule_next(&state).await?;
-    Ok(())
+    Ok(Next::NextSlot)
 }

@@ -24,12 +24,11 @@ use serde_json::json;
 use uuid::Uuid;
 
 use self::model::email;
-use crate::config::Settings;
 use crate::domains::leads::model::lead;
 use crate::domains::users::model::user;
-use crate::error::{AppError, AppResult, Validator};
-use crate::jobs::{self, NewJob, Registry};
-use crate::state::AppState;
+use jtcrm_kernel::config::Settings;
+use jtcrm_kernel::error::{AppError, AppResult, Validator};
+use jtcrm_kernel::jobs::{self, NewJob, Registry};
 
 pub const MAX_SUBJECT_CHARS: usize = 300;
 pub const MAX_BODY_CHARS: usize = 100_000;
@@ -232,20 +231,12 @@ pub async fn queue<C: ConnectionTrait>(
     Ok(id)
 }
 
-/// Registers the email job handlers (one line in `jobs::registry()`).
+/// Registers the e-mail jobs: sending, and the periodic reminder scan and digest planner.
 pub fn register(r: &mut Registry) {
     r.register(send::KIND, send::run);
-    r.register(reminders::KIND, reminders::run);
-    r.register(digest::PLAN_KIND, digest::run_plan);
+    r.periodic(reminders::SCHEDULE, reminders::run);
+    r.periodic(digest::PLAN_SCHEDULE, digest::run_plan);
     r.register(digest::KIND, digest::run);
-}
-
-/// Makes sure the periodic chains exist (the reminder scan and the digest planner); called by the
-/// worker on start and hourly.
-pub async fn ensure_scheduled(state: &AppState) -> AppResult<()> {
-    reminders::ensure_scheduled(state).await?;
-    digest::ensure_scheduled(state).await?;
-    Ok(())
 }
 
 pub fn to_dto(m: email::Model) -> Email {

@@ -18,12 +18,12 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
-use super::{MAX_KIND_LEN, model, to_dto};
-use crate::domains::audit;
-use crate::error::{AppError, AppResult};
-use crate::http::extract::{ApiPath, ApiQuery, Auth, RequestMeta, TenantCtx};
-use crate::http::pagination;
-use crate::state::AppState;
+use jtcrm_kernel::audit;
+use jtcrm_kernel::error::{AppError, AppResult};
+use jtcrm_kernel::http::extract::{ApiPath, ApiQuery, Auth, RequestMeta, TenantCtx};
+use jtcrm_kernel::http::pagination;
+use jtcrm_kernel::jobs::{MAX_KIND_LEN, model, to_dto, wake_workers};
+use jtcrm_kernel::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -230,6 +230,6 @@ pub async fn retry_job(
     )
     .await?;
     tx.commit().await?;
-    super::wake_workers();
+    wake_workers();
     Ok(Json(to_dto(job)))
 }

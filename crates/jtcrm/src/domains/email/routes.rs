@@ -10,9 +10,9 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::service::{self, EmailQuery};
-use crate::error::AppResult;
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery, TenantCtx};
-use crate::state::AppState;
+use jtcrm_kernel::error::AppResult;
+use jtcrm_kernel::http::extract::{ApiJson, ApiPath, ApiQuery, TenantCtx};
+use jtcrm_kernel::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

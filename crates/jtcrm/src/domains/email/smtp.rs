@@ -14,7 +14,7 @@ use lettre::transport::smtp::extension::ClientId;
 use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use uuid::Uuid;
 
-use crate::config::{Settings, SmtpTls};
+use jtcrm_kernel::config::{Settings, SmtpTls};
 
 /// Why a send failed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -30,16 +30,16 @@ use serde::Serialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::domains::leads::model::lead;
-use crate::domains::pipelines::board::GAP;
-use crate::domains::pipelines::model::{history, item, opportunity, pipeline, stage};
-use crate::domains::pipelines::money;
-use crate::domains::products::model::product;
-use crate::domains::tasks::model::task;
-use crate::domains::tenants::model::tenant;
-use crate::domains::timeline;
-use crate::domains::users::user;
-use crate::state::AppState;
+use jtcrm::domains::leads::model::lead;
+use jtcrm::domains::pipelines::board::GAP;
+use jtcrm::domains::pipelines::model::{history, item, opportunity, pipeline, stage};
+use jtcrm::domains::pipelines::money;
+use jtcrm::domains::products::model::product;
+use jtcrm::domains::tasks::model::task;
+use jtcrm::domains::tenants::model::tenant;
+use jtcrm::domains::timeline;
+use jtcrm::domains::users::user;
+use jtcrm_kernel::state::AppState;
 
 #[derive(Debug, Clone)]
 pub struct SalesOptions {
@@ -203,7 +203,7 @@ where
         txn.execute_unprepared("SET LOCAL synchronous_commit = off")
             .await?;
     }
-    crate::db::insert_all(&*txn, rows).await?;
+    jtcrm_kernel::db::insert_all(&*txn, rows).await?;
     txn.commit().await?;
     Ok(())
 }
@@ -492,7 +492,7 @@ pub async fn seed_sales(
     let today = now.with_timezone(&tz).date_naive();
     let (mut agenda_overdue, mut agenda_today) = (0u64, 0u64);
     let mut batch = vec![];
-    let no_date = crate::domains::tasks::no_date_sort();
+    let no_date = jtcrm::domains::tasks::no_date_sort();
     for i in 0..opts.tasks {
         // The agenda user's tasks are spread evenly through the sequence.
         let mine = opts.agenda_tasks > 0
@@ -656,12 +656,12 @@ pub async fn seed_sales(
 }
 
 pub async fn run_seed_sales(
-    mut settings: crate::config::Settings,
+    mut settings: jtcrm_kernel::config::Settings,
     opts: SalesOptions,
     out: &std::path::Path,
 ) -> anyhow::Result<()> {
     settings.superadmin_email = None;
-    let state = crate::app::build_state(settings).await?;
+    let state = jtcrm::app::build_state(settings).await?;
     let log = |m: &str| eprintln!("{m}");
     let report = seed_sales(&state, &opts, &log).await?;
     std::fs::write(out, serde_json::to_vec_pretty(&report)?)

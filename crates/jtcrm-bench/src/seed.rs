@@ -31,17 +31,17 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::domains::leads::model::{lead, status_history, tag, term};
-use crate::domains::leads::scoring::Scorer;
-use crate::domains::leads::{self, LeadDraft, WriteMode, search};
-use crate::domains::plans;
-use crate::domains::tenants::limits::{self, Resource};
-use crate::domains::tenants::model::tenant;
-use crate::domains::tenants::{self, NewTenant};
-use crate::domains::users::{self, NewUser};
-use crate::error::{AppError, Validator};
-use crate::http::extract::RequestMeta;
-use crate::state::AppState;
+use jtcrm::domains::leads::model::{lead, status_history, tag, term};
+use jtcrm::domains::leads::scoring::Scorer;
+use jtcrm::domains::leads::{self, LeadDraft, WriteMode, search};
+use jtcrm::domains::plans;
+use jtcrm::domains::tenants::limits::{self, Resource};
+use jtcrm::domains::tenants::model::tenant;
+use jtcrm::domains::tenants::{self, NewTenant};
+use jtcrm::domains::users::{self, NewUser};
+use jtcrm_kernel::error::{AppError, Validator};
+use jtcrm_kernel::http::extract::RequestMeta;
+use jtcrm_kernel::state::AppState;
 
 /// What to seed. Sizes are per tenant; tenant 0 is the big one.
 #[derive(Debug, Clone)]
@@ -581,12 +581,12 @@ async fn seed_tenant(
 /// `jtcrm bench seed`: connects to `settings.database_url` (migrating it), applies `configure` to
 /// the backend's defaults, seeds, writes the report as JSON to `out` and prints a summary.
 pub async fn run_seed(
-    mut settings: crate::config::Settings,
+    mut settings: jtcrm_kernel::config::Settings,
     configure: impl FnOnce(&mut SeedOptions),
     out: &std::path::Path,
 ) -> anyhow::Result<()> {
     settings.superadmin_email = None;
-    let state = crate::app::build_state(settings).await?;
+    let state = jtcrm::app::build_state(settings).await?;
     let mut opts = SeedOptions::defaults_for(state.db.get_database_backend());
     configure(&mut opts);
     let log = |m: &str| eprintln!("{m}");

@@ -28,8 +28,8 @@ use super::model::email;
 use super::smtp::{self, Outgoing, SendError};
 use crate::domains::tenants::{self, model::tenant};
 use crate::domains::timeline;
-use crate::jobs::{JobCtx, JobError};
-use crate::state::AppState;
+use jtcrm_kernel::jobs::{JobCtx, JobError};
+use jtcrm_kernel::state::AppState;
 
 pub const KIND: &str = "email.send";
 /// With the default backoff (2 s doubling, capped at 1 h) this spans about 2 h 15 min of outage.

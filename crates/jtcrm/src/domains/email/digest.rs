@@ -27,11 +27,13 @@ use crate::domains::tasks::agenda;
 use crate::domains::tasks::model::task;
 use crate::domains::tenants::{self, model::tenant};
 use crate::domains::users::model::user;
-use crate::error::AppResult;
-use crate::jobs::{JobCtx, JobError, NewJob, enqueue};
-use crate::state::AppState;
+use jtcrm_kernel::error::AppResult;
+use jtcrm_kernel::jobs::{JobCtx, JobError, NewJob, Next, Periodic, enqueue};
+use jtcrm_kernel::state::AppState;
 
 pub const PLAN_KIND: &str = "email.digest_plan";
+/// The planner runs hourly.
+pub const PLAN_SCHEDULE: Periodic = Periodic::every(PLAN_KIND, 3600);
 pub const KIND: &str = "email.daily_digest";
 pub const EMAIL_KIND: &str = "digest";
 /// Local hour the digest goes out.
@@ -41,41 +43,8 @@ pub const STALE_HOUR: u32 = 12;
 /// Tasks listed per section; the rest are counted.
 const MAX_LISTED: u64 = 30;
 
-fn plan_key(hour: i64) -> String {
-    format!("{PLAN_KIND}:{hour}")
-}
-
 fn digest_key(tenant_id: Uuid, date: NaiveDate) -> String {
     format!("{KIND}:{tenant_id}:{date}")
-}
-
-/// Makes sure this hour's planner run exists (called by the worker on start and hourly).
-pub async fn ensure_scheduled(state: &AppState) -> AppResult<()> {
-    let hour = Utc::now().timestamp() / 3600;
-    let tx = state.begin().await?;
-    enqueue(
-        &*tx,
-        NewJob::new(PLAN_KIND, json!({})).idempotency_key(plan_key(hour)),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
-}
-
-async fn schedule_next_plan(state: &AppState) -> AppResult<()> {
-    let next = Utc::now().timestamp() / 3600 + 1;
-    let at =
-        DateTime::from_timestamp(next * 3600, 0).unwrap_or_else(|| Utc::now() + Duration::hours(1));
-    let tx = state.begin().await?;
-    enqueue(
-        &*tx,
-        NewJob::new(PLAN_KIND, json!({}))
-            .idempotency_key(plan_key(next))
-            .run_at(at),
-    )
-    .await?;
-    tx.commit().await?;
-    Ok(())
 }
 
 /// `hour`:00 on `date` in `tz` as a UTC instant (the earlier one when ambiguous; when that local
@@ -137,10 +106,9 @@ pub async fn plan(state: &AppState) -> AppResult<u64> {
     Ok(planned)
 }
 
-pub async fn run_plan(state: AppState, _ctx: JobCtx) -> Result<(), JobError> {
+pub async fn run_plan(state: AppState, _ctx: JobCtx) -> Result<Next, JobError> {
     plan(&state).await?;
-    schedule_next_plan(&state).await?;
-    Ok(())
+    Ok(Next::NextSlot)
 }
 
 fn task_line(t: &task::Model, tz: Tz, with_date: bool) -> String {

@@ -13,10 +13,10 @@ use jtcrm_types::{ErrorCode, FieldError};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::domains::tenants::cache::TenantSnapshot;
 use crate::error::{AppError, current_request_id};
 use crate::security::Claims;
 use crate::state::AppState;
+use crate::tenancy::TenantSnapshot;
 
 // ---------- body, path and query ----------
 

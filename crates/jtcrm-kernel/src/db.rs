@@ -1,4 +1,5 @@
-//! Database connection by URL scheme (SQLite default, PostgreSQL in production) and migrations.
+//! Database connection by URL scheme (SQLite default, PostgreSQL in production) and statement
+//! helpers shared by every domain. Migrations live with the domains (`jtcrm::migration`).
 //! SQLite runs in WAL mode with foreign keys on; the file's directory is created on first run.
 
 use std::time::Duration;
@@ -8,9 +9,6 @@ use sea_orm::{
     ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
     DbErr, EntityTrait, Iterable,
 };
-use sea_orm_migration::MigratorTrait;
-
-use crate::migration::Migrator;
 
 pub type Db = DatabaseConnection;
 
@@ -67,13 +65,6 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
         .await
         .with_context(|| "não foi possível conectar ao banco de dados")?;
     Ok(db)
-}
-
-pub async fn migrate(db: &Db) -> anyhow::Result<()> {
-    Migrator::up(db, None)
-        .await
-        .context("falha ao aplicar migrações")?;
-    Ok(())
 }
 
 pub fn is_postgres(db: &Db) -> bool {

@@ -1,5 +1,7 @@
-//! In-process cache of each tenant's status, plan limits and settings, read on every request.
-//! Entries expire after a few seconds (other nodes' changes) and are dropped at once on local changes.
+//! The tenant snapshot read on every request (status, plan limits and features, settings) and its
+//! in-process cache. Entries expire after a few seconds (other nodes' changes) and are dropped at
+//! once on local changes. The kernel does not know the tenants' tables: the tenants domain
+//! implements [`TenantDirectory`] and `app.rs` hands it to the cache.
 
 use std::time::{Duration, Instant};
 
@@ -7,13 +9,26 @@ use dashmap::DashMap;
 use jtcrm_types::dto::TenantStatus;
 use jtcrm_types::dto::plans::{PlanFeatures, PlanLimits};
 use jtcrm_types::dto::tenants::TenantSettings;
-use sea_orm::EntityTrait;
 use uuid::Uuid;
 
-use super::model::tenant;
 use crate::db::Db;
-use crate::domains::plans::{self, model as plan};
 use crate::error::AppResult;
+
+/// A boxed future, for the object-safe [`TenantDirectory`].
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// Where snapshots come from (implemented by the tenants domain).
+pub trait TenantDirectory: Send + Sync {
+    /// The tenant's snapshot; `None` when it does not exist.
+    fn load<'a>(&'a self, db: &'a Db, id: Uuid)
+    -> BoxFuture<'a, AppResult<Option<TenantSnapshot>>>;
+    /// The id of the tenant with this slug.
+    fn id_for_slug<'a>(
+        &'a self,
+        db: &'a Db,
+        slug: &'a str,
+    ) -> BoxFuture<'a, AppResult<Option<Uuid>>>;
+}
 
 #[derive(Debug, Clone)]
 pub struct TenantSnapshot {
@@ -27,14 +42,16 @@ pub struct TenantSnapshot {
 }
 
 pub struct TenantCache {
+    directory: std::sync::Arc<dyn TenantDirectory>,
     by_id: DashMap<Uuid, (Option<TenantSnapshot>, Instant)>,
     by_slug: DashMap<String, (Option<Uuid>, Instant)>,
     ttl: Duration,
 }
 
 impl TenantCache {
-    pub fn new(ttl_secs: u64) -> Self {
+    pub fn new(ttl_secs: u64, directory: std::sync::Arc<dyn TenantDirectory>) -> Self {
         Self {
+            directory,
             by_id: DashMap::new(),
             by_slug: DashMap::new(),
             ttl: Duration::from_secs(ttl_secs),
@@ -48,7 +65,7 @@ impl TenantCache {
         {
             return Ok(e.0.clone());
         }
-        let snap = load(db, id).await?;
+        let snap = self.directory.load(db, id).await?;
         self.by_id.insert(id, (snap.clone(), Instant::now()));
         Ok(snap)
     }
@@ -59,12 +76,7 @@ impl TenantCache {
         {
             return Ok(e.0);
         }
-        use sea_orm::{ColumnTrait, QueryFilter};
-        let id = tenant::Entity::find()
-            .filter(tenant::Column::Slug.eq(slug))
-            .one(db)
-            .await?
-            .map(|t| t.id);
+        let id = self.directory.id_for_slug(db, slug).await?;
         self.by_slug.insert(slug.to_string(), (id, Instant::now()));
         Ok(id)
     }
@@ -78,25 +90,4 @@ impl TenantCache {
         self.by_id.clear();
         self.by_slug.clear();
     }
-}
-
-async fn load(db: &Db, id: Uuid) -> AppResult<Option<TenantSnapshot>> {
-    let Some(t) = tenant::Entity::find_by_id(id).one(db).await? else {
-        return Ok(None);
-    };
-    let p = plan::Entity::find_by_id(t.subscription_plan.clone())
-        .one(db)
-        .await?;
-    let (limits, features) = p
-        .map(|p| (plans::limits_of(&p), plans::features_of(&p)))
-        .unwrap_or_default();
-    Ok(Some(TenantSnapshot {
-        id: t.id,
-        slug: t.slug.clone(),
-        status: TenantStatus::parse(&t.status).unwrap_or(TenantStatus::Suspended),
-        plan_code: t.subscription_plan.clone(),
-        limits,
-        features,
-        settings: super::settings_of(&t),
-    }))
 }

@@ -1,0 +1,27 @@
+//! The kernel of jtcrm: everything every business domain builds on, and nothing that belongs to
+//! one of them. It imports no domain (the compiler enforces it: domains live in the `jtcrm` crate,
+//! above this one). See `docs/architecture.md` for the layers and the allowed directions.
+//!
+//! - [`config`], [`db`], [`kv`], [`security`], [`telemetry`]: settings, storage, key-value store,
+//!   keys and hashing, logging and metrics.
+//! - [`state`]: the shared [`state::AppState`] and write transactions ([`state::Tx`]).
+//! - [`http`]: the request context (tenant, actor with role, request meta), role guards,
+//!   body/path/query extractors, pagination and cursors, idempotency keys.
+//! - [`tenancy`]: the per-request tenant snapshot (status, plan limits and features, settings).
+//! - [`error`]: the problem+json error type and its code table.
+//! - [`events`], [`audit`]: the domain-event outbox and the audit log, written in the caller's
+//!   transaction.
+//! - [`jobs`]: the durable job queue, the worker and the registry domains register into.
+
+pub mod audit;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod events;
+pub mod http;
+pub mod jobs;
+pub mod kv;
+pub mod security;
+pub mod state;
+pub mod telemetry;
+pub mod tenancy;

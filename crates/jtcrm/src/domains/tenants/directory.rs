@@ -1,0 +1,62 @@
+//! The tenants domain's side of the kernel's tenant snapshot: how a snapshot is read from the
+//! `tenants` and `plans` tables (see `jtcrm_kernel::tenancy`).
+
+use jtcrm_kernel::db::Db;
+use jtcrm_kernel::error::AppResult;
+use jtcrm_kernel::tenancy::{BoxFuture, TenantDirectory, TenantSnapshot};
+use jtcrm_types::dto::TenantStatus;
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
+use uuid::Uuid;
+
+use super::model::tenant;
+use crate::domains::plans::{self, model as plan};
+
+/// Reads snapshots from the database.
+pub struct Directory;
+
+impl TenantDirectory for Directory {
+    fn load<'a>(
+        &'a self,
+        db: &'a Db,
+        id: Uuid,
+    ) -> BoxFuture<'a, AppResult<Option<TenantSnapshot>>> {
+        Box::pin(load(db, id))
+    }
+
+    fn id_for_slug<'a>(
+        &'a self,
+        db: &'a Db,
+        slug: &'a str,
+    ) -> BoxFuture<'a, AppResult<Option<Uuid>>> {
+        Box::pin(async move {
+            Ok(tenant::Entity::find()
+                .select_only()
+                .column(tenant::Column::Id)
+                .filter(tenant::Column::Slug.eq(slug))
+                .into_tuple()
+                .one(db)
+                .await?)
+        })
+    }
+}
+
+async fn load(db: &Db, id: Uuid) -> AppResult<Option<TenantSnapshot>> {
+    let Some(t) = tenant::Entity::find_by_id(id).one(db).await? else {
+        return Ok(None);
+    };
+    let p = plan::Entity::find_by_id(t.subscription_plan.clone())
+        .one(db)
+        .await?;
+    let (limits, features) = p
+        .map(|p| (plans::limits_of(&p), plans::features_of(&p)))
+        .unwrap_or_default();
+    Ok(Some(TenantSnapshot {
+        id: t.id,
+        slug: t.slug.clone(),
+        status: TenantStatus::parse(&t.status).unwrap_or(TenantStatus::Suspended),
+        plan_code: t.subscription_plan.clone(),
+        limits,
+        features,
+        settings: super::settings_of(&t),
+    }))
+}
