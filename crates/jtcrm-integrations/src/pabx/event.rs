@@ -6,7 +6,7 @@
 //! ints, and sometimes as invalid JSON (trailing commas `{"a":1,}` / `[1,2,]`, raw control
 //! characters) because the template is filled by plain text substitution. So:
 //!
-//! - the body is sniffed (JSON when it starts with `{`/`[`, a form otherwise); `Content-Type`
+//! - the body is sniffed (JSON when it starts with `{`, `[` or `"`, a form otherwise); `Content-Type`
 //!   is only used for its charset (UTF-8, with a Latin-1 fallback for invalid UTF-8);
 //! - invalid JSON gets one repair pass ([`repair_json`]) before giving up;
 //! - only `callid` is required; unreadable optional fields become `None`, unknown ones are
@@ -112,7 +112,7 @@ pub fn parse_call_event(
     if text.is_empty() {
         return Err(ParseError::Empty);
     }
-    let obj = if text.starts_with('{') || text.starts_with('[') {
+    let obj = if text.starts_with(['{', '[', '"']) {
         parse_json_object(text)?
     } else if text.contains('=') {
         parse_form(text)?

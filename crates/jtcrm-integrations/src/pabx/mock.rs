@@ -163,7 +163,7 @@ pub mod fixtures {
     /// A call-end event with ints, an `HH:MM:SS` duration and the recording as an array.
     pub const EVENT_INTS_AND_ARRAY: &str = r#"{"callid":1000002,"origem":11987654321,"destino":1002,"direcao":"entrada","data":"05/03/2025 14:05:00","timestamp":1741194300,"duracao":"00:01:05","gravacao":["https://pabx.example/gravacoes/1000002-1.wav",]}"#;
     /// A form-encoded call-end event of an unanswered call (no recording).
-    pub const EVENT_FORM: &str = "callid=1000003&origem=1001&destino=0011987654321&direcao=saida&data=05%2F03%2F2025+14%3A06%3A10&timestamp=1741194370&duracao=0&gravacao=";
+    pub const EVENT_FORM: &str = "callid=1000003&origem=1001&destino=011987654321&direcao=saida&data=05%2F03%2F2025+14%3A06%3A10&timestamp=1741194370&duracao=0&gravacao=";
 }
 
 /// Options of the mock.
