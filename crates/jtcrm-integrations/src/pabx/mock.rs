@@ -307,6 +307,13 @@ impl MockState {
         Instant::now() + self.clock_offset
     }
 
+    fn record_event(&mut self, event: SentEvent) {
+        if self.events.len() >= LOG_CAP {
+            self.events.drain(..LOG_CAP / 10);
+        }
+        self.events.push(event);
+    }
+
     fn pending_event(&self) -> Option<PendingEvent> {
         self.event_url.clone().map(|url| PendingEvent {
             url,
@@ -590,7 +597,18 @@ impl MockPabx {
         let (content_type, body) = render_event(call, format, offset, &origin);
         let this = self.clone();
         let call_id = call.id;
-        tokio::spawn(async move {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            this.lock().record_event(SentEvent {
+                call_id,
+                url,
+                content_type: content_type.to_owned(),
+                body,
+                status: None,
+                error: Some("no Tokio runtime to send the event from".into()),
+            });
+            return;
+        };
+        runtime.spawn(async move {
             let result = this
                 .inner
                 .http
@@ -604,7 +622,7 @@ impl MockPabx {
                 Ok(resp) => (Some(resp.status().as_u16()), None),
                 Err(e) => (None, Some(e.to_string())),
             };
-            this.lock().events.push(SentEvent {
+            this.lock().record_event(SentEvent {
                 call_id,
                 url,
                 content_type: content_type.to_owned(),
@@ -786,6 +804,9 @@ pub async fn serve(listener: TcpListener, opts: MockPabxOptions) -> MockPabxHand
 
 const MAX_BODY: usize = 1 << 20;
 
+/// The request and event logs keep at most this many entries (the oldest tenth is dropped).
+const LOG_CAP: usize = 10_000;
+
 fn envelope(code: u16, mensagem: &str, dados: Value, total: Value) -> Response {
     let returned = dados.as_array().map(Vec::len).unwrap_or(0);
     axum::Json(json!({
@@ -831,6 +852,9 @@ async fn api_gate(State(m): State<MockPabx>, req: Request, next: Next) -> Respon
         .unwrap_or_default();
     let latency = {
         let mut s = m.lock();
+        if s.requests.len() >= LOG_CAP {
+            s.requests.drain(..LOG_CAP / 10);
+        }
         s.requests.push(MockRequest {
             method: parts.method.to_string(),
             path: parts.uri.path().to_owned(),
@@ -1410,6 +1434,26 @@ pub fn silent_wav() -> Vec<u8> {
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn events_without_a_runtime_are_logged_not_panicking() {
+        let mock = MockPabx::new(MockPabxOptions {
+            event_url: Some("http://127.0.0.1:9/hook".into()),
+            ..MockPabxOptions::default()
+        });
+        let id = mock.push_inbound(InboundCall {
+            from: "+5511987654321".into(),
+            extension: "1001".into(),
+            outcome: MockOutcome::Busy,
+        });
+        let sent = mock.events_sent();
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].call_id.to_string(), id);
+        assert!(sent[0].error.is_some());
+        assert!(!mock.calls()[0].visible);
+        mock.release_all();
+        assert!(mock.calls()[0].visible);
+    }
 
     #[test]
     fn wav_header_is_valid() {
