@@ -117,11 +117,17 @@ pub fn parse_hms(s: &str) -> Option<u32> {
     u32::try_from(total).ok()
 }
 
-/// Seconds from a JSON value: an integer (or integral float) of seconds, a numeric string, or an
+/// Seconds from a JSON value: a number of seconds (a fraction is dropped), a numeric string, or an
 /// `"HH:MM:SS"` string.
 pub fn flex_seconds(v: &Value) -> Option<u32> {
     match v {
-        Value::Number(_) => flex_u64(v).and_then(|n| u32::try_from(n).ok()),
+        Value::Number(n) => match n.as_u64() {
+            Some(u) => u32::try_from(u).ok(),
+            None => n
+                .as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0 && *f < f64::from(u32::MAX))
+                .map(|f| f.trunc() as u32),
+        },
         Value::String(s) => parse_hms(s),
         _ => None,
     }
@@ -317,6 +323,9 @@ mod tests {
         assert_eq!(flex_seconds(&json!("42")), Some(42));
         assert_eq!(flex_seconds(&json!("00:00:42")), Some(42));
         assert_eq!(flex_seconds(&json!(true)), None);
+        assert_eq!(flex_seconds(&json!(65.7)), Some(65));
+        assert_eq!(flex_seconds(&json!(-1.0)), None);
+        assert_eq!(flex_seconds(&json!(1e300)), None);
         assert_eq!(format_hms(3665), "01:01:05");
         assert_eq!(format_hms(0), "00:00:00");
         assert_eq!(format_hms(360_000), "100:00:00");
