@@ -440,8 +440,14 @@ async fn add_signers_twice_does_not_duplicate() -> Result<()> {
         .await?;
     let signers = signers()?;
     let first = client.create_signer_list(&doc, &signers).await?;
+    let before = mock.requests();
     let again = client.create_signer_list(&doc, &signers).await?;
     assert_eq!(first, again);
+    assert_eq!(
+        mock.requests() - before,
+        1,
+        "only the signer list is read again"
+    );
     assert_eq!(mock.document(&doc).map(|d| d.signers.len()), Some(2));
     Ok(())
 }
@@ -816,14 +822,17 @@ async fn refusal_and_cancel_end_cancelled() -> Result<()> {
 }
 
 #[tokio::test]
-async fn undeliverable_email_posts_type_2() -> Result<()> {
-    let mock = start_mock(opts()).await?;
+async fn undeliverable_email_posts_type_2_to_the_account_webhook() -> Result<()> {
     let (receiver, hook_url) = start_receiver(0).await?;
+    let mock = start_mock(MockOptions {
+        default_webhook_url: Some(hook_url),
+        ..opts()
+    })
+    .await?;
     let client = client_for(&mock)?;
     let doc = client
         .upload(mock.safe_id(), "c.pdf", Bytes::from_static(PDF))
         .await?;
-    client.add_webhook(&doc, &hook_url).await?;
     client
         .create_signer_list(
             &doc,

@@ -177,31 +177,42 @@ impl Client {
         parse_document_status(document_id, &v)
     }
 
-    /// `POST /documents/{uuid}/createlist`, skipping e-mails already listed, then
-    /// `POST /documents/{uuid}/addinfo` for the name and CPF of the new ones.
+    /// `POST /documents/{uuid}/createlist` for the signers not yet listed (matched by e-mail,
+    /// case-insensitively), then `POST /documents/{uuid}/addinfo` with the name and CPF of
+    /// every signer the provider still shows without a name (so a retry after a failed
+    /// `addinfo` completes it). Returns one key per requested signer, in order.
     pub async fn create_signer_list(
         &self,
         document_id: &str,
         signers: &[Signer],
     ) -> Result<Vec<SignerKey>, SignError> {
         let doc = path_segment(document_id)?;
-        let existing = self.document_status(document_id).await?.signers;
-        let find = |email: &str| {
-            existing
+        // (email, key, needs addinfo) of the signers already on the document.
+        let mut known: Vec<(String, String, bool)> = self
+            .document_status(document_id)
+            .await?
+            .signers
+            .into_iter()
+            .map(|s| (s.email, s.key, s.name.trim().is_empty()))
+            .collect();
+        let key_of = |known: &[(String, String, bool)], email: &str| {
+            known
                 .iter()
-                .find(|s| s.email.eq_ignore_ascii_case(email))
-                .map(|s| s.key.clone())
+                .find(|(e, _, _)| e.eq_ignore_ascii_case(email))
+                .map(|(_, k, needs)| (k.clone(), *needs))
         };
+
         let missing: Vec<&Signer> = signers
             .iter()
-            .filter(|s| find(&s.email).is_none())
+            .filter(|s| key_of(&known, &s.email).is_none())
             .collect();
-        let mut created: Vec<SignerKey> = Vec::new();
         if !missing.is_empty() {
-            let body =
-                json!({ "signers": missing.iter().map(|s| signer_json(s)).collect::<Vec<_>>() });
+            let list: Vec<Value> = missing.iter().map(|s| signer_json(s)).collect();
             let v = self
-                .post_json(&format!("/documents/{doc}/createlist"), &body)
+                .post_json(
+                    &format!("/documents/{doc}/createlist"),
+                    &json!({ "signers": list }),
+                )
                 .await?;
             let items = v.get("message").and_then(Value::as_array).ok_or_else(|| {
                 SignError::InvalidResponse(format!("createlist answer without a list: {v}"))
@@ -210,23 +221,24 @@ impl Client {
                 if let (Some(email), Some(key)) =
                     (non_empty(item, "email"), non_empty(item, "key_signer"))
                 {
-                    created.push(SignerKey { email, key });
+                    known.push((email, key, true));
                 }
             }
-            for s in &missing {
-                let Some(key) = created
-                    .iter()
-                    .find(|k| k.email.eq_ignore_ascii_case(&s.email))
-                    .map(|k| k.key.clone())
-                else {
-                    continue;
-                };
-                if s.name.trim().is_empty() && s.cpf.is_none() {
-                    continue;
-                }
-                let mut info = json!({ "key_signer": key, "email": s.email });
-                if !s.name.trim().is_empty() {
-                    info["display_name"] = json!(s.name.trim());
+        }
+
+        let mut keys = Vec::with_capacity(signers.len());
+        for s in signers {
+            let (key, needs_info) = key_of(&known, &s.email).ok_or_else(|| {
+                SignError::InvalidResponse(format!(
+                    "createlist returned no key_signer for {}",
+                    s.email
+                ))
+            })?;
+            let name = s.name.trim();
+            if needs_info && (!name.is_empty() || s.cpf.is_some()) {
+                let mut info = json!({ "key_signer": key, "email": s.email.trim() });
+                if !name.is_empty() {
+                    info["display_name"] = json!(name);
                 }
                 if let Some(cpf) = &s.cpf {
                     info["documentation"] = json!(cpf.masked());
@@ -234,29 +246,12 @@ impl Client {
                 self.post_json(&format!("/documents/{doc}/addinfo"), &info)
                     .await?;
             }
+            keys.push(SignerKey {
+                email: s.email.clone(),
+                key,
+            });
         }
-        signers
-            .iter()
-            .map(|s| {
-                find(&s.email)
-                    .or_else(|| {
-                        created
-                            .iter()
-                            .find(|k| k.email.eq_ignore_ascii_case(&s.email))
-                            .map(|k| k.key.clone())
-                    })
-                    .map(|key| SignerKey {
-                        email: s.email.clone(),
-                        key,
-                    })
-                    .ok_or_else(|| {
-                        SignError::InvalidResponse(format!(
-                            "createlist returned no key_signer for {}",
-                            s.email
-                        ))
-                    })
-            })
-            .collect()
+        Ok(keys)
     }
 
     /// `POST /documents/{uuid}/sendtosigner` with `skip_email:"0"`, `workflow:"0"`.

@@ -68,6 +68,9 @@ pub struct MockOptions {
     /// How long an uploaded document stays "1 Processando" before "2 Aguardando
     /// Signatários" (zero: at once). While processing, `createlist` is refused.
     pub processing_time: Duration,
+    /// Where postbacks go for documents without a webhook of their own (the account-level
+    /// webhook configured in D4Sign's panel).
+    pub default_webhook_url: Option<String>,
     /// Delay before the first delivery attempt of a postback.
     pub webhook_delay: Duration,
     /// Delays between retries of a postback the receiver answered non-2xx (or did not answer);
@@ -94,6 +97,7 @@ impl Default for MockOptions {
             )],
             safe_id_key: SafeIdKey::Dash,
             processing_time: Duration::ZERO,
+            default_webhook_url: None,
             webhook_delay: Duration::from_millis(20),
             webhook_retry_delays: vec![Duration::from_millis(50); 6],
             webhook_timeout: Duration::from_secs(2),
@@ -193,7 +197,11 @@ impl Inner {
 
     /// Queues the postbacks of `doc` (if it has a webhook), applying the duplicate option.
     fn enqueue(&self, doc: &MockDocument, kinds: Vec<PostbackKind>) {
-        let Some(url) = &doc.webhook_url else {
+        let Some(url) = doc
+            .webhook_url
+            .as_ref()
+            .or(self.opts.default_webhook_url.as_ref())
+        else {
             return;
         };
         let due = Instant::now() + self.opts.webhook_delay;
