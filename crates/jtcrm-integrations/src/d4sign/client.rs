@@ -476,3 +476,59 @@ fn parse_signer(s: &Value) -> Option<SignerStatus> {
         signed_at: info.and_then(|i| non_empty(i, "date_signed")),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn document_status_is_read_tolerantly() -> Result<(), SignError> {
+        let v = json!([{
+            "uuidDoc": "d1", "nameDoc": "c.pdf", "statusId": 3, "statusComment": "",
+            "list": {"0": {"key_signer": "k1", "email": "a@x", "signed": 1,
+                           "sign_info": {"ip": "10.0.0.1", "date_signed": "2026-03-05 10:00:00"}},
+                     "1": {"key_signer": "k2", "email": "b@x", "signed": "0", "act": "5"}}
+        }]);
+        let s = parse_document_status("d1", &v)?;
+        assert_eq!(s.state, DocumentState::WaitingSignatures);
+        assert_eq!(s.comment, None);
+        assert_eq!(s.signers.len(), 2);
+        let a = s.signers.iter().find(|x| x.email == "a@x");
+        assert_eq!(a.map(|x| x.signed), Some(true));
+        assert_eq!(a.and_then(|x| x.ip.clone()), Some("10.0.0.1".into()));
+        let b = s.signers.iter().find(|x| x.email == "b@x");
+        assert_eq!(b.and_then(|x| x.act), Some(SignerAct::Witness));
+
+        let obj = json!({"statusId": "4"});
+        assert_eq!(parse_document_status("d2", &obj)?.document_id, "d2");
+        assert!(matches!(
+            parse_document_status("d", &json!({"statusId": "9"})),
+            Err(SignError::InvalidResponse(_))
+        ));
+        assert!(matches!(
+            parse_document_status("d", &json!("oops")),
+            Err(SignError::InvalidResponse(_))
+        ));
+        Ok(())
+    }
+
+    #[test]
+    fn status_codes_map_to_errors() {
+        let body = br#"{"message":"nope"}"#;
+        assert_eq!(check_status(StatusCode::OK, body), Ok(()));
+        assert_eq!(
+            check_status(StatusCode::UNAUTHORIZED, body),
+            Err(SignError::Unauthorized)
+        );
+        assert_eq!(
+            check_status(StatusCode::BAD_REQUEST, body),
+            Err(SignError::Rejected("nope".into()))
+        );
+        assert!(check_status(StatusCode::BAD_GATEWAY, b"<html>").is_err_and(|e| e.is_retryable()));
+        assert!(check_status(StatusCode::TOO_MANY_REQUESTS, body).is_err_and(|e| e.is_retryable()));
+        assert_eq!(
+            signer_json(&Signer::new("a@x", "A", SignerAct::Party))["act"],
+            "4"
+        );
+    }
+}

@@ -1236,3 +1236,32 @@ async fn list_webhooks(State(inner): State<Arc<Inner>>, Path(id): Path<String>) 
         .collect();
     ok(Value::Array(list))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn php_bracket_form_fields_become_nested_json() {
+        assert_eq!(
+            split_brackets("signers[0][email]"),
+            ["signers", "0", "email"]
+        );
+        assert_eq!(split_brackets("message"), ["message"]);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/x-www-form-urlencoded"),
+        );
+        let body = b"signers[1][email]=b%40x&signers[0][email]=a%40x&signers[0][act]=1&url=u";
+        let parsed = parse_body(&headers, body).map(Value::Object);
+        assert_eq!(
+            parsed,
+            Ok(json!({
+                "signers": [{"email": "a@x", "act": "1"}, {"email": "b@x"}],
+                "url": "u",
+            }))
+        );
+        assert_eq!(parse_body(&headers, b"   "), Ok(Map::new()));
+    }
+}

@@ -438,3 +438,43 @@ pub fn contract_body(c: &ContractSync) -> Value {
     m.insert("cliente".into(), Value::Object(cliente));
     Value::Object(m)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicate_reference_messages() {
+        for m in [
+            "Já existe um contrato com a referencia 'X' (referencia duplicada)",
+            "Referência já cadastrada",
+            "referencia em uso por outro contrato",
+            "REFERENCIA DUPLICADA",
+        ] {
+            assert!(is_duplicate_reference(m), "{m}");
+        }
+        for m in [
+            "CNPJ/CPF do cliente inválido",
+            "Já existe um cliente com este e-mail",
+            "referencia obrigatória",
+        ] {
+            assert!(!is_duplicate_reference(m), "{m}");
+        }
+    }
+
+    #[test]
+    fn envelope_readers_are_tolerant() {
+        assert_eq!(sucesso(&json!({"Sucesso": true})), Some(true));
+        assert_eq!(sucesso(&json!({"Sucesso": "False"})), Some(false));
+        assert_eq!(sucesso(&json!({"sucesso": false})), Some(false));
+        assert_eq!(sucesso(&json!({})), None);
+        assert_eq!(id_of(&json!({"Id": 42})), Some("42".into()));
+        assert_eq!(id_of(&json!({"Id": "42"})), Some("42".into()));
+        assert_eq!(id_of(&json!({"codigo": 7})), Some("7".into()));
+        assert_eq!(id_of(&json!({"Id": 0})), None);
+        assert_eq!(mensagem(&json!({"Mensagem": "x"})), Some("x".into()));
+        assert_eq!(normalize_tax_id("12.abc.345/01de-35"), "12ABC34501DE35");
+        assert_eq!(reais(12990), json!(129.9));
+        assert_eq!(reais(5), json!(0.05));
+    }
+}
