@@ -426,7 +426,11 @@ mod d4sign {
             ]
         );
         assert!(got.iter().all(|(p, _)| p.uuid == doc));
-        assert_eq!(mock.webhooks_delivered(), 3);
+        // The mock counts a delivery when it reads the 2xx, just after the receiver recorded it.
+        eventually("the mock to count 3 deliveries", || {
+            mock.webhooks_delivered() == 3
+        })
+        .await?;
 
         let pdf = provider.download_pdf(&doc).await?;
         assert!(pdf.starts_with(b"%PDF"));
