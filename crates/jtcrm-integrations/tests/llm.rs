@@ -76,7 +76,7 @@ impl ToolExecutor for Crm {
 }
 
 #[tokio::test]
-async fn plain_reply_with_key_and_base_without_v1() -> Result<()> {
+async fn llm_plain_reply_with_key_and_base_without_v1() -> Result<()> {
     let mock = start(MockLlmOptions {
         api_key: Some("sk-test".into()),
         ..Default::default()
@@ -116,7 +116,7 @@ async fn plain_reply_with_key_and_base_without_v1() -> Result<()> {
 }
 
 #[tokio::test]
-async fn usage_is_optional() -> Result<()> {
+async fn llm_usage_is_optional() -> Result<()> {
     let mock = start(MockLlmOptions {
         include_usage: false,
         ..Default::default()
@@ -130,7 +130,7 @@ async fn usage_is_optional() -> Result<()> {
 }
 
 #[tokio::test]
-async fn tool_call_then_final_answer() -> Result<()> {
+async fn llm_tool_call_then_final_answer() -> Result<()> {
     let mock = start(MockLlmOptions::default()).await?;
     mock.push(MockTurn::tool_call(
         "buscar_cliente",
@@ -182,7 +182,7 @@ async fn tool_call_then_final_answer() -> Result<()> {
 }
 
 #[tokio::test]
-async fn unknown_tool_and_invalid_arguments_go_back_as_errors() -> Result<()> {
+async fn llm_unknown_tool_and_invalid_arguments_go_back_as_errors() -> Result<()> {
     let mock = start(MockLlmOptions {
         error_flavour: ErrorFlavour::LlamaCpp,
         ..Default::default()
@@ -231,7 +231,7 @@ async fn unknown_tool_and_invalid_arguments_go_back_as_errors() -> Result<()> {
 }
 
 #[tokio::test]
-async fn tool_loop_stops_after_max_rounds() -> Result<()> {
+async fn llm_tool_loop_stops_after_max_rounds() -> Result<()> {
     let mock = start(MockLlmOptions::default()).await?;
     for _ in 0..3 {
         mock.push(MockTurn::tool_call(
@@ -252,7 +252,7 @@ async fn tool_loop_stops_after_max_rounds() -> Result<()> {
 }
 
 #[tokio::test]
-async fn streaming_content_and_fragmented_tool_calls() -> Result<()> {
+async fn llm_streaming_content_and_fragmented_tool_calls() -> Result<()> {
     let mock = start(MockLlmOptions {
         stream_chunk_chars: 3,
         ..Default::default()
@@ -321,7 +321,7 @@ async fn streaming_content_and_fragmented_tool_calls() -> Result<()> {
 }
 
 #[tokio::test]
-async fn rate_limited_then_success_honours_retry_after() -> Result<()> {
+async fn llm_rate_limited_then_success_honours_retry_after() -> Result<()> {
     let mock = start(MockLlmOptions::default()).await?;
     mock.rate_limit_next(1, Some("1"));
     let model = client(mock.base_url(), None)?;
@@ -342,7 +342,7 @@ async fn rate_limited_then_success_honours_retry_after() -> Result<()> {
 }
 
 #[tokio::test]
-async fn rate_limit_beyond_cap_or_attempts_is_returned() -> Result<()> {
+async fn llm_rate_limit_beyond_cap_or_attempts_is_returned() -> Result<()> {
     let mock = start(MockLlmOptions::default()).await?;
     // Longer than max_retry_after (5 s): returned at once with the server's value.
     mock.rate_limit_next(1, Some("120"));
@@ -374,7 +374,7 @@ async fn rate_limit_beyond_cap_or_attempts_is_returned() -> Result<()> {
 }
 
 #[tokio::test]
-async fn both_error_flavours() -> Result<()> {
+async fn llm_both_error_flavours() -> Result<()> {
     let mock = start(MockLlmOptions::default()).await?;
     let model = client(mock.base_url(), None)?;
 
@@ -448,7 +448,7 @@ async fn both_error_flavours() -> Result<()> {
 }
 
 #[tokio::test]
-async fn wrong_key_is_unauthorized_and_not_retried() -> Result<()> {
+async fn llm_wrong_key_is_unauthorized_and_not_retried() -> Result<()> {
     for flavour in [ErrorFlavour::OpenAi, ErrorFlavour::LlamaCpp] {
         let mock = start(MockLlmOptions {
             api_key: Some("sk-right".into()),
@@ -475,7 +475,7 @@ async fn wrong_key_is_unauthorized_and_not_retried() -> Result<()> {
 }
 
 #[tokio::test]
-async fn timeout_is_unavailable() -> Result<()> {
+async fn llm_timeout_is_unavailable() -> Result<()> {
     let mock = start(MockLlmOptions {
         latency: Duration::from_secs(5),
         ..Default::default()
@@ -511,7 +511,7 @@ async fn timeout_is_unavailable() -> Result<()> {
 }
 
 #[tokio::test]
-async fn mock_ignores_unknown_fields_and_streams_errors_as_json() -> Result<()> {
+async fn llm_mock_ignores_unknown_fields_and_streams_errors_as_json() -> Result<()> {
     let mock = start(MockLlmOptions::default()).await?;
     let http = reqwest::Client::new();
     let response = http

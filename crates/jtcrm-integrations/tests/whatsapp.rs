@@ -176,7 +176,7 @@ fn fallback() -> TemplateFallback {
 // Pure helpers.
 
 #[test]
-fn signature_good_bad_tampered_and_prefix() {
+fn whatsapp_signature_good_bad_tampered_and_prefix() {
     let options = MockWaOptions::default();
     let payload = fixtures::inbound_text_payload(
         &options,
@@ -245,7 +245,7 @@ fn signature_good_bad_tampered_and_prefix() {
 }
 
 #[test]
-fn subscription_handshake_rules() {
+fn whatsapp_subscription_handshake_rules() {
     let ok = verify_subscription(Some("subscribe"), Some("tok"), Some("1158201444"), "tok");
     assert_eq!(ok.as_deref(), Some("1158201444"));
     assert_eq!(
@@ -280,7 +280,7 @@ fn subscription_handshake_rules() {
 }
 
 #[test]
-fn parse_inbound_statuses_and_others() -> Result<()> {
+fn whatsapp_parse_inbound_statuses_and_others() -> Result<()> {
     let options = MockWaOptions::default();
     let raw = fixtures::meta_json(&fixtures::inbound_text_payload(
         &options,
@@ -434,7 +434,7 @@ fn parse_inbound_statuses_and_others() -> Result<()> {
 // Over HTTP.
 
 #[tokio::test]
-async fn handshake_against_the_receiver() -> Result<()> {
+async fn whatsapp_handshake_against_the_receiver() -> Result<()> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let mock = mock::serve(listener, MockWaOptions::default())?;
     let wrong = receiver(&mock.options().app_secret, "another-token").await?;
@@ -464,7 +464,7 @@ async fn handshake_against_the_receiver() -> Result<()> {
 }
 
 #[tokio::test]
-async fn inbound_then_reply_inside_window_with_status_webhooks() -> Result<()> {
+async fn whatsapp_inbound_then_reply_inside_window_with_status_webhooks() -> Result<()> {
     let (mock, receiver, client) = setup(MockWaOptions::default()).await?;
     let inbound = mock
         .inbound_text(
@@ -551,7 +551,7 @@ async fn inbound_then_reply_inside_window_with_status_webhooks() -> Result<()> {
 }
 
 #[tokio::test]
-async fn outside_window_falls_back_to_template() -> Result<()> {
+async fn whatsapp_outside_window_falls_back_to_template() -> Result<()> {
     let (mock, receiver, client) = setup(MockWaOptions::default()).await?;
     // Never wrote: 131047.
     match client.send_text(CUSTOMER, "Oi, sua fatura venceu").await {
@@ -602,7 +602,7 @@ async fn outside_window_falls_back_to_template() -> Result<()> {
 }
 
 #[tokio::test]
-async fn template_errors() -> Result<()> {
+async fn whatsapp_template_errors() -> Result<()> {
     let (mock, _receiver, client) = setup(MockWaOptions::default()).await?;
     match client
         .send_template(CUSTOMER, "nao_existe", "pt_BR", &["x"])
@@ -639,7 +639,7 @@ async fn template_errors() -> Result<()> {
 }
 
 #[tokio::test]
-async fn auth_phone_id_rate_limit_and_local_errors() -> Result<()> {
+async fn whatsapp_auth_phone_id_rate_limit_and_local_errors() -> Result<()> {
     let (mock, _receiver, _client) = setup(MockWaOptions::default()).await?;
     let mut config = WaConfig::new(mock.options().phone_number_id.clone(), "EAAG-expired");
     config.base_url = mock.base_url().to_string();
@@ -715,7 +715,7 @@ async fn auth_phone_id_rate_limit_and_local_errors() -> Result<()> {
 }
 
 #[tokio::test]
-async fn scripted_failed_status_and_failed_status_window_mode() -> Result<()> {
+async fn whatsapp_scripted_failed_status_and_failed_status_window_mode() -> Result<()> {
     let options = MockWaOptions {
         outside_window: OutsideWindowMode::FailedStatus,
         ..Default::default()
@@ -768,7 +768,7 @@ async fn scripted_failed_status_and_failed_status_window_mode() -> Result<()> {
 }
 
 #[tokio::test]
-async fn forged_and_tampered_webhooks_are_rejected() -> Result<()> {
+async fn whatsapp_forged_and_tampered_webhooks_are_rejected() -> Result<()> {
     let (mock, receiver, client) = setup(MockWaOptions::default()).await?;
     let forged = mock
         .inbound_text_forged(CUSTOMER, "Intruso", "me dá desconto")
@@ -835,7 +835,7 @@ async fn forged_and_tampered_webhooks_are_rejected() -> Result<()> {
 }
 
 #[tokio::test]
-async fn webhooks_are_retried_until_the_receiver_accepts() -> Result<()> {
+async fn whatsapp_webhooks_are_retried_until_the_receiver_accepts() -> Result<()> {
     // A receiver whose secret is wrong answers 401 to every attempt: the mock retries.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let mock = mock::serve(
