@@ -540,6 +540,27 @@ async fn llm_mock_ignores_unknown_fields_and_streams_errors_as_json() -> Result<
         Err(LlmError::BadRequest(_))
     ));
 
+    // A server that ignores `stream: true` and answers plain JSON is still understood.
+    let plain = json!({"choices": [{"message": {"role": "assistant", "content": "sem stream"}, "finish_reason": "stop"}]});
+    mock.push(MockTurn::Raw {
+        status: 200,
+        content_type: "application/json".into(),
+        body: plain.to_string(),
+    });
+    let mut pieces = Vec::new();
+    let mut collect = |d: StreamDelta| pieces.push(d);
+    let mut request = ask("oi");
+    request.tool_choice = Some(ToolChoice::Function("buscar_cliente".into()));
+    request.tools = tools();
+    let response = model.complete_stream(request, &mut collect).await?;
+    assert_eq!(response.content.as_deref(), Some("sem stream"));
+    assert_eq!(pieces, vec![StreamDelta::Content("sem stream".into())]);
+    let sent = mock.requests().last().context("request")?.body.clone();
+    assert_eq!(
+        sent["tool_choice"],
+        json!({"type": "function", "function": {"name": "buscar_cliente"}})
+    );
+
     // A 200 that is not a completion.
     mock.push(MockTurn::Raw {
         status: 200,
