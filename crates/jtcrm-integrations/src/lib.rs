@@ -3,7 +3,7 @@
 //!
 //! This crate knows nothing of tenants, the database or HTTP routing of the product: callers pass
 //! credentials and base URLs in, and get typed results or a typed error out. Facts about each API
-//! (shapes, quirks, error envelopes) are written in `docs/integrations.md`.
+//! (shapes, quirks, error envelopes) are written in `docs/integrations/<system>.md`.
 //!
 //! Modules, one per external system:
 //! - [`pabx`]: the JT Telecom cloud PABX ("suite" API): click-to-call, call history, extensions,
