@@ -1,6 +1,7 @@
 //! The `jtcrm` binary: parses arguments and calls the library. Subcommands: serve (default),
-//! worker, migrate, admin create-super-admin, openapi, system-test.
+//! worker, migrate, admin create-super-admin, openapi, system-test, mock, bench.
 
+mod mock;
 mod system_test;
 
 use std::net::{IpAddr, SocketAddr};
@@ -45,6 +46,9 @@ enum Command {
         #[arg(long)]
         verbose: bool,
     },
+    /// Run a faithful mock of an external system (pabx, d4sign, flyerp, llm, whatsapp) for local
+    /// trials; prints its URL and credentials.
+    Mock(mock::MockArgs),
     /// Benchmark tooling (see bench/README.md).
     Bench {
         #[command(subcommand)]
@@ -219,6 +223,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::SystemTest { url, verbose } => system_test::run(&url, verbose).await,
+        Command::Mock(a) => mock::run(a).await.map(|()| ExitCode::SUCCESS),
         Command::Bench {
             command: BenchCommand::Seed(a),
         } => {
