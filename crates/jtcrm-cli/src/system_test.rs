@@ -809,7 +809,7 @@ async fn leads(c: &Client, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// Issue 6 §8: "when a lead becomes qualified, create a call task for its owner and email them";
+/// docs/automations.md: "when a lead becomes qualified, create a call task for its owner and email them";
 /// qualify a lead; see the task, the email and the run log. Needs the deployment's job worker.
 async fn admin_token(c: &Client, email: &str) -> Result<String> {
     let r = c.login(email, PASSWORD).await?;

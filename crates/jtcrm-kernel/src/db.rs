@@ -100,7 +100,7 @@ where
 /// Makes the current PostgreSQL transaction commit without waiting for its WAL flush
 /// (`synchronous_commit = off` for this transaction only). For the job queue's own bookkeeping —
 /// claims, lease renewals, marking a job finished — whose loss in a crash only means a job runs
-/// again, which every job tolerates (at-least-once, DESIGN §7). WAL stays ordered, so a later
+/// again, which every job tolerates (at-least-once, docs/jobs.md). WAL stays ordered, so a later
 /// synchronous commit (a job's effects) also makes the earlier claim durable. No-op on SQLite.
 pub async fn relax_commit<C: ConnectionTrait>(conn: &C) -> Result<(), DbErr> {
     if conn.get_database_backend() == DbBackend::Postgres {

@@ -1,4 +1,4 @@
-//! Keyset pagination helpers: opaque cursors and the `limit` bounds of DESIGN §6.
+//! Keyset pagination helpers: opaque cursors and the `limit` bounds of docs/design.md ("API conventions").
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

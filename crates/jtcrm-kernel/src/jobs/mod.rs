@@ -1,4 +1,4 @@
-//! The durable job queue (DESIGN §7), the base of the "nothing is lost" promise: side effects are
+//! The durable job queue (docs/design.md, "Jobs and events"), the base of the "nothing is lost" promise: side effects are
 //! enqueued in the same transaction as the change that causes them (outbox), then a worker claims
 //! them with a lease, runs their handler at least once, retries with exponential backoff and parks
 //! exhausted jobs as `dead`, visible and retryable through `/api/jobs`. See docs/jobs.md.

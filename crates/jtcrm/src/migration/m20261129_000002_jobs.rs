@@ -1,4 +1,4 @@
-//! The durable job queue (DESIGN §7): one platform table keyed by `id`, with a nullable `tenant_id`
+//! The durable job queue (docs/jobs.md): one platform table keyed by `id`, with a nullable `tenant_id`
 //! (null = platform job) leading the indexes the API reads through. See docs/jobs.md.
 
 use sea_orm_migration::prelude::*;

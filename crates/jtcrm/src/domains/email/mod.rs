@@ -87,7 +87,7 @@ pub async fn queue<C: ConnectionTrait>(
         .filter(|s| !s.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
-    // A template whose placeholders all rendered empty still sends (DESIGN: a missing value never
+    // A template whose placeholders all rendered empty still sends (docs/automations.md: a missing value never
     // fails at send time).
     let subject = if subject.is_empty() {
         NO_SUBJECT.to_string()
