@@ -10,7 +10,7 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::kv::SharedKv;
 use crate::security::{JwtKeys, PasswordHasherCfg};
-use crate::tenancy::TenantCache;
+use crate::tenancy::{Seeders, TenantCache};
 
 #[derive(Clone)]
 pub struct AppState(pub Arc<Inner>);
@@ -22,6 +22,8 @@ pub struct Inner {
     pub jwt: JwtKeys,
     pub hasher: PasswordHasherCfg,
     pub tenants: TenantCache,
+    /// What every new tenant is filled with (assembled by `jtcrm::app`).
+    pub seeders: Seeders,
     pub metrics: Option<PrometheusHandle>,
     /// `Some` on SQLite: see [`Tx`].
     pub write_lock: Option<Arc<tokio::sync::Mutex<()>>>,

@@ -91,3 +91,51 @@ impl TenantCache {
         self.by_slug.clear();
     }
 }
+
+/// What a seeder knows about the tenant being created.
+#[derive(Debug, Clone)]
+pub struct NewTenantSeed {
+    pub tenant_id: Uuid,
+    pub limits: PlanLimits,
+    pub features: PlanFeatures,
+}
+
+/// Fills a new tenant with a domain's defaults (the default pipeline, scoring rules, document
+/// templates, …), in the tenant-creation transaction: a failing seeder fails the creation.
+pub type Seeder =
+    for<'a> fn(&'a sea_orm::DatabaseTransaction, &'a NewTenantSeed) -> BoxFuture<'a, AppResult<()>>;
+
+/// The seeders every new tenant goes through, in order (assembled by `jtcrm::app`; a domain
+/// with defaults adds one entry there).
+#[derive(Clone, Default)]
+pub struct Seeders(Vec<(&'static str, Seeder)>);
+
+impl Seeders {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `seeder` under `name` (for logs and errors).
+    pub fn add(&mut self, name: &'static str, seeder: Seeder) -> &mut Self {
+        self.0.push((name, seeder));
+        self
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.0.iter().map(|(n, _)| *n)
+    }
+
+    /// Runs every seeder for `seed` in `txn`.
+    pub async fn run(
+        &self,
+        txn: &sea_orm::DatabaseTransaction,
+        seed: &NewTenantSeed,
+    ) -> AppResult<()> {
+        for (name, seeder) in &self.0 {
+            seeder(txn, seed).await.inspect_err(|e| {
+                tracing::debug!(seeder = name, error = %e, "valores iniciais da empresa falharam");
+            })?;
+        }
+        Ok(())
+    }
+}

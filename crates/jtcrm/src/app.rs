@@ -12,7 +12,7 @@ use jtcrm_kernel::config::Settings;
 use jtcrm_kernel::jobs::{Registry, Worker, WorkerOptions};
 use jtcrm_kernel::security::{JwtKeys, PasswordHasherCfg};
 use jtcrm_kernel::state::{AppState, Inner};
-use jtcrm_kernel::tenancy::TenantCache;
+use jtcrm_kernel::tenancy::{Seeders, TenantCache};
 
 /// Connects, migrates, seeds the default plans and the env-configured super-admin.
 pub async fn build_state(mut settings: Settings) -> anyhow::Result<AppState> {
@@ -38,6 +38,7 @@ pub async fn build_state(mut settings: Settings) -> anyhow::Result<AppState> {
             settings.tenant_cache_ttl_secs,
             Arc::new(crate::domains::tenants::directory::Directory),
         ),
+        seeders: seeders(),
         metrics: jtcrm_kernel::telemetry::metrics_handle(),
         settings: Arc::new(settings),
         db,
@@ -123,6 +124,14 @@ pub async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
+
+/// What every new tenant starts with, in order. A domain with per-tenant defaults adds one line.
+pub fn seeders() -> Seeders {
+    let mut s = Seeders::new();
+    s.add("scoring_rules", crate::domains::leads::scoring::seed_tenant);
+    s.add("default_pipeline", crate::domains::pipelines::seed_tenant);
+    s
 }
 
 /// The product's job registry: the kernel's jobs and every domain's handlers and periodic chains.

@@ -121,6 +121,14 @@ pub fn default_rules() -> Vec<(&'static str, ScoringOperator, Value, i32, &'stat
     ]
 }
 
+/// Tenant seeder (see `app::seeders`): the default scoring rules.
+pub fn seed_tenant<'a>(
+    txn: &'a sea_orm::DatabaseTransaction,
+    seed: &'a jtcrm_kernel::tenancy::NewTenantSeed,
+) -> jtcrm_kernel::tenancy::BoxFuture<'a, AppResult<()>> {
+    Box::pin(seed_defaults(txn, seed.tenant_id))
+}
+
 pub async fn seed_defaults<C: ConnectionTrait>(conn: &C, tenant_id: Uuid) -> AppResult<()> {
     let now = Utc::now();
     for (i, (field, op, value, points, description)) in default_rules().into_iter().enumerate() {

@@ -223,6 +223,14 @@ pub async fn insert_pipeline<C: ConnectionTrait>(
     Ok((p, rows))
 }
 
+/// Tenant seeder (see `app::seeders`): the default pipeline, within the plan's `max_pipelines`.
+pub fn seed_tenant<'a>(
+    txn: &'a sea_orm::DatabaseTransaction,
+    seed: &'a jtcrm_kernel::tenancy::NewTenantSeed,
+) -> jtcrm_kernel::tenancy::BoxFuture<'a, AppResult<()>> {
+    Box::pin(seed_default(txn, seed.tenant_id, seed.limits.max_pipelines))
+}
+
 /// Creates the default pt-BR pipeline of a new tenant, counted against `max_pipelines` (a plan that
 /// allows no pipeline gets none). Runs in the tenant-creation transaction.
 pub async fn seed_default<C: ConnectionTrait>(

@@ -34,6 +34,7 @@ use jtcrm_kernel::error::{AppError, AppResult, Validator, is_unique_violation};
 use jtcrm_kernel::http::extract::{RequestMeta, rate_key};
 use jtcrm_kernel::http::pagination;
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::tenancy::NewTenantSeed;
 
 pub fn settings_of(t: &tenant::Model) -> TenantSettings {
     serde_json::from_value(t.settings.clone()).unwrap_or_default()
@@ -187,8 +188,12 @@ pub async fn create_with_admin(
         Err(e) => return Err(e.into()),
     };
     limits::init(&*txn, created.id, &[(Resource::Users, 1)]).await?;
-    crate::domains::leads::scoring::seed_defaults(&*txn, created.id).await?;
-    crate::domains::pipelines::seed_default(&*txn, created.id, plan.max_pipelines).await?;
+    let seed = NewTenantSeed {
+        tenant_id: created.id,
+        limits: plans::limits_of(&plan),
+        features: plans::features_of(&plan),
+    };
+    state.seeders.run(&txn, &seed).await?;
     let user = users::service::insert_user(&*txn, created.id, &admin, hash).await?;
     let tenant_dto = to_dto(created);
     let user_dto = users::to_dto(user);
