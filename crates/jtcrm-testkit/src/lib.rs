@@ -407,3 +407,31 @@ impl TestApp {
         }
     }
 }
+
+impl TestApp {
+    /// Waits until no job of `kinds` is `queued`, `running` or `failed` (waiting for a retry),
+    /// whatever its `run_at`: the observable state after which a test may check exact counts of
+    /// what those jobs do ("nothing else happened") instead of sleeping a fixed time. Panics after
+    /// `timeout_secs`.
+    pub async fn wait_jobs_settled(&self, kinds: &[&str], timeout_secs: u64) {
+        use jtcrm_kernel::jobs::model as job;
+        use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(timeout_secs);
+        loop {
+            let pending = job::Entity::find()
+                .filter(job::Column::Kind.is_in(kinds.iter().copied()))
+                .filter(job::Column::Status.is_in(["queued", "running", "failed"]))
+                .count(&self.state.db)
+                .await
+                .unwrap_or(u64::MAX);
+            if pending == 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{pending} job(s) of {kinds:?} still pending after {timeout_secs}s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+    }
+}

@@ -258,7 +258,8 @@ async fn same_idempotency_key_sends_once() {
 
     sink.wait_for(2, Duration::from_secs(15)).await;
     wait_email(&app, tid(&t), ids[0], 10, |e| e.status == "sent").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.wait_jobs_settled(&[jtcrm::domains::email::send::KIND], 20)
+        .await;
     assert_eq!(sink.count(), 2);
     let n = email_model::Entity::find()
         .filter(email_model::Column::TenantId.eq(tid(&t)))
@@ -300,7 +301,8 @@ async fn smtp_outage_is_retried_and_delivered_when_the_server_returns() {
     let sent = wait_email(&app, tid(&t), id, 10, |e| e.status == "sent").await;
     assert!(sent.attempts >= 3, "{sent:?}");
     assert!(sent.last_error.is_none());
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.wait_jobs_settled(&[jtcrm::domains::email::send::KIND], 20)
+        .await;
     assert_eq!(sink.count(), 1);
     wait_job(&app, tid(&t), id, 10, |j| j.status == "succeeded").await;
 }
@@ -386,7 +388,7 @@ async fn without_smtp_emails_are_not_configured_and_never_sent() {
         new_email(tid(&t), "ze@cliente.com.br", "Olá", "Olá, Zé!"),
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The status is decided when the e-mail is queued (no job is created).
     let e = row(&app, tid(&t), id).await;
     assert_eq!(e.status, "not_configured");
     assert!(e.sent_at.is_none() && e.provider_message_id.is_none());
@@ -474,7 +476,8 @@ async fn task_reminder_emails_the_assignee_exactly_once() {
     jtcrm::domains::email::reminders::scan(&app.state)
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    app.wait_jobs_settled(&[jtcrm::domains::email::send::KIND], 20)
+        .await;
     assert_eq!(sink.count(), 1);
     let reminders = email_model::Entity::find()
         .filter(email_model::Column::TenantId.eq(tid(&t)))
@@ -556,7 +559,8 @@ async fn daily_digest_goes_to_opted_in_users_only() {
         .await
         .unwrap();
     let msgs = sink.wait_for(1, Duration::from_secs(15)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.wait_jobs_settled(&[jtcrm::domains::email::send::KIND], 20)
+        .await;
     assert_eq!(sink.count(), 1);
     let m = &msgs[0];
     assert_eq!(m.rcpt_to, vec![ana.email.clone()]);
@@ -869,7 +873,8 @@ async fn a_worker_dying_mid_job_never_duplicates_the_email() {
         j.status == "succeeded" && j.attempts == 3
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.wait_jobs_settled(&[jtcrm::domains::email::send::KIND], 20)
+        .await;
     assert_eq!(sink.count(), 1);
     assert_eq!(row(&app, tid(&t), id).await.attempts, 1);
     w.shutdown().await;
@@ -901,7 +906,8 @@ async fn two_workers_deliver_each_email_exactly_once() {
     for id in &ids {
         wait_email(&app, tid(&t), *id, 20, |e| e.status == "sent").await;
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.wait_jobs_settled(&[jtcrm::domains::email::send::KIND], 20)
+        .await;
     assert_eq!(sink.count(), 20);
     let mut mids: Vec<String> = msgs
         .iter()

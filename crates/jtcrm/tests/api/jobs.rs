@@ -180,7 +180,10 @@ async fn enqueue_is_part_of_the_callers_transaction() {
         .await
         .unwrap();
     drop(tx); // rolled back: the change and its job vanish together
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A committed job of the same kind, enqueued after: once it ran, the worker has been through
+    // the queue, and the rolled-back job was never there to run.
+    let marker = enqueue(&app.state, NewJob::new("test.outbox", json!({}))).await;
+    wait_for(&app.state, marker, 10, status_is("succeeded")).await;
     assert!(
         model::Entity::find_by_id(id)
             .one(&app.state.db)
@@ -188,7 +191,7 @@ async fn enqueue_is_part_of_the_callers_transaction() {
             .unwrap()
             .is_none()
     );
-    assert_eq!(runs.load(Ordering::SeqCst), 0);
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "only the committed job ran");
     w.shutdown().await;
 }
 
@@ -305,6 +308,15 @@ async fn exhausted_retries_go_dead_with_the_last_error() {
             Err(JobError::retry(format!("falha {}", c.attempt)))
         }
     });
+    let ok_runs = Arc::new(AtomicU64::new(0));
+    let ok2 = ok_runs.clone();
+    r.register("test.ok", move |_s, _c| {
+        let runs = ok2.clone();
+        async move {
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    });
     let w = Worker::spawn(app.state.clone(), r, fast());
     let id = enqueue(
         &app.state,
@@ -315,7 +327,10 @@ async fn exhausted_retries_go_dead_with_the_last_error() {
     assert_eq!(dead.attempts, 3);
     assert_eq!(dead.last_error.as_deref(), Some("falha 3"));
     assert!(dead.finished_at.is_some() && dead.locked_by.is_none());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The worker keeps claiming after the job died: a later job runs, the dead one does not.
+    let ok = enqueue(&app.state, NewJob::new("test.ok", json!({}))).await;
+    wait_for(&app.state, ok, 10, status_is("succeeded")).await;
+    assert_eq!(ok_runs.load(Ordering::SeqCst), 1);
     assert_eq!(
         runs.load(Ordering::SeqCst),
         3,
@@ -431,21 +446,34 @@ async fn expired_lease_is_taken_over_exactly_once() {
             .is_empty()
     );
     let runs = Arc::new(AtomicU64::new(0));
-    let w = Worker::spawn(
-        app.state.clone(),
-        counting("test.lease", runs.clone()),
-        fast(),
-    );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(runs.load(Ordering::SeqCst), 0, "lease not expired yet");
+    let ran_at = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut r = Registry::new();
+    let (r2, at2) = (runs.clone(), ran_at.clone());
+    r.register("test.lease", move |_s, _c| {
+        let (runs, at) = (r2.clone(), at2.clone());
+        async move {
+            at.lock().unwrap().push(Utc::now());
+            runs.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    });
+    let w = Worker::spawn(app.state.clone(), r, fast());
     let done = wait_for(&app.state, id, 10, status_is("succeeded")).await;
     assert_eq!(done.attempts, 2);
     assert_eq!(
         done.last_error.as_deref(),
         Some("o worker parou durante a execução (lease expirou)")
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    // Taken over only once the crashed worker's lease had expired.
+    let lease_end = stale.locked_until.expect("a claimed job has a lease");
+    assert!(
+        ran_at.lock().unwrap()[0] >= lease_end,
+        "run before the lease expired"
+    );
+    // A later job of the same kind runs once: the taken-over job was not run a second time.
+    let marker = enqueue(&app.state, NewJob::new("test.lease", json!({}))).await;
+    wait_for(&app.state, marker, 10, status_is("succeeded")).await;
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
     // The crashed worker wakes up late: its result is discarded.
     let late = finish(
         &app.state,
@@ -585,8 +613,8 @@ async fn graceful_shutdown_lets_in_flight_jobs_finish() {
     assert!(finished.load(Ordering::SeqCst));
     assert_eq!(load(&app.state, id).await.status, "succeeded");
     // A stopped worker claims nothing more.
+    // `shutdown` returned after the claim loop ended: nothing is left that could claim it.
     let later = enqueue(&app.state, NewJob::new("test.slow", json!({}))).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(load(&app.state, later).await.status, "queued");
 }
 
@@ -677,7 +705,7 @@ async fn heartbeat_extends_the_lease_and_reports_losing_it() {
         assert!(Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // `shutdown` waits for the in-flight handler and its (refused) result to be recorded.
     w.shutdown().await;
     assert_eq!(
         observed.lock().unwrap().clone(),
@@ -840,10 +868,21 @@ async fn the_app_runs_its_worker_unless_disabled() {
     let id = enqueue(&app.state, NewJob::new("test.unknown", json!({}))).await;
     wait_for(&app.state, id, 10, status_is("dead")).await;
 
+    // Without its worker the app leaves the job alone: a worker started here, which knows the
+    // kind, is the one that runs it, at its first attempt (the app's own worker would have
+    // claimed it first and sent it `dead` as an unknown kind).
     let off = app_without_worker().await;
     let id = enqueue(&off.state, NewJob::new("test.unknown", json!({}))).await;
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    assert_eq!(load(&off.state, id).await.status, "queued");
+    let runs = Arc::new(AtomicU64::new(0));
+    let w = Worker::spawn(
+        off.state.clone(),
+        counting("test.unknown", runs.clone()),
+        fast(),
+    );
+    let done = wait_for(&off.state, id, 10, status_is("succeeded")).await;
+    assert_eq!(done.attempts, 1);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    w.shutdown().await;
 }
 
 // ---------- API ----------
