@@ -895,3 +895,33 @@ async fn lead_transfer_routes_are_documented() {
         );
     }
 }
+
+#[tokio::test]
+async fn lead_import_headers_starting_with_accented_letters() {
+    let app = spawn_app().await;
+    let t = app.create_tenant().await;
+    // Each header starts with a multi-byte letter within its first three bytes.
+    let csv = "Orçamento;Nome;Início;Seção;Ção\n1500;Ana;2026-01-05;Vendas;x\n";
+    let imp = import(&app, &t.admin_token, csv.as_bytes(), &[]).await;
+    assert_eq!(imp["status"], "completed", "{imp}");
+    assert_eq!(imp["created"], 1, "{imp}");
+    let cols: Vec<(String, Value)> = imp["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["header"].as_str().unwrap().to_string(),
+                c["field"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(cols[1], ("Nome".to_string(), json!("name")), "{imp}");
+    assert!(
+        cols.iter()
+            .filter(|(h, _)| h != "Nome")
+            .all(|(_, f)| f.is_null()),
+        "{imp}"
+    );
+    assert_eq!(leads(&app, &t.admin_token, "").await.len(), 1);
+}

@@ -272,8 +272,14 @@ impl Target {
     /// The field a header names by itself: `cf.<key>`, a synonym, or a custom field's label or key.
     pub fn from_header(h: &str, defs: &[CustomFieldDef]) -> Option<Target> {
         let t = h.trim();
-        if t.len() > 3 && t[..3].eq_ignore_ascii_case("cf.") {
-            return Target::custom(&t[3..], defs);
+        // `get`, not `[..3]`: a header may start with a multi-byte letter ("Orçamento").
+        if let Some(key) = t
+            .get(..3)
+            .filter(|p| p.eq_ignore_ascii_case("cf."))
+            .and(t.get(3..))
+            .filter(|k| !k.is_empty())
+        {
+            return Target::custom(key, defs);
         }
         let n = norm(t);
         Target::synonym(&n).or_else(|| Target::custom_by_label(&n, defs))
