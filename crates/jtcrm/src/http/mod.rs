@@ -98,18 +98,27 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 pub fn build_router(state: AppState) -> Router {
+    build_router_with(state, Router::new())
+}
+
+/// [`build_router`] with `extra` routes merged in under the same middleware (tests mount routes
+/// that production never has, e.g. one that panics).
+pub fn build_router_with(state: AppState, extra: Router<AppState>) -> Router {
     let (router, api) = api_router().split_for_parts();
     let max_body = state.settings.max_body_bytes;
     router
+        .merge(extra)
         .merge(SwaggerUi::new("/apidocs").url("/apidocs/openapi.json", api))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        // Inside the request context, so that a panic's answer is built within the request id's
+        // scope (`request_id` in the body) and gets its `X-Request-Id` header.
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,
         ))
-        .layer(CatchPanicLayer::custom(panic_response))
         .layer(CompressionLayer::new())
         .layer(CorsLayer::permissive().expose_headers([
             axum::http::header::HeaderName::from_static("x-request-id"),
@@ -131,8 +140,13 @@ async fn method_not_allowed() -> AppError {
     )
 }
 
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("handler panicked");
+fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(request_id = ?crate::error::current_request_id(), %message, "handler panicked");
     AppError::new(
         ErrorCode::Internal,
         "Erro interno. Informe o request_id ao suporte.",

@@ -2,9 +2,47 @@
 //! that are not objects, uneven query parameter rules, panics without their request id, dangling
 //! `$ref`s in the OpenAPI document, and the security headers. Each runs on SQLite and PostgreSQL.
 
+use std::net::SocketAddr;
+
 use jtcrm_testkit::reqwest::Method;
-use jtcrm_testkit::spawn_app;
+use jtcrm_testkit::{TestApp, spawn_app};
 use serde_json::Value;
+
+async fn panics() -> axum::http::StatusCode {
+    panic!("test-only route: panics on purpose")
+}
+
+#[tokio::test]
+async fn a_panic_answers_500_with_its_request_id() {
+    let app = spawn_app().await;
+    // The production router and middleware plus one test-only route; production never mounts it.
+    let extra = axum::Router::new().route("/api/test/panic", axum::routing::get(panics));
+    let router = jtcrm::http::build_router_with(app.state.clone(), extra);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    let url = format!("http://{addr}/api/test/panic");
+
+    let r = TestApp::finish(app.client.get(&url).header("x-request-id", "panic-req-1")).await;
+    r.assert_problem(500, "internal_error");
+    assert_eq!(r.header("x-request-id").as_deref(), Some("panic-req-1"));
+    assert_eq!(r.body["request_id"], "panic-req-1", "{}", r.text);
+
+    let r = TestApp::finish(app.client.get(&url)).await;
+    r.assert_problem(500, "internal_error");
+    let id = r.header("x-request-id").expect("x-request-id");
+    assert_eq!(r.body["request_id"], id.as_str(), "{}", r.text);
+
+    // The server keeps serving.
+    let r = TestApp::finish(app.client.get(format!("http://{addr}/health"))).await;
+    r.assert(200);
+}
 
 /// Every `$ref` string in `v`.
 fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
