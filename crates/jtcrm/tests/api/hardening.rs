@@ -33,6 +33,10 @@ async fn a_panic_answers_500_with_its_request_id() {
     r.assert_problem(500, "internal_error");
     assert_eq!(r.header("x-request-id").as_deref(), Some("panic-req-1"));
     assert_eq!(r.body["request_id"], "panic-req-1", "{}", r.text);
+    assert_eq!(
+        r.header("x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
 
     let r = TestApp::finish(app.client.get(&url)).await;
     r.assert_problem(500, "internal_error");
@@ -116,4 +120,85 @@ async fn openapi_refs_all_resolve_and_no_body_is_an_array() {
             }
         }
     }
+}
+
+#[tokio::test]
+async fn security_headers_on_the_api_and_the_swagger_page() {
+    let app = spawn_app().await;
+    let t = app.create_tenant().await;
+    for r in [
+        app.send(Method::GET, "/health", None, None).await,
+        app.get("/api/leads", &t.admin_token).await,
+        app.send(Method::GET, "/api/nope", None, None).await,
+    ] {
+        assert_eq!(
+            r.header("x-content-type-options").as_deref(),
+            Some("nosniff")
+        );
+        assert_eq!(r.header("referrer-policy").as_deref(), Some("no-referrer"));
+        assert_eq!(
+            r.header("content-security-policy").as_deref(),
+            Some("default-src 'none'; frame-ancestors 'none'")
+        );
+    }
+
+    let page = app.send(Method::GET, "/apidocs/", None, None).await;
+    page.assert(200);
+    assert_eq!(
+        page.header("x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+    assert_eq!(
+        page.header("referrer-policy").as_deref(),
+        Some("no-referrer")
+    );
+    let csp = page
+        .header("content-security-policy")
+        .expect("CSP on /apidocs/");
+    let directive = |name: &str| -> String {
+        csp.split(';')
+            .map(str::trim)
+            .find(|d| d.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no {name} in {csp}"))
+            .to_string()
+    };
+    assert_eq!(directive("default-src"), "default-src 'none'");
+    assert_eq!(directive("script-src"), "script-src 'self'");
+    assert!(directive("connect-src").contains("'self'"));
+    assert!(directive("img-src").contains("data:"));
+    // What the page needs is allowed by that policy: scripts only from files of this origin,
+    // stylesheets of this origin.
+    let html = &page.text;
+    assert!(html.contains("swagger-ui-bundle.js"), "{html}");
+    for tag in html.split("<script").skip(1) {
+        let open = tag.split('>').next().unwrap_or("");
+        assert!(
+            open.contains("src=\"./"),
+            "inline or external script: <script{open}>"
+        );
+    }
+    for href in html.split("href=\"").skip(1) {
+        let url = href.split('"').next().unwrap_or("");
+        assert!(!url.contains("://"), "external resource {url}");
+    }
+    for file in [
+        "swagger-ui-bundle.js",
+        "swagger-ui.css",
+        "swagger-initializer.js",
+    ] {
+        let r = app
+            .send(Method::GET, &format!("/apidocs/{file}"), None, None)
+            .await;
+        r.assert(200);
+        assert!(r.header("content-security-policy").is_some(), "{file}");
+    }
+    let init = app
+        .send(Method::GET, "/apidocs/swagger-initializer.js", None, None)
+        .await;
+    assert!(init.text.contains("/apidocs/openapi.json"), "{}", init.text);
+    assert!(
+        init.text.contains("\"validatorUrl\": \"none\""),
+        "the validator badge would load from swagger.io: {}",
+        init.text
+    );
 }
