@@ -78,6 +78,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonBytes {
     }
 }
 
+/// Parses a request body: malformed JSON → 400; a body that is not a JSON object (serde would
+/// otherwise fill a struct from an array, by position) → 422 `body` `invalid_type`; then the
+/// fields of `T` (422 naming the field).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     // Syntax first, so a truncated document is reported as malformed rather than by its first bad field.
     if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
@@ -88,6 +91,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
                 e.line(),
                 e.column()
             ),
+        ));
+    }
+    // Every documented body is an object; no endpoint takes a top-level array.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(AppError::field(
+            "body",
+            "invalid_type",
+            "O corpo da requisição deve ser um objeto JSON.",
         ));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);

@@ -5,8 +5,90 @@
 use std::net::SocketAddr;
 
 use jtcrm_testkit::reqwest::Method;
-use jtcrm_testkit::{TestApp, spawn_app};
-use serde_json::Value;
+use jtcrm_testkit::{Resp, TestApp, spawn_app};
+use serde_json::{Value, json};
+
+/// Asserts a 422 whose errors are exactly `(field, code)`, in any order.
+#[track_caller]
+fn assert_fields(r: &Resp, expected: &[(&str, &str)]) {
+    r.assert_problem(422, "validation_failed");
+    let mut got: Vec<(String, String)> = r.body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["field"].as_str().unwrap().to_string(),
+                e["code"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(f, c)| (f.to_string(), c.to_string()))
+        .collect();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected, "{}", r.text);
+}
+
+async fn raw_json(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> Resp {
+    let mut rb = app
+        .raw(method, path)
+        .header("content-type", "application/json")
+        .body(body.to_string());
+    if let Some(t) = token {
+        rb = rb.bearer_auth(t);
+    }
+    TestApp::finish(rb).await
+}
+
+#[tokio::test]
+async fn request_bodies_must_be_json_objects() {
+    let app = spawn_app().await;
+    let t = app.create_tenant().await;
+    let sa = app.superadmin_token().await;
+
+    let r = raw_json(
+        &app,
+        Method::POST,
+        "/api/leads",
+        Some(&t.admin_token),
+        r#"["Lead Posicional","posicional@exemplo.com.br"]"#,
+    )
+    .await;
+    assert_fields(&r, &[("body", "invalid_type")]);
+    let r = app.get("/api/leads", &t.admin_token).await;
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 0, "{}", r.text);
+
+    let body = json!([t.admin_email, t.admin_password]).to_string();
+    let r = raw_json(&app, Method::POST, "/api/auth/login", None, &body).await;
+    assert_fields(&r, &[("body", "invalid_type")]);
+    assert!(r.body.get("access_token").is_none());
+
+    // An optional body too: present, it must be an object.
+    let path = format!("/api/super-admin/tenants/{}/suspend", t.id);
+    let r = raw_json(&app, Method::POST, &path, Some(&sa), r#"["inadimplente"]"#).await;
+    assert_fields(&r, &[("body", "invalid_type")]);
+    let r = app
+        .get(&format!("/api/super-admin/tenants/{}", t.id), &sa)
+        .await;
+    assert_eq!(r.body["status"], "active", "{}", r.text);
+
+    for body in [r#""texto""#, "42", "null", "true"] {
+        let r = raw_json(&app, Method::POST, "/api/auth/login", None, body).await;
+        assert_fields(&r, &[("body", "invalid_type")]);
+    }
+    // Malformed JSON stays a 400.
+    let r = raw_json(&app, Method::POST, "/api/auth/login", None, "[1,").await;
+    r.assert_problem(400, "malformed_json");
+}
 
 async fn panics() -> axum::http::StatusCode {
     panic!("test-only route: panics on purpose")
