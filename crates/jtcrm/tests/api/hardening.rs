@@ -50,6 +50,105 @@ async fn raw_json(
 }
 
 #[tokio::test]
+async fn nul_bytes_are_refused_with_422_in_bodies_queries_and_paths() {
+    let app = spawn_app().await;
+    let t = app.create_tenant().await;
+    let sa = app.superadmin_token().await;
+    let tok = t.admin_token.as_str();
+
+    // Before login, in the JSON body.
+    let r = app
+        .send(
+            Method::POST,
+            "/api/auth/login",
+            None,
+            Some(json!({"email": "ad\u{0}min@exemplo.com.br", "password": "qualquer-1"})),
+        )
+        .await;
+    assert_fields(&r, &[("email", "nul_byte")]);
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("U+0000")
+    );
+
+    // Create bodies: top-level, nested and in arrays; nothing is written.
+    let r = app
+        .post("/api/leads", tok, json!({"name": "Lead\u{0}Nulo"}))
+        .await;
+    assert_fields(&r, &[("name", "nul_byte")]);
+    let r = app
+        .post(
+            "/api/leads",
+            tok,
+            json!({"name": "Lead", "tags": ["ok", "a\u{0}b"], "custom_fields": {"seg": "x\u{0}"}}),
+        )
+        .await;
+    assert_fields(
+        &r,
+        &[("tags[1]", "nul_byte"), ("custom_fields.seg", "nul_byte")],
+    );
+    let r = app
+        .post(
+            "/api/automations",
+            tok,
+            json!({"name": "Auto\u{0}", "trigger": {"event": "lead.created"},
+                   "actions": [{"type": "adjust_score", "points": 1}]}),
+        )
+        .await;
+    assert_fields(&r, &[("name", "nul_byte")]);
+    let r = app
+        .post(
+            "/api/super-admin/tenants",
+            &sa,
+            json!({"name": "Prov\u{0}edor", "slug": "nul-tenant", "email": "c@nul.com.br",
+                   "admin": {"name": "A", "email": "a@nul.com.br", "password": "admin-pass-1"}}),
+        )
+        .await;
+    assert_fields(&r, &[("name", "nul_byte")]);
+    let r = app.get("/api/leads", tok).await;
+    r.assert(200);
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 0, "{}", r.text);
+
+    // An escaped backslash before `u0000` is literal text, not U+0000.
+    let r = raw_json(
+        &app,
+        Method::POST,
+        "/api/leads",
+        Some(tok),
+        r#"{"name": "Lead \\u0000 literal"}"#,
+    )
+    .await;
+    r.assert(201);
+    assert_eq!(r.body["name"], "Lead \\u0000 literal");
+
+    // Query strings, typed (`ApiQuery`) and hand-parsed (leads, opportunities).
+    for (path, field) in [
+        ("/api/leads?tag=a%00b", "tag"),
+        ("/api/leads?q=a%00", "q"),
+        ("/api/leads/export?q=a%00", "q"),
+        ("/api/pipelines/opportunities?q=%00", "q"),
+        ("/api/products?q=a%00b", "q"),
+        ("/api/users?q=a%00b", "q"),
+        ("/api/audit-logs?action=a%00b", "action"),
+        ("/api/emails?kind=a%00b", "kind"),
+        ("/api/jobs?kind=a%00b", "kind"),
+        ("/api/automations?event=a%00b", "event"),
+    ] {
+        let r = app.get(path, tok).await;
+        assert_eq!(r.status.as_u16(), 422, "{path}: {}", r.text);
+        assert_fields(&r, &[(field, "nul_byte")]);
+    }
+    let r = app.get("/api/super-admin/tenants?q=a%00b", &sa).await;
+    assert_fields(&r, &[("q", "nul_byte")]);
+
+    // A path segment.
+    let r = app.get("/api/super-admin/plans/pro%00x", &sa).await;
+    assert_fields(&r, &[("code", "nul_byte")]);
+}
+
+#[tokio::test]
 async fn request_bodies_must_be_json_objects() {
     let app = spawn_app().await;
     let t = app.create_tenant().await;

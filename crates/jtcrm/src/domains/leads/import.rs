@@ -41,7 +41,7 @@ use crate::domains::tenants::limits::Resource;
 use crate::domains::tenants::model::counter;
 use crate::domains::users::model::user;
 use crate::error::{AppError, AppResult, Validator};
-use crate::http::extract::{RequestMeta, TenantCtx};
+use crate::http::extract::{RequestMeta, TenantCtx, nul_byte_error};
 use crate::http::pagination;
 use crate::jobs::{self, JobCtx, JobError, NewJob};
 use crate::state::AppState;
@@ -530,8 +530,12 @@ async fn read_text(field: &mut Field<'_>, name: &str) -> AppResult<String> {
         }
         buf.extend_from_slice(&chunk);
     }
-    String::from_utf8(buf)
-        .map_err(|_| AppError::field(name, "invalid_value", "Texto deve estar em UTF-8"))
+    let text = String::from_utf8(buf)
+        .map_err(|_| AppError::field(name, "invalid_value", "Texto deve estar em UTF-8"))?;
+    if text.contains('\0') {
+        return Err(AppError::validation(vec![nul_byte_error(name)]));
+    }
+    Ok(text)
 }
 
 fn sanitize_filename(name: Option<&str>) -> String {
@@ -675,6 +679,10 @@ fn parse_form(texts: &HashMap<String, String>, defs: &[CustomFieldDef]) -> AppRe
             )),
             Ok(obj) => {
                 for (k, v) in obj {
+                    if k.contains('\0') || v.as_str().is_some_and(|s| s.contains('\0')) {
+                        errors.push(nul_byte_error("mapping"));
+                        continue;
+                    }
                     match v {
                         Value::Null => {
                             mapping.insert(k, None);
@@ -801,6 +809,10 @@ pub async fn start(
         form.encoding,
         form.delimiter,
     )?;
+    // Headers are stored with the import (`columns`); PostgreSQL cannot store U+0000.
+    if headers_row.iter().any(|h| h.contains('\0')) {
+        return Err(AppError::validation(vec![nul_byte_error("file")]));
+    }
     let cols = map_columns(&headers_row, &form.mapping, &defs);
     let unknown: Vec<FieldError> = form
         .mapping
@@ -1235,6 +1247,8 @@ enum BatchEnd {
     Redo,
 }
 
+const NUL_IN_CELL: &str = "A célula contém o caractere nulo (U+0000), que não é aceito";
+
 /// A row after parsing and validation, before any write.
 enum Prepared {
     Invalid(Vec<(String, String)>),
@@ -1380,6 +1394,18 @@ async fn prepare<C: ConnectionTrait>(
     let ctx = env.ctx;
     let invalid =
         |field: &str, message: &str| Ok(Prepared::Invalid(vec![(field.into(), message.into())]));
+    // A cell with U+0000 cannot be stored on PostgreSQL: the row is refused (decision, see
+    // docs/leads-import-export.md), on every backend. Unmapped columns are never read.
+    let nul: Vec<(String, String)> = env
+        .cols
+        .iter()
+        .zip(&row.cells)
+        .filter_map(|(t, cell)| t.as_ref().filter(|_| cell.contains('\0')))
+        .map(|t| (t.name(), NUL_IN_CELL.to_string()))
+        .collect();
+    if !nul.is_empty() {
+        return Ok(Prepared::Invalid(nul));
+    }
     let (mut input, owner_raw) = row_input(env.cols, &row.cells);
     if let Some(raw) = &owner_raw {
         match resolve_owner(conn, ctx.tenant_id, &mut st.owners, raw).await? {

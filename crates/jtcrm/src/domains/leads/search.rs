@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::LeadDraft;
 use super::model::{lead, tag, term};
 use crate::error::{AppError, AppResult};
-use crate::http::extract::TenantCtx;
+use crate::http::extract::{TenantCtx, query_pairs};
 use crate::http::pagination::{self, decode_cursor, encode_cursor};
 use crate::state::AppState;
 
@@ -257,9 +257,9 @@ impl LeadQuery {
             include_total: false,
             deleted: false,
         };
-        for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+        for (k, v) in query_pairs(raw)? {
             let v = v.trim().to_string();
-            match k.as_ref() {
+            match k.as_str() {
                 "status" => {
                     for s in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                         q.status.push(

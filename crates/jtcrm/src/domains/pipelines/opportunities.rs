@@ -36,7 +36,7 @@ use crate::domains::products::{self, model::product};
 use crate::domains::{audit, timeline};
 use crate::error::{AppError, AppResult, Validator};
 use crate::events;
-use crate::http::extract::TenantCtx;
+use crate::http::extract::{TenantCtx, query_pairs};
 use crate::http::idempotency::{self, IdempotencyKey};
 use crate::http::pagination::{self, decode_cursor, encode_cursor};
 use crate::state::AppState;
@@ -1740,12 +1740,12 @@ impl OppQuery {
             cursor: None,
             include_total: false,
         };
-        for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+        for (k, v) in query_pairs(raw)? {
             let v = v.trim().to_string();
             if v.is_empty() {
                 continue;
             }
-            match k.as_ref() {
+            match k.as_str() {
                 "pipeline_id" => q.pipeline_id = Some(parse_uuid("pipeline_id", &v)?),
                 "stage_id" => q.stage_id = Some(parse_uuid("stage_id", &v)?),
                 "lead_id" => q.lead_id = Some(parse_uuid("lead_id", &v)?),
