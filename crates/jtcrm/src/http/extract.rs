@@ -270,10 +270,12 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     }
 }
 
-/// The parameters of a query string as every query parser of the API reads them: a value or name
-/// holding U+0000 (`%00`) answers 422 `nul_byte` naming the parameter.
+/// The parameters of a query string as every query parser of the API reads them (decision, see
+/// docs/api.md): a parameter with an empty or blank value (`?cursor=`) is the same as an absent
+/// one, and a value or name holding U+0000 (`%00`) answers 422 `nul_byte` naming the parameter.
 pub fn query_pairs(raw: &str) -> Result<Vec<(String, String)>, AppError> {
     let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.as_bytes())
+        .filter(|(_, v)| !v.trim().is_empty())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
     // Only `%00` decodes to U+0000 (a URI cannot carry a raw NUL).
@@ -288,6 +290,15 @@ pub fn query_pairs(raw: &str) -> Result<Vec<(String, String)>, AppError> {
         }
     }
     Ok(pairs)
+}
+
+/// A boolean query parameter: exactly `true` or `false` (422 otherwise, like the typed queries).
+pub fn query_bool(field: &str, v: &str) -> Result<bool, AppError> {
+    match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(AppError::field(field, "invalid_value", "Use true ou false")),
+    }
 }
 
 /// Query string; bad values answer 422 naming the parameter. Read through [`query_pairs`].

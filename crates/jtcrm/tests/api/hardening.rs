@@ -189,6 +189,105 @@ async fn request_bodies_must_be_json_objects() {
     r.assert_problem(400, "malformed_json");
 }
 
+#[tokio::test]
+async fn query_parameters_follow_one_rule_everywhere() {
+    let app = spawn_app().await;
+    let t = app.create_tenant().await;
+    let tok = t.admin_token.as_str();
+    let l = app.post("/api/leads", tok, json!({"name": "Ativo"})).await;
+    l.assert(201);
+    let gone = app
+        .post("/api/leads", tok, json!({"name": "Na lixeira"}))
+        .await;
+    gone.assert(201);
+    app.delete(&format!("/api/leads/{}", gone.id()), tok)
+        .await
+        .assert(204);
+
+    // Booleans are exactly true or false, on the hand-parsed lists as on the typed ones.
+    for (path, field) in [
+        ("/api/leads?include_total=AAA", "include_total"),
+        ("/api/leads?deleted=1", "deleted"),
+        (
+            "/api/pipelines/opportunities?include_total=yes",
+            "include_total",
+        ),
+        ("/api/products?include_total=AAA", "include_total"),
+        ("/api/users?include_total=1", "include_total"),
+    ] {
+        let r = app.get(path, tok).await;
+        assert_eq!(r.status.as_u16(), 422, "{path}: {}", r.text);
+        assert_eq!(r.error_fields(), vec![field.to_string()], "{path}");
+    }
+    let r = app
+        .send(
+            Method::POST,
+            "/api/leads?allow_duplicate=sim",
+            Some(tok),
+            Some(json!({"name": "Outro"})),
+        )
+        .await;
+    assert_fields(&r, &[("allow_duplicate", "invalid_value")]);
+    let names = |r: &Resp| -> Vec<String> {
+        r.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let r = app
+        .get("/api/leads?deleted=true&include_total=true", tok)
+        .await;
+    r.assert(200);
+    assert_eq!(names(&r), vec!["Na lixeira"]);
+    assert_eq!(r.body["total"], 1);
+    let r = app.get("/api/leads?deleted=false", tok).await;
+    assert_eq!(names(&r), vec!["Ativo"]);
+
+    // An empty (or blank) value is an absent parameter, for every optional parameter.
+    for path in [
+        "/api/leads?cursor=&limit=&deleted=&include_total=&sort=&owner_id=",
+        "/api/automations?cursor=&active=&limit=",
+        "/api/pipelines?cursor=&include_total=",
+        "/api/pipelines/opportunities?stage_id=&lead_id=&cursor=&include_total=",
+        "/api/tasks?lead_id=&due=&status=&cursor=",
+        "/api/emails?lead_id=&status=&cursor=",
+        "/api/products?active=&limit=%20&cursor=",
+        "/api/users?role=&active=&cursor=",
+        "/api/jobs?status=&tenant_id=&cursor=",
+        "/api/audit-logs?actor_id=&from=&cursor=",
+        "/api/leads/imports?cursor=&limit=",
+        "/api/leads/export?cursor=&sort=",
+    ] {
+        let r = app.get(path, tok).await;
+        assert_eq!(r.status.as_u16(), 200, "{path}: {}", r.text);
+    }
+    let r = app.get("/api/leads?deleted=&sort=", tok).await;
+    assert_eq!(
+        names(&r),
+        vec!["Ativo"],
+        "`deleted=` lists the active leads"
+    );
+
+    // The export documents only the parameters it honours.
+    let doc = app
+        .send(Method::GET, "/apidocs/openapi.json", None, None)
+        .await;
+    let params: Vec<String> = doc.body["paths"]["/api/leads/export"]["get"]["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    for p in ["limit", "cursor", "include_total"] {
+        assert!(!params.iter().any(|n| n == p), "{p} in {params:?}");
+    }
+    for p in ["status", "q", "deleted", "sort", "cf.{key}"] {
+        assert!(params.iter().any(|n| n == p), "{p} not in {params:?}");
+    }
+}
+
 async fn panics() -> axum::http::StatusCode {
     panic!("test-only route: panics on purpose")
 }

@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::LeadDraft;
 use super::model::{lead, tag, term};
 use crate::error::{AppError, AppResult};
-use crate::http::extract::{TenantCtx, query_pairs};
+use crate::http::extract::{TenantCtx, query_bool, query_pairs};
 use crate::http::pagination::{self, decode_cursor, encode_cursor};
 use crate::state::AppState;
 
@@ -326,8 +326,8 @@ impl LeadQuery {
                     ))?
                 }
                 "cursor" if !v.is_empty() => q.cursor = Some(v),
-                "include_total" => q.include_total = v == "true",
-                "deleted" => q.deleted = v == "true",
+                "include_total" => q.include_total = query_bool("include_total", &v)?,
+                "deleted" => q.deleted = query_bool("deleted", &v)?,
                 "allow_duplicate" => {}
                 key if key.starts_with("cf.") => {
                     let name = &key[3..];

@@ -36,7 +36,7 @@ use crate::domains::products::{self, model::product};
 use crate::domains::{audit, timeline};
 use crate::error::{AppError, AppResult, Validator};
 use crate::events;
-use crate::http::extract::{TenantCtx, query_pairs};
+use crate::http::extract::{TenantCtx, query_bool, query_pairs};
 use crate::http::idempotency::{self, IdempotencyKey};
 use crate::http::pagination::{self, decode_cursor, encode_cursor};
 use crate::state::AppState;
@@ -1742,9 +1742,6 @@ impl OppQuery {
         };
         for (k, v) in query_pairs(raw)? {
             let v = v.trim().to_string();
-            if v.is_empty() {
-                continue;
-            }
             match k.as_str() {
                 "pipeline_id" => q.pipeline_id = Some(parse_uuid("pipeline_id", &v)?),
                 "stage_id" => q.stage_id = Some(parse_uuid("stage_id", &v)?),
@@ -1806,7 +1803,7 @@ impl OppQuery {
                     ))?
                 }
                 "cursor" => q.cursor = Some(v),
-                "include_total" => q.include_total = v == "true",
+                "include_total" => q.include_total = query_bool("include_total", &v)?,
                 _ => {}
             }
         }
