@@ -162,8 +162,9 @@ fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response 
 
 /// The Swagger UI page's policy. The vendored Swagger UI loads only same-origin files (its bundle,
 /// its CSS and the `swagger-initializer.js` that utoipa generates: no inline script) and fetches
-/// the document and "Try it out" calls from this origin. `style-src 'unsafe-inline'` is needed
-/// because Swagger UI renders Markdown descriptions (e.g. tables) as HTML with `style` attributes;
+/// the document and "Try it out" calls from this origin. `style-src 'unsafe-inline'` is needed:
+/// Swagger UI applies inline styles as it renders (without it Chromium reports "Applying inline
+/// style violates … style-src" on load) and its Markdown renderer writes `style` attributes.
 /// `img-src data:` for the icons its CSS embeds. Only `/apidocs` gets this relaxed policy.
 const SWAGGER_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
      img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; \
