@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, RawPathParams, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use bytes::Bytes;
@@ -78,6 +78,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonBytes {
     }
 }
 
+/// Parses a request body: malformed JSON → 400; a body that is not a JSON object (serde would
+/// otherwise fill a struct from an array, by position) → 422 `body` `invalid_type`; text holding
+/// U+0000 → 422 `nul_byte` naming the field; then the fields of `T` (422 naming the field).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     // Syntax first, so a truncated document is reported as malformed rather than by its first bad field.
     if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
@@ -89,6 +92,17 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
                 e.column()
             ),
         ));
+    }
+    // Every documented body is an object; no endpoint takes a top-level array.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(AppError::field(
+            "body",
+            "invalid_type",
+            "O corpo da requisição deve ser um objeto JSON.",
+        ));
+    }
+    if has_nul_escape(bytes) {
+        return Err(nul_in_json(bytes));
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = match serde_path_to_error::deserialize::<_, T>(&mut de) {
@@ -114,6 +128,80 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     de.end()
         .map_err(|_| AppError::new(ErrorCode::MalformedJson, "Conteúdo extra após o JSON."))?;
     Ok(value)
+}
+
+/// The field error for text holding U+0000. PostgreSQL cannot store it (in `text` nor `jsonb`), so
+/// it is refused on every backend, before any handler runs.
+pub fn nul_byte_error(field: impl Into<String>) -> FieldError {
+    FieldError::new(
+        field,
+        "nul_byte",
+        "O texto não pode conter o caractere nulo (U+0000).",
+    )
+}
+
+/// Whether a syntactically valid JSON text holds the escape `\u0000` (the only way a JSON document
+/// can carry U+0000: raw control characters are invalid). An escaped backslash (`\\u0000`) is
+/// literal text, so each escape sequence is skipped whole.
+fn has_nul_escape(bytes: &[u8]) -> bool {
+    let mut i = 0;
+    while let Some(off) = bytes
+        .get(i..)
+        .and_then(|rest| rest.iter().position(|b| *b == b'\\'))
+    {
+        let at = i + off;
+        if bytes.get(at + 1..at + 6) == Some(b"u0000".as_slice()) {
+            return true;
+        }
+        // Skip the backslash and the character it escapes.
+        i = at + 2;
+    }
+    false
+}
+
+/// The 422 for a body holding U+0000, naming each field (path as `a.b[0].c`) that holds it.
+fn nul_in_json(bytes: &[u8]) -> AppError {
+    const MAX_FIELDS: usize = 20;
+    fn walk(v: &serde_json::Value, path: &str, out: &mut Vec<FieldError>) {
+        if out.len() >= MAX_FIELDS {
+            return;
+        }
+        let join = |key: &str| {
+            let key = key.replace('\0', "\\u0000");
+            if path.is_empty() {
+                key
+            } else {
+                format!("{path}.{key}")
+            }
+        };
+        match v {
+            serde_json::Value::String(s) if s.contains('\0') => {
+                out.push(nul_byte_error(if path.is_empty() { "body" } else { path }));
+            }
+            serde_json::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    walk(item, &format!("{path}[{i}]"), out);
+                }
+            }
+            serde_json::Value::Object(map) => {
+                for (k, item) in map {
+                    if k.contains('\0') && out.len() < MAX_FIELDS {
+                        out.push(nul_byte_error(join(k)));
+                    }
+                    walk(item, &join(k), out);
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut errors = vec![];
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
+        walk(&v, "", &mut errors);
+    }
+    if errors.is_empty() {
+        errors.push(nul_byte_error("body"));
+    }
+    AppError::validation(errors)
 }
 
 fn data_error(path: &str, err: &serde_json::Error) -> FieldError {
@@ -143,13 +231,30 @@ fn data_error(path: &str, err: &serde_json::Error) -> FieldError {
     }
 }
 
-/// Path parameters; an unparseable id answers 400 `invalid_id`.
+/// Path parameters; an unparseable id answers 400 `invalid_id`, a segment holding U+0000 (`%00`)
+/// 422 `nul_byte`.
 pub struct ApiPath<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
+        // A URI cannot carry a raw NUL: only `%00` decodes to one.
+        if parts.uri.path().contains("%00") {
+            let fields: Vec<FieldError> = RawPathParams::from_request_parts(parts, state)
+                .await
+                .map(|params| {
+                    params
+                        .iter()
+                        .filter(|(_, v)| v.contains('\0'))
+                        .map(|(k, _)| nul_byte_error(k))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !fields.is_empty() {
+                return Err(AppError::validation(fields));
+            }
+        }
         Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(v)| ApiPath(v))
@@ -165,14 +270,48 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     }
 }
 
-/// Query string; bad values answer 422 naming the parameter.
+/// The parameters of a query string as every query parser of the API reads them (decision, see
+/// docs/api.md): a parameter with an empty or blank value (`?cursor=`) is the same as an absent
+/// one, and a value or name holding U+0000 (`%00`) answers 422 `nul_byte` naming the parameter.
+pub fn query_pairs(raw: &str) -> Result<Vec<(String, String)>, AppError> {
+    let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.as_bytes())
+        .filter(|(_, v)| !v.trim().is_empty())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    // Only `%00` decodes to U+0000 (a URI cannot carry a raw NUL).
+    if raw.contains("%00") {
+        let fields: Vec<FieldError> = pairs
+            .iter()
+            .filter(|(k, v)| k.contains('\0') || v.contains('\0'))
+            .map(|(k, _)| nul_byte_error(k.replace('\0', "\\u0000")))
+            .collect();
+        if !fields.is_empty() {
+            return Err(AppError::validation(fields));
+        }
+    }
+    Ok(pairs)
+}
+
+/// A boolean query parameter: exactly `true` or `false` (422 otherwise, like the typed queries).
+pub fn query_bool(field: &str, v: &str) -> Result<bool, AppError> {
+    match v {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(AppError::field(field, "invalid_value", "Use true ou false")),
+    }
+}
+
+/// Query string; bad values answer 422 naming the parameter. Read through [`query_pairs`].
 pub struct ApiQuery<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, AppError> {
-        let q = parts.uri.query().unwrap_or("");
+        let pairs = query_pairs(parts.uri.query().unwrap_or(""))?;
+        let q = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&pairs)
+            .finish();
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(q.as_bytes()));
         serde_path_to_error::deserialize::<_, T>(de)
             .map(ApiQuery)
@@ -518,5 +657,32 @@ impl FromRequestParts<AppState> for AnyCaller {
             None => None,
         };
         Ok(AnyCaller { auth, tenant })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{has_nul_escape, nul_in_json};
+
+    #[test]
+    fn nul_escape_is_found_unless_its_backslash_is_escaped() {
+        assert!(has_nul_escape(br#"{"a": "x\u0000"}"#));
+        assert!(has_nul_escape(br#"{"a\u0000": 1}"#));
+        assert!(has_nul_escape(br#"{"a": "x\\\u0000"}"#));
+        assert!(!has_nul_escape(br#"{"a": "x\\u0000"}"#));
+        assert!(!has_nul_escape(br#"{"a": "\u0001 \\\\u0000 \""}"#));
+        assert!(!has_nul_escape(br#"{"a": "\\"}"#));
+    }
+
+    #[test]
+    fn nul_fields_are_named_by_their_path() {
+        let e = nul_in_json(br#"{"a": [1, {"b": "\u0000"}], "c\u0000": {"d": "ok"}, "e": "x"}"#);
+        let fields: Vec<(&str, &str)> = e
+            .errors
+            .iter()
+            .map(|f| (f.field.as_str(), f.code.as_str()))
+            .collect();
+        assert_eq!(fields, [("a[1].b", "nul_byte"), ("c\\u0000", "nul_byte")]);
+        assert_eq!(e.status().as_u16(), 422);
     }
 }

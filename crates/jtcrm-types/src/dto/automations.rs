@@ -288,6 +288,9 @@ string_enum!(RunStatus {
     Failed => "failed",
     /// An action failed with `stop_on_error`: the rest were skipped.
     Stopped => "stopped",
+    /// The automation was changed, deactivated or deleted while the run waited: the actions not
+    /// done yet (the wait in progress included) were skipped.
+    Cancelled => "cancelled",
 });
 
 string_enum!(ActionStatus {

@@ -94,18 +94,33 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 pub fn build_router(state: AppState) -> Router {
+    build_router_with(state, Router::new())
+}
+
+/// [`build_router`] with `extra` routes merged in under the same middleware (tests mount routes
+/// that production never has, e.g. one that panics).
+pub fn build_router_with(state: AppState, extra: Router<AppState>) -> Router {
     let (router, api) = api_router().split_for_parts();
     let max_body = state.settings.max_body_bytes;
     router
-        .merge(SwaggerUi::new("/apidocs").url("/apidocs/openapi.json", api))
+        .merge(extra)
+        .merge(
+            SwaggerUi::new("/apidocs")
+                .url("/apidocs/openapi.json", api)
+                // The online validator badge would load an image from swagger.io (and hand it the
+                // document's URL); the page's CSP allows only this origin.
+                .config(utoipa_swagger_ui::Config::default().validator_url("none")),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body))
+        // Inside the request context, so that a panic's answer is built within the request id's
+        // scope (`request_id` in the body) and gets the `X-Request-Id` and security headers.
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             request_context,
         ))
-        .layer(CatchPanicLayer::custom(panic_response))
         .layer(CompressionLayer::new())
         .layer(CorsLayer::permissive().expose_headers([
             axum::http::header::HeaderName::from_static("x-request-id"),
@@ -127,13 +142,46 @@ async fn method_not_allowed() -> AppError {
     )
 }
 
-fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    tracing::error!("handler panicked");
+fn panic_response(payload: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default();
+    tracing::error!(request_id = ?jtcrm_kernel::error::current_request_id(), %message, "handler panicked");
     AppError::new(
         ErrorCode::Internal,
         "Erro interno. Informe o request_id ao suporte.",
     )
     .into_response()
+}
+
+/// The Swagger UI page's policy. The vendored Swagger UI loads only same-origin files (its bundle,
+/// its CSS and the `swagger-initializer.js` that utoipa generates: no inline script) and fetches
+/// the document and "Try it out" calls from this origin. `style-src 'unsafe-inline'` is needed:
+/// Swagger UI applies inline styles as it renders (without it Chromium reports "Applying inline
+/// style violates … style-src" on load) and its Markdown renderer writes `style` attributes.
+/// `img-src data:` for the icons its CSS embeds. Only `/apidocs` gets this relaxed policy.
+const SWAGGER_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+     img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; \
+     frame-ancestors 'none'";
+
+/// Everything else is JSON, CSV or text: nothing to run, nothing to frame.
+const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
+
+/// Headers on every response (decision: `Referrer-Policy: no-referrer`, as nothing of the API or
+/// its docs page needs to send its URL to another site), plus a CSP: the Swagger UI page's, or one
+/// that allows nothing.
+fn security_headers(path: &str, headers: &mut axum::http::HeaderMap) {
+    use axum::http::header::{CONTENT_SECURITY_POLICY, REFERRER_POLICY, X_CONTENT_TYPE_OPTIONS};
+    headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    let csp = if path == "/apidocs" || path.starts_with("/apidocs/") {
+        SWAGGER_CSP
+    } else {
+        API_CSP
+    };
+    headers.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(csp));
 }
 
 fn valid_request_id(v: &HeaderValue) -> Option<String> {
@@ -175,6 +223,7 @@ async fn request_context(State(state): State<AppState>, req: Request, next: Next
     if let Ok(v) = HeaderValue::from_str(&id) {
         res.headers_mut().insert("x-request-id", v);
     }
+    security_headers(&path, res.headers_mut());
     let status = res.status();
     let elapsed = start.elapsed();
     let route_label = route.unwrap_or_else(|| "unmatched".to_string());

@@ -1781,3 +1781,87 @@ async fn batched_create_task_runs_once_in_one_job_and_hands_odd_cases_to_single_
     }
     assert_eq!(runs(&app, &t, &id).await.len(), 5);
 }
+
+#[tokio::test]
+async fn a_run_cancelled_during_a_wait_leaves_nothing_queued() {
+    let app = app().await;
+    let t = app.create_tenant_on("enterprise").await;
+    let def = json!({"name": "Cancelável", "trigger": {"event": "lead.assigned"}, "actions": [
+        {"type": "create_task", "title": "Antes da espera"},
+        {"type": "wait", "minutes": 1},
+        {"type": "create_task", "title": "Depois da espera"}
+    ]});
+    let id = automation(&app, &t, def.clone()).await;
+    let l = lead(&app, &t.admin_token, json!({"name": "Cancelada"})).await;
+    app.post(
+        &format!("/api/automations/{id}/execute"),
+        &t.admin_token,
+        json!({"entity_id": l}),
+    )
+    .await
+    .assert(200);
+    let manual = || async {
+        runs(&app, &t, &id)
+            .await
+            .into_iter()
+            .find(|r| r["source"] == "manual")
+    };
+    let run = wait_for(20, "the first action", || async {
+        manual()
+            .await
+            .filter(|r| r["actions"][0]["status"] == "succeeded")
+    })
+    .await;
+    assert_eq!(run["actions"][1]["status"], "queued", "{run}");
+    assert_eq!(run["actions"][2]["status"], "queued", "{run}");
+
+    // Changed while the run waits.
+    let mut changed = def.clone();
+    changed["name"] = json!("Cancelável (alterada)");
+    app.put(&format!("/api/automations/{id}"), &t.admin_token, changed)
+        .await
+        .assert(200);
+    // The action after the wait comes due now rather than in a minute.
+    let key = format!("auto:{id}:{}:2", run["id"].as_str().unwrap());
+    let moved = job::Entity::update_many()
+        .col_expr(job::Column::RunAt, Expr::value(Utc::now()))
+        .filter(job::Column::IdempotencyKey.eq(key))
+        .exec(&app.state.db)
+        .await
+        .unwrap();
+    assert_eq!(moved.rows_affected, 1);
+    jtcrm_kernel::jobs::wake_workers();
+
+    let run = wait_for(20, "the run to close", || async {
+        manual().await.filter(|r| r["status"] != "running")
+    })
+    .await;
+    assert_eq!(run["status"], "cancelled", "{run}");
+    let statuses: Vec<&str> = run["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["succeeded", "skipped", "skipped"], "{run}");
+    for a in &run["actions"].as_array().unwrap()[1..] {
+        assert!(
+            a["error"].as_str().unwrap().starts_with("Cancelada"),
+            "{run}"
+        );
+        assert!(a["finished_at"].is_string(), "{run}");
+    }
+    assert!(run["finished_at"].is_string(), "{run}");
+    let tasks = tasks_of(&app, &t, &l).await;
+    assert_eq!(tasks.len(), 1, "{tasks:?}");
+    assert_eq!(tasks[0]["title"], "Antes da espera");
+    // The new status is a filter of the run log like the others.
+    let r = app
+        .get(
+            &format!("/api/automations/{id}/runs?status=cancelled"),
+            &t.admin_token,
+        )
+        .await;
+    r.assert(200);
+    assert_eq!(r.body["items"].as_array().unwrap().len(), 1, "{}", r.text);
+}

@@ -895,3 +895,95 @@ async fn lead_transfer_routes_are_documented() {
         );
     }
 }
+
+#[tokio::test]
+async fn lead_import_headers_starting_with_accented_letters() {
+    let app = spawn_app().await;
+    let t = app.create_tenant().await;
+    // Each header starts with a multi-byte letter within its first three bytes.
+    let csv = "Orçamento;Nome;Início;Seção;Ção\n1500;Ana;2026-01-05;Vendas;x\n";
+    let imp = import(&app, &t.admin_token, csv.as_bytes(), &[]).await;
+    assert_eq!(imp["status"], "completed", "{imp}");
+    assert_eq!(imp["created"], 1, "{imp}");
+    let cols: Vec<(String, Value)> = imp["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["header"].as_str().unwrap().to_string(),
+                c["field"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(cols[1], ("Nome".to_string(), json!("name")), "{imp}");
+    assert!(
+        cols.iter()
+            .filter(|(h, _)| h != "Nome")
+            .all(|(_, f)| f.is_null()),
+        "{imp}"
+    );
+    assert_eq!(leads(&app, &t.admin_token, "").await.len(), 1);
+}
+
+#[tokio::test]
+async fn lead_import_refuses_nul_bytes() {
+    let app = spawn_app().await;
+    let t = app.create_tenant().await;
+    // A NUL in a mapped cell fails its row; in an unmapped column it is never read.
+    let csv = b"Nome;E-mail;Extra\nAna;ana@x.com.br;a\x00b\nBru\x00no;bruno@x.com.br;ok\nCarla;car\x00la@x.com.br;ok\n";
+    let imp = import(&app, &t.admin_token, csv, &[]).await;
+    assert_eq!(imp["status"], "completed", "{imp}");
+    assert_eq!(imp["created"], 1, "{imp}");
+    assert_eq!(imp["error_count"], 2, "{imp}");
+    assert_eq!(
+        errors(&imp),
+        vec![(3, "name".to_string()), (4, "email".to_string())],
+        "{imp}"
+    );
+    assert!(
+        imp["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("U+0000"),
+        "{imp}"
+    );
+    let names: Vec<Value> = leads(&app, &t.admin_token, "")
+        .await
+        .iter()
+        .map(|l| l["name"].clone())
+        .collect();
+    assert_eq!(names, vec![json!("Ana")]);
+
+    // In a header or a text part: the upload is refused.
+    let ok = b"Nome\nDavi\n".as_slice();
+    for (parts, field) in [
+        (
+            vec![Part::File("x.csv", b"Nome;Ex\x00tra\nDavi;x\n".as_slice())],
+            "file",
+        ),
+        (
+            vec![
+                Part::File("x.csv", ok),
+                Part::Text("mapping", r#"{"Nome\u0000": "name"}"#),
+            ],
+            "mapping",
+        ),
+        (
+            vec![Part::File("x.csv", ok), Part::Text("dedupe", "sk\0ip")],
+            "dedupe",
+        ),
+    ] {
+        let r = post_form(&app, &t.admin_token, &parts).await;
+        r.assert_problem(422, "validation_failed");
+        assert_eq!(r.body["errors"][0]["field"], field, "{}", r.text);
+        assert_eq!(r.body["errors"][0]["code"], "nul_byte", "{}", r.text);
+    }
+    let list = app.get("/api/leads/imports", &t.admin_token).await;
+    assert_eq!(
+        list.body["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        list.text
+    );
+}

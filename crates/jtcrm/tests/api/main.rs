@@ -8,6 +8,7 @@ mod auth;
 mod automations;
 mod email;
 mod errors;
+mod hardening;
 mod jobs;
 mod kv;
 mod lead_import;

@@ -15,7 +15,7 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use jtcrm_types::dto::automations::{
-    ActionPreview, ActionStatus, AssigneeMode, AutomationAction, Delay, EmailTo,
+    ActionPreview, ActionStatus, AssigneeMode, AutomationAction, Delay, EmailTo, RunStatus,
 };
 use jtcrm_types::dto::leads::LeadInput;
 use jtcrm_types::dto::tasks::TaskInput;
@@ -168,7 +168,7 @@ pub async fn record<C: ConnectionTrait>(
             "Não executada: uma ação anterior falhou e a automação para no primeiro erro (stop_on_error).",
         )
         .await?;
-        return finalize(conn, r, true).await;
+        return finalize(conn, r, Some(RunStatus::Stopped)).await;
     }
     schedule_from(conn, step.hours, r, step.actions, step.position + 1, now).await
 }
@@ -254,15 +254,18 @@ pub async fn run(state: AppState, job: JobCtx) -> Result<(), JobError> {
         .await?
         .filter(|a| a.deleted_at.is_none() && a.active && a.version == r.automation_version);
     let Some(current) = current else {
+        // Every action not done yet is closed, from the first: the waits that led here are
+        // still `queued` (they are closed when the action after them runs), and a closed run
+        // leaves nothing queued or pending.
         let tx = state.begin().await?;
         skip_rest(
             &*tx,
             &r,
-            p.position,
+            0,
             "Cancelada: a automação foi alterada, desativada ou excluída durante a execução.",
         )
         .await?;
-        finalize(&*tx, &r, true).await?;
+        finalize(&*tx, &r, Some(RunStatus::Cancelled)).await?;
         tx.commit().await?;
         return Ok(());
     };

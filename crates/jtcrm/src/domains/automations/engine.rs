@@ -679,7 +679,7 @@ pub async fn start_runs<C: ConnectionTrait>(
         jtcrm_kernel::jobs::wake_workers();
     }
     for row in &finished {
-        finalize(conn, row, false).await?;
+        finalize(conn, row, None).await?;
     }
     Ok(out)
 }
@@ -703,7 +703,7 @@ pub async fn schedule_from<C: ConnectionTrait>(
             set_action(conn, r, pos, ActionStatus::Queued, Some(at)).await?;
             enqueue_action(conn, r, pos, at).await
         }
-        None => finalize(conn, r, false).await,
+        None => finalize(conn, r, None).await,
     }
 }
 
@@ -725,20 +725,18 @@ async fn set_action<C: ConnectionTrait>(
     Ok(())
 }
 
-/// Closes the run: `stopped` when asked, `failed` if any action failed, else `succeeded`.
+/// Closes the run: with `status` when given (`stopped`, `cancelled`), else `failed` if any action
+/// failed and `succeeded` otherwise.
 pub async fn finalize<C: ConnectionTrait>(
     conn: &C,
     r: &run::Model,
-    stopped: bool,
+    status: Option<RunStatus>,
 ) -> AppResult<()> {
-    if !stopped {
+    let Some(status) = status else {
         return finalize_many(conn, r.tenant_id, &[r.id]).await;
-    }
+    };
     run::Entity::update_many()
-        .col_expr(
-            run::Column::Status,
-            Expr::value(RunStatus::Stopped.as_str()),
-        )
+        .col_expr(run::Column::Status, Expr::value(status.as_str()))
         .col_expr(run::Column::FinishedAt, Expr::value(Utc::now()))
         .filter(run::Column::TenantId.eq(r.tenant_id))
         .filter(run::Column::Id.eq(r.id))

@@ -19,8 +19,25 @@ use super::fields;
 use super::model::lead;
 use super::search::{self, LeadQuery};
 use jtcrm_kernel::error::{AppError, AppResult};
-use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::extract::{TenantCtx, query_pairs};
 use jtcrm_kernel::state::AppState;
+
+/// The list's paging parameters, which the export ignores.
+const PAGING: [&str; 3] = ["limit", "cursor", "include_total"];
+
+/// Query parameters of `GET /api/leads/export`: the list's filters without its paging.
+pub struct ExportQueryDoc;
+
+impl utoipa::IntoParams for ExportQueryDoc {
+    fn into_params(
+        parameter_in_provider: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+    ) -> Vec<utoipa::openapi::path::Parameter> {
+        <search::LeadQueryDoc as utoipa::IntoParams>::into_params(parameter_in_provider)
+            .into_iter()
+            .filter(|p| !PAGING.contains(&p.name.as_str()))
+            .collect()
+    }
+}
 
 /// Leads read per keyset page.
 pub const PAGE_SIZE: u64 = 1000;
@@ -273,15 +290,17 @@ async fn fetch<C: ConnectionTrait>(
 /// database outage still get a problem+json answer), then streams the rest from a task.
 pub async fn stream(state: AppState, ctx: TenantCtx, raw: &str) -> AppResult<Response> {
     let defs = fields::list_defs(&state.db, ctx.tenant_id).await?;
-    // Paging is ours: the list's `limit`, `cursor` and `include_total` do not apply.
+    // Paging is ours: the list's `limit`, `cursor` and `include_total` do not apply (and are not
+    // documented for the export, see `ExportQueryDoc`).
+    let pairs: Vec<(String, String)> = query_pairs(raw)?
+        .into_iter()
+        .filter(|(k, _)| !PAGING.contains(&k.as_str()))
+        .collect();
+    let has_sort = pairs.iter().any(|(k, _)| k == "sort");
     let raw: String = form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(
-            form_urlencoded::parse(raw.as_bytes())
-                .filter(|(k, _)| !matches!(k.as_ref(), "limit" | "cursor" | "include_total")),
-        )
+        .extend_pairs(&pairs)
         .finish();
     let mut q = LeadQuery::parse(&raw, &ctx, &defs)?;
-    let has_sort = form_urlencoded::parse(raw.as_bytes()).any(|(k, _)| k == "sort");
     if !has_sort {
         // Oldest first: a stable order that new leads only extend.
         q.descending = false;

@@ -41,7 +41,7 @@ use crate::domains::tenants::model::counter;
 use crate::domains::users::model::user;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
-use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx};
+use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx, nul_byte_error};
 use jtcrm_kernel::http::pagination;
 use jtcrm_kernel::jobs::{self, JobCtx, JobError, NewJob};
 use jtcrm_kernel::state::AppState;
@@ -272,8 +272,14 @@ impl Target {
     /// The field a header names by itself: `cf.<key>`, a synonym, or a custom field's label or key.
     pub fn from_header(h: &str, defs: &[CustomFieldDef]) -> Option<Target> {
         let t = h.trim();
-        if t.len() > 3 && t[..3].eq_ignore_ascii_case("cf.") {
-            return Target::custom(&t[3..], defs);
+        // `get`, not `[..3]`: a header may start with a multi-byte letter ("Orçamento").
+        if let Some(key) = t
+            .get(..3)
+            .filter(|p| p.eq_ignore_ascii_case("cf."))
+            .and(t.get(3..))
+            .filter(|k| !k.is_empty())
+        {
+            return Target::custom(key, defs);
         }
         let n = norm(t);
         Target::synonym(&n).or_else(|| Target::custom_by_label(&n, defs))
@@ -524,8 +530,12 @@ async fn read_text(field: &mut Field<'_>, name: &str) -> AppResult<String> {
         }
         buf.extend_from_slice(&chunk);
     }
-    String::from_utf8(buf)
-        .map_err(|_| AppError::field(name, "invalid_value", "Texto deve estar em UTF-8"))
+    let text = String::from_utf8(buf)
+        .map_err(|_| AppError::field(name, "invalid_value", "Texto deve estar em UTF-8"))?;
+    if text.contains('\0') {
+        return Err(AppError::validation(vec![nul_byte_error(name)]));
+    }
+    Ok(text)
 }
 
 fn sanitize_filename(name: Option<&str>) -> String {
@@ -669,6 +679,10 @@ fn parse_form(texts: &HashMap<String, String>, defs: &[CustomFieldDef]) -> AppRe
             )),
             Ok(obj) => {
                 for (k, v) in obj {
+                    if k.contains('\0') || v.as_str().is_some_and(|s| s.contains('\0')) {
+                        errors.push(nul_byte_error("mapping"));
+                        continue;
+                    }
                     match v {
                         Value::Null => {
                             mapping.insert(k, None);
@@ -795,6 +809,10 @@ pub async fn start(
         form.encoding,
         form.delimiter,
     )?;
+    // Headers are stored with the import (`columns`); PostgreSQL cannot store U+0000.
+    if headers_row.iter().any(|h| h.contains('\0')) {
+        return Err(AppError::validation(vec![nul_byte_error("file")]));
+    }
     let cols = map_columns(&headers_row, &form.mapping, &defs);
     let unknown: Vec<FieldError> = form
         .mapping
@@ -1229,6 +1247,8 @@ enum BatchEnd {
     Redo,
 }
 
+const NUL_IN_CELL: &str = "A célula contém o caractere nulo (U+0000), que não é aceito";
+
 /// A row after parsing and validation, before any write.
 enum Prepared {
     Invalid(Vec<(String, String)>),
@@ -1374,6 +1394,18 @@ async fn prepare<C: ConnectionTrait>(
     let ctx = env.ctx;
     let invalid =
         |field: &str, message: &str| Ok(Prepared::Invalid(vec![(field.into(), message.into())]));
+    // A cell with U+0000 cannot be stored on PostgreSQL: the row is refused (decision, see
+    // docs/leads-import-export.md), on every backend. Unmapped columns are never read.
+    let nul: Vec<(String, String)> = env
+        .cols
+        .iter()
+        .zip(&row.cells)
+        .filter_map(|(t, cell)| t.as_ref().filter(|_| cell.contains('\0')))
+        .map(|t| (t.name(), NUL_IN_CELL.to_string()))
+        .collect();
+    if !nul.is_empty() {
+        return Ok(Prepared::Invalid(nul));
+    }
     let (mut input, owner_raw) = row_input(env.cols, &row.cells);
     if let Some(raw) = &owner_raw {
         match resolve_owner(conn, ctx.tenant_id, &mut st.owners, raw).await? {

@@ -20,7 +20,8 @@ use super::search::{LeadQuery, LeadQueryDoc};
 use super::{WriteMode, dedupe, fields, scoring, service};
 use jtcrm_kernel::error::AppResult;
 use jtcrm_kernel::http::extract::{
-    ApiJson, ApiPath, ApiQuery, IfMatch, JsonBytes, TenantCtx, etag, parse_json,
+    ApiJson, ApiPath, ApiQuery, IfMatch, JsonBytes, TenantCtx, etag, parse_json, query_bool,
+    query_pairs,
 };
 use jtcrm_kernel::http::idempotency;
 use jtcrm_kernel::state::AppState;
@@ -48,12 +49,12 @@ pub struct DuplicateParam {
     pub allow_duplicate: Option<bool>,
 }
 
-fn allow_dup(raw: &Option<String>) -> bool {
-    raw.as_deref()
-        .map(|q| {
-            form_urlencoded::parse(q.as_bytes()).any(|(k, v)| k == "allow_duplicate" && v == "true")
-        })
-        .unwrap_or(false)
+fn allow_dup(raw: &Option<String>) -> AppResult<bool> {
+    let pairs = query_pairs(raw.as_deref().unwrap_or(""))?;
+    match pairs.iter().rev().find(|(k, _)| k == "allow_duplicate") {
+        Some((k, v)) => query_bool(k, v),
+        None => Ok(false),
+    }
 }
 
 /// List and search leads.
@@ -91,12 +92,13 @@ pub async fn create_lead(
     JsonBytes(body): JsonBytes,
 ) -> AppResult<Response> {
     let input: LeadInput = parse_json(&body)?;
+    let allow_duplicate = allow_dup(&raw)?;
     let idem = idempotency::from_headers(
         &headers,
         &format!("POST /api/leads?{}", raw.as_deref().unwrap_or("")),
         &body,
     )?;
-    let (status, body) = service::create(&state, &ctx, input, allow_dup(&raw), idem).await?;
+    let (status, body) = service::create(&state, &ctx, input, allow_duplicate, idem).await?;
     let mut res = (
         StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED),
         Json(&body),
@@ -153,7 +155,7 @@ pub async fn replace_lead(
         if_match,
         input,
         WriteMode::Replace,
-        allow_dup(&raw),
+        allow_dup(&raw)?,
     )
     .await?;
     Ok((etag(l.version), Json(l)))
@@ -184,7 +186,7 @@ pub async fn patch_lead(
         if_match,
         input,
         WriteMode::Patch,
-        allow_dup(&raw),
+        allow_dup(&raw)?,
     )
     .await?;
     Ok((etag(l.version), Json(l)))

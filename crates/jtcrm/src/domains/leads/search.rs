@@ -20,7 +20,7 @@ use uuid::Uuid;
 use super::LeadDraft;
 use super::model::{lead, tag, term};
 use jtcrm_kernel::error::{AppError, AppResult};
-use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::extract::{TenantCtx, query_bool, query_pairs};
 use jtcrm_kernel::http::pagination::{self, decode_cursor, encode_cursor};
 use jtcrm_kernel::state::AppState;
 
@@ -257,9 +257,9 @@ impl LeadQuery {
             include_total: false,
             deleted: false,
         };
-        for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+        for (k, v) in query_pairs(raw)? {
             let v = v.trim().to_string();
-            match k.as_ref() {
+            match k.as_str() {
                 "status" => {
                     for s in v.split(',').map(str::trim).filter(|s| !s.is_empty()) {
                         q.status.push(
@@ -326,8 +326,8 @@ impl LeadQuery {
                     ))?
                 }
                 "cursor" if !v.is_empty() => q.cursor = Some(v),
-                "include_total" => q.include_total = v == "true",
-                "deleted" => q.deleted = v == "true",
+                "include_total" => q.include_total = query_bool("include_total", &v)?,
+                "deleted" => q.deleted = query_bool("deleted", &v)?,
                 "allow_duplicate" => {}
                 key if key.starts_with("cf.") => {
                     let name = &key[3..];

@@ -15,7 +15,6 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::search::LeadQueryDoc;
 use super::{export, import};
 use jtcrm_kernel::error::AppResult;
 use jtcrm_kernel::http::extract::{ApiPath, ApiQuery, TenantCtx};
@@ -129,7 +128,7 @@ pub async fn get_import(
 /// filters of the list (`limit` and `cursor` are ignored; default order oldest first). Streamed:
 /// any size in constant memory. Every role may export what it can see.
 #[utoipa::path(get, path = "/api/leads/export", tag = "leads", security(("bearer" = [])),
-    params(LeadQueryDoc),
+    params(export::ExportQueryDoc),
     responses((status = 200, description = "CSV: Nome;E-mail;Telefone;Empresa;CNPJ;Cargo;Origem;Status;Responsável;\
         Tags;CEP;Cidade;UF;Pontuação;Criado em;Atualizado em, then one column per custom field",
         content_type = "text/csv", body = String,

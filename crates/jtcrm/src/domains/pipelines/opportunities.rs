@@ -37,7 +37,7 @@ use crate::domains::timeline;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::events;
-use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::extract::{TenantCtx, query_bool, query_pairs};
 use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
 use jtcrm_kernel::http::pagination::{self, decode_cursor, encode_cursor};
 use jtcrm_kernel::state::AppState;
@@ -1741,12 +1741,9 @@ impl OppQuery {
             cursor: None,
             include_total: false,
         };
-        for (k, v) in form_urlencoded::parse(raw.as_bytes()) {
+        for (k, v) in query_pairs(raw)? {
             let v = v.trim().to_string();
-            if v.is_empty() {
-                continue;
-            }
-            match k.as_ref() {
+            match k.as_str() {
                 "pipeline_id" => q.pipeline_id = Some(parse_uuid("pipeline_id", &v)?),
                 "stage_id" => q.stage_id = Some(parse_uuid("stage_id", &v)?),
                 "lead_id" => q.lead_id = Some(parse_uuid("lead_id", &v)?),
@@ -1807,7 +1804,7 @@ impl OppQuery {
                     ))?
                 }
                 "cursor" => q.cursor = Some(v),
-                "include_total" => q.include_total = v == "true",
+                "include_total" => q.include_total = query_bool("include_total", &v)?,
                 _ => {}
             }
         }

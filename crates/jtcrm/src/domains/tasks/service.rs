@@ -836,6 +836,7 @@ pub struct TaskQuery {
     pub lead_id: Option<Uuid>,
     pub opportunity_id: Option<Uuid>,
     /// Computed in the tenant's timezone.
+    #[param(inline)]
     pub due: Option<DueFilter>,
     pub limit: Option<u64>,
     pub cursor: Option<String>,
