@@ -41,6 +41,10 @@ pub struct Settings {
     pub db_max_connections: u32,
     pub data_dir: PathBuf,
     pub jwt_secret: Secret,
+    /// `JTCRM_SECRETS_KEY`: the AES-256-GCM key of secrets at rest (see `secrets`).
+    pub secrets_key: Secret,
+    /// `JTCRM_SECRETS_OLD_KEYS`: previous keys, comma-separated, still accepted for reading.
+    pub secrets_old_keys: Vec<Secret>,
     pub access_token_ttl_secs: i64,
     pub refresh_token_ttl_secs: i64,
     pub redis_url: Option<Secret>,
@@ -169,6 +173,8 @@ impl Settings {
             db_max_connections: 16,
             data_dir: PathBuf::from("data"),
             jwt_secret: Secret::default(),
+            secrets_key: Secret::default(),
+            secrets_old_keys: Vec::new(),
             access_token_ttl_secs: 24 * 3600,
             refresh_token_ttl_secs: 30 * 24 * 3600,
             redis_url: None,
@@ -232,6 +238,16 @@ impl Settings {
         }
         if let Some(secret) = env("JWT_SECRET_KEY") {
             s.jwt_secret = Secret::new(secret);
+        }
+        if let Some(key) = env("JTCRM_SECRETS_KEY") {
+            crate::secrets::parse_key(&key).context("JTCRM_SECRETS_KEY inválida")?;
+            s.secrets_key = Secret::new(key);
+        }
+        if let Some(keys) = env("JTCRM_SECRETS_OLD_KEYS") {
+            for k in keys.split(',').map(str::trim).filter(|k| !k.is_empty()) {
+                crate::secrets::parse_key(k).context("JTCRM_SECRETS_OLD_KEYS inválida")?;
+                s.secrets_old_keys.push(Secret::new(k.to_string()));
+            }
         }
         let hours: f64 = env_parse("JWT_ACCESS_TOKEN_EXPIRES", 24.0)?;
         if !(hours > 0.0 && hours <= 24.0 * 30.0) {
@@ -315,6 +331,7 @@ impl Settings {
     /// Resolves the JWT secret. Production refuses a missing or short one; development generates a
     /// random secret once and keeps it in the data directory so tokens survive restarts.
     pub fn finalize(&mut self) -> anyhow::Result<()> {
+        self.finalize_secrets_key()?;
         if self.jwt_secret.expose().len() >= 32 {
             return Ok(());
         }
@@ -341,6 +358,47 @@ impl Settings {
         };
         self.jwt_secret = Secret::new(secret);
         Ok(())
+    }
+
+    /// Resolves the key of secrets at rest like the JWT secret: required in production,
+    /// generated once and kept in the data directory in development.
+    fn finalize_secrets_key(&mut self) -> anyhow::Result<()> {
+        if !self.secrets_key.expose().is_empty() {
+            return Ok(());
+        }
+        if self.is_production() {
+            bail!(
+                "JTCRM_SECRETS_KEY ausente: em produção defina uma chave de 32 bytes em base64 \
+                 (por exemplo: openssl rand -base64 32)"
+            );
+        }
+        std::fs::create_dir_all(&self.data_dir)
+            .with_context(|| format!("não foi possível criar {}", self.data_dir.display()))?;
+        let path = self.data_dir.join("secrets_key");
+        let key = match std::fs::read_to_string(&path) {
+            Ok(s) if crate::secrets::parse_key(&s).is_ok() => s.trim().to_string(),
+            _ => {
+                let k = crate::secrets::generate_key();
+                std::fs::write(&path, &k)
+                    .with_context(|| format!("gravando {}", path.display()))?;
+                k
+            }
+        };
+        self.secrets_key = Secret::new(key);
+        Ok(())
+    }
+
+    /// The secrets box of these settings (after [`Settings::finalize`]).
+    pub fn secret_box(&self) -> anyhow::Result<crate::secrets::SecretBox> {
+        let current = crate::secrets::parse_key(self.secrets_key.expose())
+            .context("JTCRM_SECRETS_KEY inválida")?;
+        let old = self
+            .secrets_old_keys
+            .iter()
+            .map(|k| crate::secrets::parse_key(k.expose()))
+            .collect::<anyhow::Result<Vec<_>>>()
+            .context("JTCRM_SECRETS_OLD_KEYS inválida")?;
+        Ok(crate::secrets::SecretBox::new(&current, &old))
     }
 }
 

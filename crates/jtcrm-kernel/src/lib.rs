@@ -21,6 +21,7 @@ pub mod events;
 pub mod http;
 pub mod jobs;
 pub mod kv;
+pub mod secrets;
 pub mod security;
 pub mod state;
 pub mod telemetry;

@@ -21,6 +21,8 @@ pub struct Inner {
     pub kv: SharedKv,
     pub jwt: JwtKeys,
     pub hasher: PasswordHasherCfg,
+    /// Seals and opens secrets at rest (AES-256-GCM).
+    pub secrets: crate::secrets::SecretBox,
     pub tenants: TenantCache,
     /// What every new tenant is filled with (assembled by `jtcrm::app`).
     pub seeders: Seeders,

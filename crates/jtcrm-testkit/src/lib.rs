@@ -149,6 +149,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     s.db_max_connections = 5;
     s.jwt_secret = Secret::new(format!("test-secret-{}-{}", Uuid::now_v7(), Uuid::now_v7()));
     s.data_dir = std::env::temp_dir();
+    s.secrets_key = Secret::new(jtcrm_kernel::secrets::generate_key());
     // Cheap hashes keep the suite fast; production uses the OWASP argon2id parameters.
     s.argon2_memory_kib = 1024;
     s.argon2_iterations = 1;

@@ -34,6 +34,7 @@ pub async fn build_state(mut settings: Settings) -> anyhow::Result<AppState> {
     let state = AppState(Arc::new(Inner {
         jwt: JwtKeys::new(settings.jwt_secret.expose(), settings.access_token_ttl_secs),
         hasher: PasswordHasherCfg::new(settings.argon2_memory_kib, settings.argon2_iterations),
+        secrets: settings.secret_box()?,
         tenants: TenantCache::new(
             settings.tenant_cache_ttl_secs,
             Arc::new(crate::domains::tenants::directory::Directory),

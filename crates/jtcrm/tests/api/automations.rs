@@ -715,6 +715,19 @@ async fn webhooks_are_signed_retried_and_never_reach_private_addresses() {
         "write-only: {}",
         got.text
     );
+    // At rest the secret is sealed (AES-256-GCM), never stored in clear.
+    let stored = jtcrm::domains::automations::model::automation::Entity::find()
+        .filter(
+            jtcrm::domains::automations::model::automation::Column::Id
+                .eq(id.parse::<Uuid>().unwrap()),
+        )
+        .one(&app.state.db)
+        .await
+        .unwrap()
+        .unwrap();
+    let stored = stored.actions.to_string();
+    assert!(!stored.contains(secret), "{stored}");
+    assert!(stored.contains("enc:v1:"), "{stored}");
     let l = lead(&app, &t.admin_token, json!({"name": "Cliente Webhook"})).await;
     let rs = finished_runs(&app, &t, &id, 1).await;
     let act = &rs[0]["actions"][0];

@@ -874,6 +874,12 @@ impl Env<'_> {
                 let secret = secret
                     .as_deref()
                     .ok_or_else(|| Failure::fatal("Segredo não configurado."))?;
+                let secret = self
+                    .state
+                    .secrets
+                    .open(secret)
+                    .map_err(|e| Failure::fatal(e.detail))?;
+                let secret = secret.as_str();
                 let ev = match r.event_id {
                     Some(id) => event::Entity::find_by_id((self.tenant(), id))
                         .one(&self.state.db)

@@ -559,7 +559,8 @@ pub async fn validate_definition<C: ConnectionTrait>(
                         v.add(&f("secret"), "invalid_length", "Use de 16 a 200 caracteres");
                         None
                     }
-                    Some(s) => Some(s),
+                    // Stored sealed (AES-256-GCM, `jtcrm_kernel::secrets`); opened only to sign.
+                    Some(s) => Some(state.secrets.seal(&s)?),
                     None if kept.is_some() => kept,
                     None => {
                         v.add(
