@@ -20,8 +20,9 @@ use super::search::{LeadQuery, LeadQueryDoc};
 use super::{WriteMode, dedupe, fields, scoring, service};
 use jtcrm_kernel::error::AppResult;
 use jtcrm_kernel::http::extract::{
-    ApiJson, ApiPath, ApiQuery, IfMatch, JsonBytes, TenantCtx, etag, parse_json,
+    AdminCtx, ApiJson, ApiPath, ApiQuery, IfMatch, JsonBytes, TenantCtx, etag, parse_json,
 };
+use jtcrm_kernel::http::guard::{Authorized, Managers, Sellers, Staff};
 use jtcrm_kernel::http::idempotency;
 use jtcrm_kernel::state::AppState;
 
@@ -85,7 +86,7 @@ pub async fn list_leads(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_lead(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     JsonBytes(body): JsonBytes,
@@ -140,7 +141,7 @@ pub async fn get_lead(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn replace_lead(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     ApiPath(id): ApiPath<Uuid>,
     IfMatch(if_match): IfMatch,
     RawQuery(raw): RawQuery,
@@ -171,7 +172,7 @@ pub async fn replace_lead(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn patch_lead(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     ApiPath(id): ApiPath<Uuid>,
     IfMatch(if_match): IfMatch,
     RawQuery(raw): RawQuery,
@@ -197,7 +198,7 @@ pub async fn patch_lead(
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_lead(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<StatusCode> {
     service::delete(&state, &ctx, id).await?;
@@ -211,7 +212,7 @@ pub async fn delete_lead(
         (status = 409, body = Problem, content_type = "application/problem+json")))]
 pub async fn restore_lead(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<Json<Lead>> {
     Ok(Json(service::restore(&state, &ctx, id).await?))
@@ -284,7 +285,7 @@ pub async fn list_duplicates(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn merge_leads(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Sellers>,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<MergeRequest>,
 ) -> AppResult<Json<Lead>> {
@@ -309,7 +310,7 @@ pub async fn list_fields(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_field(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: AdminCtx,
     ApiJson(input): ApiJson<CustomFieldInput>,
 ) -> AppResult<impl IntoResponse> {
     let f = fields::create(&state, &ctx, input).await?;
@@ -330,7 +331,7 @@ pub async fn create_field(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn update_field(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: AdminCtx,
     ApiPath(id): ApiPath<Uuid>,
     IfMatch(if_match): IfMatch,
     ApiJson(input): ApiJson<CustomFieldInput>,
@@ -347,7 +348,7 @@ pub async fn update_field(
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_field(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: AdminCtx,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<StatusCode> {
     fields::delete(&state, &ctx, id).await?;
@@ -371,7 +372,7 @@ pub async fn list_rules(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_rule(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiJson(input): ApiJson<ScoringRuleInput>,
 ) -> AppResult<impl IntoResponse> {
     let r = scoring::create_rule(&state, &ctx, input).await?;
@@ -395,7 +396,7 @@ pub async fn create_rule(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn update_rule(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiPath(id): ApiPath<Uuid>,
     IfMatch(if_match): IfMatch,
     ApiJson(input): ApiJson<ScoringRuleInput>,
@@ -412,7 +413,7 @@ pub async fn update_rule(
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_rule(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<StatusCode> {
     scoring::delete_rule(&state, &ctx, id).await?;
