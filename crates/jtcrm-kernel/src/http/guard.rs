@@ -122,3 +122,21 @@ impl TenantCtx {
         self.is_in::<Managers>()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_sets_nest_and_leave_out_viewer_and_super_admin() {
+        let sets = [Admins::ROLES, Managers::ROLES, Sellers::ROLES, Staff::ROLES];
+        for pair in sets.windows(2) {
+            assert!(pair[0].iter().all(|r| pair[1].contains(r)));
+            assert!(pair[0].len() < pair[1].len());
+        }
+        for set in sets {
+            assert!(!set.contains(&Role::Viewer) && !set.contains(&Role::SuperAdmin));
+        }
+        assert_eq!(Staff::ROLES.len(), Role::TENANT_ROLES.len() - 1);
+    }
+}

@@ -15,6 +15,7 @@ mod leads;
 mod pipelines;
 mod plans;
 mod products;
+mod roles;
 mod system;
 mod tasks;
 mod tenants;
