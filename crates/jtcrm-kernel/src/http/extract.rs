@@ -13,6 +13,7 @@ use jtcrm_types::{ErrorCode, FieldError};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
+use super::guard::{Admins, Authorized};
 use crate::error::{AppError, current_request_id};
 use crate::security::Claims;
 use crate::state::AppState;
@@ -486,14 +487,6 @@ impl TenantCtx {
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }
-
-    pub fn require(&self, roles: &[Role]) -> Result<(), AppError> {
-        if roles.contains(&self.role) {
-            Ok(())
-        } else {
-            Err(AppError::forbidden())
-        }
-    }
 }
 
 pub fn rate_key(tenant_id: Uuid, minute: i64) -> String {
@@ -554,18 +547,8 @@ pub fn suspended() -> AppError {
     )
 }
 
-/// A tenant `admin`.
-pub struct AdminCtx(pub TenantCtx);
-
-impl FromRequestParts<AppState> for AdminCtx {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
-        let ctx = TenantCtx::from_request_parts(parts, state).await?;
-        ctx.require(&[Role::Admin])?;
-        Ok(AdminCtx(ctx))
-    }
-}
+/// A tenant `admin` (see [`super::guard`] for the other role sets).
+pub type AdminCtx = Authorized<Admins>;
 
 /// The platform super-admin.
 pub struct SuperAdminCtx {

@@ -16,6 +16,7 @@ mod leads;
 mod pipelines;
 mod plans;
 mod products;
+mod roles;
 mod system;
 mod tasks;
 mod tenants;

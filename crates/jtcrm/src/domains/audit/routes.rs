@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use jtcrm_kernel::audit::{model, to_dto};
 use jtcrm_kernel::error::{AppError, AppResult};
-use jtcrm_kernel::http::extract::{ApiQuery, Auth, TenantCtx};
+use jtcrm_kernel::http::extract::{AdminCtx, ApiQuery, Auth};
 use jtcrm_kernel::http::pagination;
 use jtcrm_kernel::state::AppState;
 
@@ -36,8 +36,7 @@ impl FromRequestParts<AppState> for AuditScope {
         if auth.role == Role::SuperAdmin {
             return Ok(AuditScope::Platform);
         }
-        let ctx = TenantCtx::from_request_parts(parts, state).await?;
-        ctx.require(&[Role::Admin])?;
+        let ctx = AdminCtx::from_request_parts(parts, state).await?;
         Ok(AuditScope::Tenant(ctx.tenant_id))
     }
 }

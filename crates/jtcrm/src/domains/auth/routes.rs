@@ -17,7 +17,7 @@ use crate::domains::users::NewUserInput;
 use crate::domains::{tenants, users};
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::{
-    AnyCaller, ApiJson, Auth, OptionalJson, RequestMeta, TenantCtx, bearer, requested_slug,
+    AdminCtx, AnyCaller, ApiJson, Auth, OptionalJson, RequestMeta, bearer, requested_slug,
 };
 use jtcrm_kernel::state::AppState;
 
@@ -110,7 +110,6 @@ pub async fn register(
 ) -> AppResult<axum::response::Response> {
     match parts {
         RegisterCaller::Tenant(ctx) => {
-            ctx.require(&[jtcrm_types::dto::Role::Admin])?;
             let mut v = Validator::new();
             let new = users::validate_new_user(
                 &mut v,
@@ -185,7 +184,8 @@ pub async fn register(
 pub enum RegisterCaller {
     Anonymous,
     SuperAdmin,
-    Tenant(Box<TenantCtx>),
+    /// A tenant admin; other tenant roles are refused (`403`).
+    Tenant(Box<AdminCtx>),
 }
 
 impl FromRequestParts<AppState> for RegisterCaller {
@@ -198,7 +198,7 @@ impl FromRequestParts<AppState> for RegisterCaller {
         if auth.claims.tenant_id.is_none() {
             return Ok(RegisterCaller::SuperAdmin);
         }
-        let ctx = TenantCtx::from_request_parts(parts, state).await?;
+        let ctx = AdminCtx::from_request_parts(parts, state).await?;
         Ok(RegisterCaller::Tenant(Box::new(ctx)))
     }
 }

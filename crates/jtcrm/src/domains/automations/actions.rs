@@ -43,6 +43,7 @@ use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::events::{self, model as event};
 use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::guard::{Sellers, Staff};
 use jtcrm_kernel::jobs::{JobCtx, JobError};
 use jtcrm_kernel::state::AppState;
 
@@ -657,7 +658,8 @@ impl Env<'_> {
                 )
                 .ok_or_else(|| Failure::fatal("Ação não é create_task."))?;
                 let due_at = input.due_at.flatten();
-                let task = tasks::service::create(self.state, &self.ctx, input).await?;
+                let task =
+                    tasks::service::create(self.state, &self.ctx.grant::<Staff>()?, input).await?;
                 Ok(Outcome::Done(
                     json!({"task_id": task.id, "assignee_id": assignee_id, "due_at": due_at}),
                 ))
@@ -771,7 +773,7 @@ impl Env<'_> {
                 }
                 let updated = leads::service::update(
                     self.state,
-                    &self.ctx,
+                    &self.ctx.grant::<Staff>()?,
                     l.id,
                     None,
                     input,
@@ -838,7 +840,7 @@ impl Env<'_> {
                 }
                 let moved = pipelines::opportunities::transition(
                     self.state,
-                    &self.ctx,
+                    &self.ctx.grant::<Sellers>()?,
                     opp.id,
                     Transition::Move {
                         stage_id: Some(stage_id),

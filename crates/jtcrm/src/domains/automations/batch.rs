@@ -37,6 +37,7 @@ use crate::domains::leads::model::lead;
 use crate::domains::tasks;
 use jtcrm_kernel::error::AppResult;
 use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::guard::Staff;
 use jtcrm_kernel::jobs::{JobCtx, JobError, NewJob, model as job};
 use jtcrm_kernel::state::AppState;
 
@@ -337,7 +338,7 @@ async fn execute(state: &AppState, tenant_id: Uuid, items: &[Item], attempt: i32
             continue;
         }
         let (readies, inputs): (Vec<_>, Vec<_>) = ok.into_iter().unzip();
-        let created = tasks::service::create_many_in(&*tx, ctx, inputs).await?;
+        let created = tasks::service::create_many_in(&*tx, &ctx.grant::<Staff>()?, inputs).await?;
         for (x, t) in readies.into_iter().zip(created) {
             let mut am = x.row.clone().into_active_model();
             am.status = Set(ActionStatus::Succeeded.as_str().into());

@@ -5,12 +5,12 @@
 
 use chrono::{DateTime, Utc};
 use jtcrm_types::ErrorCode;
+use jtcrm_types::dto::Page;
 use jtcrm_types::dto::automations::{
     Cadence, CadenceChannel, CadenceInput, CadenceStep, EnrollResponse, Enrollment,
     EnrollmentStatus, ExitRequest, LeadIdsRequest, UnenrollResponse,
 };
 use jtcrm_types::dto::tasks::TaskInput;
-use jtcrm_types::dto::{Page, Role};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
@@ -22,10 +22,10 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::actions::find_marked_event;
+use super::actor_ctx;
 use super::business_hours::{self, Hours};
 use super::model::{cadence, enrollment};
 use super::templates::{clip, render};
-use super::{MANAGE_ROLES, actor_ctx};
 use crate::domains::leads::model::lead;
 use crate::domains::leads::search;
 use crate::domains::tasks;
@@ -33,13 +33,12 @@ use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::events::{self, model as event};
 use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::guard::{Authorized, Managers, Staff};
 use jtcrm_kernel::http::pagination::{self, decode_id_cursor, finish_page};
 use jtcrm_kernel::jobs::{JobCtx, JobError, NewJob, enqueue};
 use jtcrm_kernel::state::AppState;
 
 pub const STEP_KIND: &str = "automations.cadence_step";
-/// Who enrols leads (in leads they can see).
-pub const ENROLL_ROLES: &[Role] = &[Role::Admin, Role::Manager, Role::Sales, Role::Support];
 pub const MAX_STEPS: usize = 30;
 pub const MAX_LEADS_PER_CALL: usize = 500;
 
@@ -214,8 +213,11 @@ pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Caden
     Ok(to_dto(find(&state.db, ctx.tenant_id, id).await?))
 }
 
-pub async fn create(state: &AppState, ctx: &TenantCtx, input: CadenceInput) -> AppResult<Cadence> {
-    ctx.require(MANAGE_ROLES)?;
+pub async fn create(
+    state: &AppState,
+    ctx: &Authorized<Managers>,
+    input: CadenceInput,
+) -> AppResult<Cadence> {
     let mut v = Validator::new();
     let name = v.required_text("name", input.name.as_deref(), 200);
     let description = v.optional_text("description", input.description.as_deref(), 5000);
@@ -256,12 +258,11 @@ pub async fn create(state: &AppState, ctx: &TenantCtx, input: CadenceInput) -> A
 /// step); a lead past the new last step completes.
 pub async fn update(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Managers>,
     id: Uuid,
     if_match: Option<i32>,
     input: CadenceInput,
 ) -> AppResult<Cadence> {
-    ctx.require(MANAGE_ROLES)?;
     let mut v = Validator::new();
     let name = v.required_text("name", input.name.as_deref(), 200);
     let description = v.optional_text("description", input.description.as_deref(), 5000);
@@ -303,8 +304,7 @@ pub async fn update(
 }
 
 /// Soft delete; active enrolments end with reason `cadence_deleted`.
-pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()> {
-    ctx.require(MANAGE_ROLES)?;
+pub async fn delete(state: &AppState, ctx: &Authorized<Managers>, id: Uuid) -> AppResult<()> {
     let txn = state.begin().await?;
     let cur = find(&*txn, ctx.tenant_id, id).await?;
     let version = cur.version;
@@ -514,11 +514,10 @@ fn lead_ids(req: LeadIdsRequest) -> AppResult<Vec<Uuid>> {
 /// `POST …/cadences/{id}/enroll`: all or nothing. A lead already active in the cadence → `409`.
 pub async fn enroll(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Staff>,
     id: Uuid,
     req: LeadIdsRequest,
 ) -> AppResult<EnrollResponse> {
-    ctx.require(ENROLL_ROLES)?;
     let ids = lead_ids(req)?;
     let hours =
         business_hours::load(&state.db, ctx.tenant_id, &ctx.tenant.settings.timezone).await?;
@@ -610,11 +609,10 @@ async fn end_enrollments<C: ConnectionTrait>(
 /// `POST …/cadences/{id}/unenroll`: ends the active enrolments of the leads (reason `manual`).
 pub async fn unenroll(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Staff>,
     id: Uuid,
     req: LeadIdsRequest,
 ) -> AppResult<UnenrollResponse> {
-    ctx.require(ENROLL_ROLES)?;
     let ids = lead_ids(req)?;
     let txn = state.begin().await?;
     find(&*txn, ctx.tenant_id, id).await?;
@@ -633,12 +631,11 @@ pub async fn unenroll(
 /// (`manual`). No active enrolment → `404`.
 pub async fn exit(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Staff>,
     id: Uuid,
     lead_id: Uuid,
     req: ExitRequest,
 ) -> AppResult<Enrollment> {
-    ctx.require(ENROLL_ROLES)?;
     let reason = req.reason.as_deref().map(str::trim).unwrap_or("manual");
     if !matches!(reason, "replied" | "manual") {
         return Err(AppError::field(
@@ -947,7 +944,9 @@ pub async fn run_step(state: AppState, job: JobCtx) -> Result<(), JobError> {
                 opportunity_id: None,
             };
             match events::CAUSE
-                .scope(cause, tasks::service::create(&state, &ctx, input))
+                .scope(cause, async {
+                    tasks::service::create(&state, &ctx.grant::<Staff>()?, input).await
+                })
                 .await
             {
                 Ok(t) => json!({"task_id": t.id, "assignee_id": t.assignee_id}),

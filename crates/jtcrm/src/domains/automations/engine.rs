@@ -27,7 +27,7 @@ use uuid::Uuid;
 use super::business_hours::{self, Hours};
 use super::conditions::{self, Changes};
 use super::model::{automation, run, run_action};
-use super::{MANAGE_ROLES, MAX_DEPTH, Parsed, actions, batch, cadences, entity_type_of, templates};
+use super::{MAX_DEPTH, Parsed, actions, batch, cadences, entity_type_of, templates};
 use crate::domains::leads::model::lead;
 use crate::domains::leads::search::{self, LeadQuery};
 use crate::domains::pipelines::model::opportunity;
@@ -36,7 +36,7 @@ use crate::domains::{leads, pipelines, tasks};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::events::model as event;
-use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::guard::{Authorized, Managers};
 use jtcrm_kernel::jobs::{JobCtx, JobError, NewJob, Next, Periodic, enqueue, model as job};
 use jtcrm_kernel::state::AppState;
 
@@ -794,11 +794,10 @@ pub async fn finalize_many<C: ConnectionTrait>(
 /// describes what each action would do.
 pub async fn execute(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Managers>,
     id: Uuid,
     req: ExecuteRequest,
 ) -> AppResult<ExecuteResponse> {
-    ctx.require(MANAGE_ROLES)?;
     let p = Parsed::new(super::find(&state.db, ctx, id).await?);
     let etype = entity_type_of(&p.model.trigger_event).unwrap_or("lead");
     let dry_run = req.dry_run.unwrap_or(false);

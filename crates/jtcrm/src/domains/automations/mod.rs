@@ -42,11 +42,10 @@ use crate::domains::users::user;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx};
+use jtcrm_kernel::http::guard::{Authorized, Managers};
 use jtcrm_kernel::http::pagination::{self, decode_id_cursor, finish_page};
 use jtcrm_kernel::state::AppState;
 
-/// Who configures automations (and reads them: definitions hold webhook URLs and business rules).
-pub const MANAGE_ROLES: &[Role] = &[Role::Admin, Role::Manager];
 /// Events caused by an automation at this depth trigger no further automation (loop guard).
 pub const MAX_DEPTH: i32 = 3;
 pub const MAX_ACTIONS: usize = 20;
@@ -704,10 +703,9 @@ pub struct AutomationQuery {
 /// Newest first.
 pub async fn list(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Managers>,
     q: AutomationQuery,
 ) -> AppResult<Page<Automation>> {
-    ctx.require(MANAGE_ROLES)?;
     let limit = pagination::limit(q.limit)?;
     let mut sel = automation::Entity::find()
         .filter(automation::Column::TenantId.eq(ctx.tenant_id))
@@ -746,8 +744,7 @@ pub async fn list(
     })
 }
 
-pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Automation> {
-    ctx.require(MANAGE_ROLES)?;
+pub async fn get(state: &AppState, ctx: &Authorized<Managers>, id: Uuid) -> AppResult<Automation> {
     Ok(to_dto(find(&state.db, ctx, id).await?))
 }
 
@@ -757,10 +754,9 @@ fn store_json<T: serde::Serialize>(v: &T) -> AppResult<Value> {
 
 pub async fn create(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Managers>,
     input: AutomationInput,
 ) -> AppResult<Automation> {
-    ctx.require(MANAGE_ROLES)?;
     let txn = state.begin().await?;
     let d = validate_definition(&*txn, state, ctx, input, None).await?;
     limits::reserve(
@@ -814,12 +810,11 @@ pub async fn create(
 /// cancels the remaining actions of its running runs.
 pub async fn update(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Managers>,
     id: Uuid,
     if_match: Option<i32>,
     input: AutomationInput,
 ) -> AppResult<Automation> {
-    ctx.require(MANAGE_ROLES)?;
     let txn = state.begin().await?;
     let cur = find(&*txn, ctx, id).await?;
     if if_match.is_some_and(|v| v != cur.version) {
@@ -866,8 +861,7 @@ pub async fn update(
 }
 
 /// Soft delete: frees the plan slot; runs in progress skip their remaining actions.
-pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()> {
-    ctx.require(MANAGE_ROLES)?;
+pub async fn delete(state: &AppState, ctx: &Authorized<Managers>, id: Uuid) -> AppResult<()> {
     let txn = state.begin().await?;
     let cur = find(&*txn, ctx, id).await?;
     let version = cur.version;
@@ -943,11 +937,10 @@ pub fn run_dto(m: run::Model, actions: Vec<ActionResult>) -> AutomationRun {
 /// result and error of every action.
 pub async fn runs(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Managers>,
     id: Uuid,
     q: RunQuery,
 ) -> AppResult<Page<AutomationRun>> {
-    ctx.require(MANAGE_ROLES)?;
     automation::Entity::find_by_id((ctx.tenant_id, id))
         .one(&state.db)
         .await?

@@ -16,11 +16,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::cadences::{self, CadenceQuery, EnrollmentQuery};
-use super::{AutomationQuery, MANAGE_ROLES, RunQuery, business_hours, engine};
+use super::{AutomationQuery, RunQuery, business_hours, engine};
 use jtcrm_kernel::error::AppResult;
 use jtcrm_kernel::http::extract::{
     ApiJson, ApiPath, ApiQuery, IfMatch, OptionalJson, TenantCtx, etag,
 };
+use jtcrm_kernel::http::guard::{Authorized, Managers, Staff};
 use jtcrm_kernel::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -52,7 +53,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_automations(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiQuery(q): ApiQuery<AutomationQuery>,
 ) -> AppResult<Json<Page<Automation>>> {
     Ok(Json(super::list(&state, &ctx, q).await?))
@@ -69,10 +70,9 @@ pub async fn list_automations(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_automation(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiJson(input): ApiJson<AutomationInput>,
 ) -> AppResult<impl IntoResponse> {
-    ctx.require(MANAGE_ROLES)?;
     let a = super::create(&state, &ctx, input).await?;
     Ok((
         StatusCode::CREATED,
@@ -90,7 +90,7 @@ pub async fn create_automation(
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn get_automation(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<impl IntoResponse> {
     let a = super::get(&state, &ctx, id).await?;
@@ -108,12 +108,11 @@ pub async fn get_automation(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn update_automation(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiPath(id): ApiPath<Uuid>,
     IfMatch(if_match): IfMatch,
     ApiJson(input): ApiJson<AutomationInput>,
 ) -> AppResult<impl IntoResponse> {
-    ctx.require(MANAGE_ROLES)?;
     let a = super::update(&state, &ctx, id, if_match, input).await?;
     Ok((etag(a.version), Json(a)))
 }
@@ -126,7 +125,7 @@ pub async fn update_automation(
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_automation(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<StatusCode> {
     super::delete(&state, &ctx, id).await?;
@@ -144,11 +143,10 @@ pub async fn delete_automation(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn execute_automation(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<ExecuteRequest>,
 ) -> AppResult<Json<ExecuteResponse>> {
-    ctx.require(MANAGE_ROLES)?;
     Ok(Json(engine::execute(&state, &ctx, id, req).await?))
 }
 
@@ -161,7 +159,7 @@ pub async fn execute_automation(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn automation_runs(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiPath(id): ApiPath<Uuid>,
     ApiQuery(q): ApiQuery<RunQuery>,
 ) -> AppResult<Json<Page<AutomationRun>>> {
@@ -191,10 +189,9 @@ pub async fn get_business_hours(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn put_business_hours(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiJson(input): ApiJson<BusinessHoursInput>,
 ) -> AppResult<Json<BusinessHours>> {
-    ctx.require(MANAGE_ROLES)?;
     let tx = state.begin().await?;
     let out =
         business_hours::put(&*tx, ctx.tenant_id, &ctx.tenant.settings.timezone, &input).await?;
@@ -240,10 +237,9 @@ pub async fn list_cadences(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_cadence(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiJson(input): ApiJson<CadenceInput>,
 ) -> AppResult<impl IntoResponse> {
-    ctx.require(MANAGE_ROLES)?;
     let c = cadences::create(&state, &ctx, input).await?;
     Ok((
         StatusCode::CREATED,
@@ -280,12 +276,11 @@ pub async fn get_cadence(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn update_cadence(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiPath(id): ApiPath<Uuid>,
     IfMatch(if_match): IfMatch,
     ApiJson(input): ApiJson<CadenceInput>,
 ) -> AppResult<impl IntoResponse> {
-    ctx.require(MANAGE_ROLES)?;
     let c = cadences::update(&state, &ctx, id, if_match, input).await?;
     Ok((etag(c.version), Json(c)))
 }
@@ -298,7 +293,7 @@ pub async fn update_cadence(
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_cadence(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<StatusCode> {
     cadences::delete(&state, &ctx, id).await?;
@@ -316,7 +311,7 @@ pub async fn delete_cadence(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn enroll(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<LeadIdsRequest>,
 ) -> AppResult<Json<EnrollResponse>> {
@@ -332,7 +327,7 @@ pub async fn enroll(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn unenroll(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<LeadIdsRequest>,
 ) -> AppResult<Json<UnenrollResponse>> {
@@ -364,7 +359,7 @@ pub async fn list_enrollments(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn exit_enrollment(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     ApiPath((id, lead_id)): ApiPath<(Uuid, Uuid)>,
     OptionalJson(req): OptionalJson<ExitRequest>,
 ) -> AppResult<Json<Enrollment>> {

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult};
-use jtcrm_kernel::http::extract::{ApiPath, ApiQuery, Auth, RequestMeta, TenantCtx};
+use jtcrm_kernel::http::extract::{AdminCtx, ApiPath, ApiQuery, Auth, RequestMeta};
 use jtcrm_kernel::http::pagination;
 use jtcrm_kernel::jobs::{MAX_KIND_LEN, model, to_dto, wake_workers};
 use jtcrm_kernel::state::AppState;
@@ -52,8 +52,9 @@ impl FromRequestParts<AppState> for JobScope {
                 meta: auth.meta,
             });
         }
-        let ctx = TenantCtx::from_request_parts(parts, state).await?;
-        ctx.require(&[Role::Admin])?;
+        let ctx = AdminCtx::from_request_parts(parts, state)
+            .await?
+            .into_inner();
         Ok(JobScope {
             tenant_id: Some(ctx.tenant_id),
             actor_id: ctx.user_id,

@@ -3,7 +3,6 @@
 use std::collections::BTreeSet;
 
 use chrono::Utc;
-use jtcrm_types::dto::Role;
 use jtcrm_types::dto::leads::{DuplicateGroup, Lead, MergeRequest};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
@@ -20,6 +19,7 @@ use crate::domains::tenants::limits::{self, Resource};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::guard::{Authorized, Sellers};
 use jtcrm_kernel::state::AppState;
 
 #[derive(Debug, FromQueryResult)]
@@ -98,11 +98,10 @@ const MERGE_FIELDS: &[&str] = &[
 /// transaction; the audit log records what came from where.
 pub async fn merge(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Sellers>,
     survivor_id: Uuid,
     req: MergeRequest,
 ) -> AppResult<Lead> {
-    ctx.require(&[Role::Admin, Role::Manager, Role::Sales])?;
     let dup_ids: Vec<Uuid> = {
         let mut seen = BTreeSet::new();
         req.duplicate_ids

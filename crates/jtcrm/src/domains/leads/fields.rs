@@ -3,7 +3,6 @@
 
 use chrono::{NaiveDate, Utc};
 use jtcrm_types::ErrorCode;
-use jtcrm_types::dto::Role;
 use jtcrm_types::dto::leads::{CustomFieldDef, CustomFieldInput, CustomFieldType};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
@@ -15,7 +14,7 @@ use uuid::Uuid;
 use super::model::field_def;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator, is_unique_violation};
-use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::extract::AdminCtx;
 use jtcrm_kernel::state::AppState;
 
 pub fn to_dto(m: field_def::Model) -> CustomFieldDef {
@@ -265,10 +264,9 @@ fn parse_input(
 
 pub async fn create(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &AdminCtx,
     input: CustomFieldInput,
 ) -> AppResult<CustomFieldDef> {
-    ctx.require(&[Role::Admin])?;
     let mut v = Validator::new();
     let parsed = parse_input(&mut v, &input, None);
     v.finish()?;
@@ -323,12 +321,11 @@ pub async fn create(
 
 pub async fn update(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &AdminCtx,
     id: Uuid,
     if_match: Option<i32>,
     input: CustomFieldInput,
 ) -> AppResult<CustomFieldDef> {
-    ctx.require(&[Role::Admin])?;
     let txn = state.begin().await?;
     let current = field_def::Entity::find_by_id((ctx.tenant_id, id))
         .one(&*txn)
@@ -382,8 +379,7 @@ pub async fn update(
 }
 
 /// Deleting a definition keeps existing values in leads (they stop being editable and filterable).
-pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()> {
-    ctx.require(&[Role::Admin])?;
+pub async fn delete(state: &AppState, ctx: &AdminCtx, id: Uuid) -> AppResult<()> {
     let txn = state.begin().await?;
     let current = field_def::Entity::find_by_id((ctx.tenant_id, id))
         .one(&*txn)

@@ -42,6 +42,7 @@ use crate::domains::users::model::user;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx, nul_byte_error};
+use jtcrm_kernel::http::guard::{Authorized, RoleSet, Sellers};
 use jtcrm_kernel::http::pagination;
 use jtcrm_kernel::jobs::{self, JobCtx, JobError, NewJob};
 use jtcrm_kernel::state::AppState;
@@ -54,8 +55,6 @@ pub const MAX_UPLOAD_BYTES: usize = 50 * 1024 * 1024;
 pub const BATCH_SIZE: usize = 500;
 /// Row errors kept in the import; `error_count` goes on counting past it.
 pub const MAX_STORED_ERRORS: usize = 1000;
-/// Who may import.
-pub const IMPORT_ROLES: &[Role] = &[Role::Admin, Role::Manager, Role::Sales];
 
 /// The start of the file looked at on upload (header check) and for the separator.
 const SNIFF_BYTES: usize = 64 * 1024;
@@ -718,11 +717,10 @@ fn parse_form(texts: &HashMap<String, String>, defs: &[CustomFieldDef]) -> AppRe
 /// `POST /api/leads/import`: stores the upload and queues the job. Answers at once.
 pub async fn start(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Sellers>,
     headers: &HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> AppResult<LeadImport> {
-    ctx.require(IMPORT_ROLES)?;
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -1764,7 +1762,7 @@ async fn creator_ctx(state: &AppState, m: &import::Model) -> Result<TenantCtx, H
         .filter(|u| u.active && u.deleted_at.is_none())
         .ok_or_else(inactive)?;
     let role = Role::parse(&u.role)
-        .filter(|r| IMPORT_ROLES.contains(r))
+        .filter(|r| Sellers::ROLES.contains(r))
         .ok_or_else(|| {
             Halt::Fail(
                 "O perfil do usuário que iniciou a importação não permite mais importar leads."

@@ -20,9 +20,10 @@ use super::search::{LeadQuery, LeadQueryDoc};
 use super::{WriteMode, dedupe, fields, scoring, service};
 use jtcrm_kernel::error::AppResult;
 use jtcrm_kernel::http::extract::{
-    ApiJson, ApiPath, ApiQuery, IfMatch, JsonBytes, TenantCtx, etag, parse_json, query_bool,
-    query_pairs,
+    AdminCtx, ApiJson, ApiPath, ApiQuery, IfMatch, JsonBytes, TenantCtx, etag, parse_json,
+    query_bool, query_pairs,
 };
+use jtcrm_kernel::http::guard::{Authorized, Managers, Sellers, Staff};
 use jtcrm_kernel::http::idempotency;
 use jtcrm_kernel::state::AppState;
 
@@ -86,7 +87,7 @@ pub async fn list_leads(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_lead(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     RawQuery(raw): RawQuery,
     headers: HeaderMap,
     JsonBytes(body): JsonBytes,
@@ -142,7 +143,7 @@ pub async fn get_lead(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn replace_lead(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     ApiPath(id): ApiPath<Uuid>,
     IfMatch(if_match): IfMatch,
     RawQuery(raw): RawQuery,
@@ -173,7 +174,7 @@ pub async fn replace_lead(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn patch_lead(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     ApiPath(id): ApiPath<Uuid>,
     IfMatch(if_match): IfMatch,
     RawQuery(raw): RawQuery,
@@ -199,7 +200,7 @@ pub async fn patch_lead(
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_lead(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<StatusCode> {
     service::delete(&state, &ctx, id).await?;
@@ -213,7 +214,7 @@ pub async fn delete_lead(
         (status = 409, body = Problem, content_type = "application/problem+json")))]
 pub async fn restore_lead(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<Json<Lead>> {
     Ok(Json(service::restore(&state, &ctx, id).await?))
@@ -286,7 +287,7 @@ pub async fn list_duplicates(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn merge_leads(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Sellers>,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<MergeRequest>,
 ) -> AppResult<Json<Lead>> {
@@ -311,7 +312,7 @@ pub async fn list_fields(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_field(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: AdminCtx,
     ApiJson(input): ApiJson<CustomFieldInput>,
 ) -> AppResult<impl IntoResponse> {
     let f = fields::create(&state, &ctx, input).await?;
@@ -332,7 +333,7 @@ pub async fn create_field(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn update_field(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: AdminCtx,
     ApiPath(id): ApiPath<Uuid>,
     IfMatch(if_match): IfMatch,
     ApiJson(input): ApiJson<CustomFieldInput>,
@@ -349,7 +350,7 @@ pub async fn update_field(
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_field(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: AdminCtx,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<StatusCode> {
     fields::delete(&state, &ctx, id).await?;
@@ -373,7 +374,7 @@ pub async fn list_rules(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_rule(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiJson(input): ApiJson<ScoringRuleInput>,
 ) -> AppResult<impl IntoResponse> {
     let r = scoring::create_rule(&state, &ctx, input).await?;
@@ -397,7 +398,7 @@ pub async fn create_rule(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn update_rule(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiPath(id): ApiPath<Uuid>,
     IfMatch(if_match): IfMatch,
     ApiJson(input): ApiJson<ScoringRuleInput>,
@@ -414,7 +415,7 @@ pub async fn update_rule(
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_rule(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<StatusCode> {
     scoring::delete_rule(&state, &ctx, id).await?;

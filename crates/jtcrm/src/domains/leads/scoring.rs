@@ -7,7 +7,6 @@
 
 use chrono::Utc;
 use jtcrm_types::br::fold_for_search;
-use jtcrm_types::dto::Role;
 use jtcrm_types::dto::leads::{
     ScoreBreakdown, ScoreItem, ScoringOperator, ScoringRule, ScoringRuleInput,
 };
@@ -24,6 +23,7 @@ use super::model::{lead, scoring_rule};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::guard::{Authorized, Managers};
 use jtcrm_kernel::state::AppState;
 
 /// Free webmail domains: an address there says nothing about a company.
@@ -457,10 +457,9 @@ async fn custom_keys(state: &AppState, tenant_id: Uuid) -> AppResult<Vec<String>
 
 pub async fn create_rule(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Managers>,
     input: ScoringRuleInput,
 ) -> AppResult<ScoringRule> {
-    ctx.require(&[Role::Admin, Role::Manager])?;
     let keys = custom_keys(state, ctx.tenant_id).await?;
     let mut v = Validator::new();
     let parsed = parse_rule(&mut v, &input, None, &keys);
@@ -503,12 +502,11 @@ pub async fn create_rule(
 
 pub async fn update_rule(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Managers>,
     id: Uuid,
     if_match: Option<i32>,
     input: ScoringRuleInput,
 ) -> AppResult<ScoringRule> {
-    ctx.require(&[Role::Admin, Role::Manager])?;
     let keys = custom_keys(state, ctx.tenant_id).await?;
     let txn = state.begin().await?;
     let current = scoring_rule::Entity::find_by_id((ctx.tenant_id, id))
@@ -558,8 +556,7 @@ pub async fn update_rule(
     Ok(dto)
 }
 
-pub async fn delete_rule(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()> {
-    ctx.require(&[Role::Admin, Role::Manager])?;
+pub async fn delete_rule(state: &AppState, ctx: &Authorized<Managers>, id: Uuid) -> AppResult<()> {
     let txn = state.begin().await?;
     let current = scoring_rule::Entity::find_by_id((ctx.tenant_id, id))
         .one(&*txn)

@@ -21,10 +21,9 @@ use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::events;
 use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::guard::{Authorized, Staff};
 use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
 use jtcrm_kernel::state::AppState;
-
-pub const WRITER_ROLES: &[Role] = &[Role::Admin, Role::Manager, Role::Sales, Role::Support];
 
 pub fn can_reassign(ctx: &TenantCtx) -> bool {
     matches!(ctx.role, Role::Admin | Role::Manager)
@@ -343,12 +342,11 @@ fn audit_entry<'a>(
 /// same `Idempotency-Key` was already used).
 pub async fn create(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Staff>,
     input: LeadInput,
     allow_duplicate: bool,
     idem: Option<IdempotencyKey>,
 ) -> AppResult<(u16, Value)> {
-    ctx.require(WRITER_ROLES)?;
     if let Some(k) = &idem
         && let Some(r) = idempotency::lookup(&state.db, ctx.tenant_id, k).await?
     {
@@ -406,14 +404,13 @@ pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Lead>
 
 pub async fn update(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Staff>,
     id: Uuid,
     if_match: Option<i32>,
     input: LeadInput,
     mode: WriteMode,
     allow_duplicate: bool,
 ) -> AppResult<Lead> {
-    ctx.require(WRITER_ROLES)?;
     let defs = fields::list_defs(&state.db, ctx.tenant_id).await?;
     let scorer = load_scorer(&state.db, ctx).await?;
     let txn = state.begin().await?;
@@ -601,8 +598,7 @@ pub fn status_pt(s: &str) -> &'static str {
 }
 
 /// Soft delete: the lead goes to the trash (`?deleted=true`), frees its plan slot, keeps its data.
-pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()> {
-    ctx.require(WRITER_ROLES)?;
+pub async fn delete(state: &AppState, ctx: &Authorized<Staff>, id: Uuid) -> AppResult<()> {
     let txn = state.begin().await?;
     let current = find_visible(&*txn, ctx, id, false).await?;
     let version = current.version;
@@ -627,8 +623,7 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()
     Ok(())
 }
 
-pub async fn restore(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Lead> {
-    ctx.require(WRITER_ROLES)?;
+pub async fn restore(state: &AppState, ctx: &Authorized<Staff>, id: Uuid) -> AppResult<Lead> {
     let txn = state.begin().await?;
     let current = find_visible(&*txn, ctx, id, true).await?;
     if current.deleted_at.is_none() {

@@ -18,6 +18,7 @@ use uuid::Uuid;
 use super::{export, import};
 use jtcrm_kernel::error::AppResult;
 use jtcrm_kernel::http::extract::{ApiPath, ApiQuery, TenantCtx};
+use jtcrm_kernel::http::guard::{Authorized, Sellers};
 use jtcrm_kernel::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -73,7 +74,7 @@ pub struct LeadImportForm {
             content_type = "application/problem+json")))]
 pub async fn import_leads(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Sellers>,
     headers: HeaderMap,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> AppResult<Response> {

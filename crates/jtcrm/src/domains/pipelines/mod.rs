@@ -12,7 +12,6 @@ pub mod service;
 
 use chrono::{DateTime, Utc};
 use jtcrm_types::ErrorCode;
-use jtcrm_types::dto::Role;
 use jtcrm_types::dto::pipelines::{
     Opportunity, OpportunityItem, OpportunityStatus, Pipeline, Stage, StageKind,
 };
@@ -27,11 +26,6 @@ use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
 use jtcrm_kernel::state::{AppState, Tx};
-
-/// Who configures pipelines and stages.
-pub const CONFIG_ROLES: &[Role] = &[Role::Admin, Role::Manager];
-/// Who creates, edits and moves deals (sales only their own unless team visibility is on).
-pub const DEAL_ROLES: &[Role] = &[Role::Admin, Role::Manager, Role::Sales];
 
 pub const MAX_STAGES: usize = 30;
 pub const DEFAULT_PIPELINE_NAME: &str = "Funil de Vendas";

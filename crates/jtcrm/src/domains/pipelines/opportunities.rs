@@ -28,8 +28,7 @@ use super::service::{
     default_pipeline, find_pipeline, find_stage_ref, first_open, not_found_in_body, stages_of,
 };
 use super::{
-    DEAL_ROLES, finish_idempotent, money, opportunity_dto, sees_all, stage_kind, status_for,
-    visible_to,
+    finish_idempotent, money, opportunity_dto, sees_all, stage_kind, status_for, visible_to,
 };
 use crate::domains::leads::{self, LeadDraft, WriteMode};
 use crate::domains::products::{self, model::product};
@@ -38,6 +37,7 @@ use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::events;
 use jtcrm_kernel::http::extract::{TenantCtx, query_bool, query_pairs};
+use jtcrm_kernel::http::guard::{Authorized, Sellers};
 use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
 use jtcrm_kernel::http::pagination::{self, decode_cursor, encode_cursor};
 use jtcrm_kernel::state::AppState;
@@ -862,11 +862,10 @@ fn probability(v: &mut Validator, p: Option<i32>) -> Option<i32> {
 
 pub async fn create(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Sellers>,
     input: OpportunityInput,
     idem: Option<IdempotencyKey>,
 ) -> AppResult<(u16, Value)> {
-    ctx.require(DEAL_ROLES)?;
     if let Some(k) = &idem
         && let Some(r) = idempotency::lookup(&state.db, ctx.tenant_id, k).await?
     {
@@ -965,13 +964,12 @@ pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Oppor
 
 pub async fn update(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Sellers>,
     id: Uuid,
     if_match: Option<i32>,
     input: OpportunityInput,
     mode: WriteMode,
 ) -> AppResult<Opportunity> {
-    ctx.require(DEAL_ROLES)?;
     let txn = state.begin().await?;
     let mut current = find_visible(&*txn, ctx, id, false).await?;
     if if_match.is_some_and(|v| v != current.version) {
@@ -1213,8 +1211,7 @@ fn event_for(from: OpportunityStatus, to: OpportunityStatus) -> StageEvent {
 }
 
 /// Soft delete: the deal leaves lists and the board; its history stays.
-pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()> {
-    ctx.require(DEAL_ROLES)?;
+pub async fn delete(state: &AppState, ctx: &Authorized<Sellers>, id: Uuid) -> AppResult<()> {
     let txn = state.begin().await?;
     let current = find_visible(&*txn, ctx, id, false).await?;
     let version = current.version;
@@ -1315,11 +1312,10 @@ async fn transition_target<C: ConnectionTrait>(
 /// Moves, wins, loses or reopens a deal under the locks of its old and new stage.
 pub async fn transition(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Sellers>,
     id: Uuid,
     tr: Transition,
 ) -> AppResult<Opportunity> {
-    ctx.require(DEAL_ROLES)?;
     if let Transition::Move { anchor, .. } = &tr
         && matches!(anchor, Anchor::Before(x) | Anchor::After(x) if *x == id)
     {
@@ -1451,12 +1447,11 @@ pub async fn transition(
 /// one transaction. A lead converts once (`409`).
 pub async fn convert_lead(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Sellers>,
     lead_id: Uuid,
     req: ConvertLeadRequest,
     idem: Option<IdempotencyKey>,
 ) -> AppResult<(u16, Value)> {
-    ctx.require(DEAL_ROLES)?;
     if let Some(k) = &idem
         && let Some(r) = idempotency::lookup(&state.db, ctx.tenant_id, k).await?
     {

@@ -25,6 +25,7 @@ use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::{
     ApiJson, ApiPath, ApiQuery, IfMatch, JsonBytes, OptionalJson, TenantCtx, etag, parse_json,
 };
+use jtcrm_kernel::http::guard::{Authorized, Managers, Sellers};
 use jtcrm_kernel::http::idempotency;
 use jtcrm_kernel::state::AppState;
 
@@ -115,7 +116,7 @@ pub async fn list_pipelines(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_pipeline(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     headers: HeaderMap,
     JsonBytes(body): JsonBytes,
 ) -> AppResult<Response> {
@@ -150,7 +151,7 @@ pub async fn get_pipeline(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn update_pipeline(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiPath(id): ApiPath<Uuid>,
     IfMatch(if_match): IfMatch,
     ApiJson(input): ApiJson<PipelineInput>,
@@ -167,7 +168,7 @@ pub async fn update_pipeline(
         (status = 409, body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_pipeline(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<StatusCode> {
     service::delete(&state, &ctx, id).await?;
@@ -214,7 +215,7 @@ pub async fn list_stages(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_stage(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<StageInput>,
 ) -> AppResult<impl IntoResponse> {
@@ -238,7 +239,7 @@ pub async fn create_stage(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn reorder_stages(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<StageOrder>,
 ) -> AppResult<Json<Vec<Stage>>> {
@@ -258,7 +259,7 @@ pub async fn reorder_stages(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn update_stage(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiPath((id, stage_id)): ApiPath<(Uuid, Uuid)>,
     ApiJson(input): ApiJson<StageInput>,
 ) -> AppResult<Json<Stage>> {
@@ -277,7 +278,7 @@ pub async fn update_stage(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn patch_stage(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiPath((id, stage_id)): ApiPath<(Uuid, Uuid)>,
     ApiJson(input): ApiJson<StageInput>,
 ) -> AppResult<Json<Stage>> {
@@ -303,7 +304,7 @@ pub struct DeleteStageQuery {
         (status = 422, description = "`move_to` required, or the last open stage", body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_stage(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiPath((id, stage_id)): ApiPath<(Uuid, Uuid)>,
     ApiQuery(q): ApiQuery<DeleteStageQuery>,
 ) -> AppResult<StatusCode> {
@@ -341,7 +342,7 @@ pub async fn list_opportunities(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_opportunity(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Sellers>,
     headers: HeaderMap,
     JsonBytes(body): JsonBytes,
 ) -> AppResult<Response> {
@@ -379,7 +380,7 @@ pub async fn get_opportunity(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn replace_opportunity(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Sellers>,
     ApiPath(id): ApiPath<Uuid>,
     IfMatch(if_match): IfMatch,
     ApiJson(input): ApiJson<OpportunityInput>,
@@ -399,7 +400,7 @@ pub async fn replace_opportunity(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn patch_opportunity(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Sellers>,
     ApiPath(id): ApiPath<Uuid>,
     IfMatch(if_match): IfMatch,
     ApiJson(input): ApiJson<OpportunityInput>,
@@ -415,7 +416,7 @@ pub async fn patch_opportunity(
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_opportunity(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Sellers>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<StatusCode> {
     opportunities::delete(&state, &ctx, id).await?;
@@ -433,7 +434,7 @@ pub async fn delete_opportunity(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn move_opportunity(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Sellers>,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<MoveRequest>,
 ) -> AppResult<Json<Opportunity>> {
@@ -473,7 +474,7 @@ pub async fn move_opportunity(
         (status = 409, description = "Already won", body = Problem, content_type = "application/problem+json")))]
 pub async fn win_opportunity(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Sellers>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<Json<Opportunity>> {
     Ok(Json(
@@ -491,7 +492,7 @@ pub async fn win_opportunity(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn lose_opportunity(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Sellers>,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<LostRequest>,
 ) -> AppResult<Json<Opportunity>> {
@@ -526,7 +527,7 @@ pub async fn lose_opportunity(
         (status = 409, description = "Already open", body = Problem, content_type = "application/problem+json")))]
 pub async fn reopen_opportunity(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Sellers>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<Json<Opportunity>> {
     Ok(Json(
@@ -559,7 +560,7 @@ pub async fn opportunity_history(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn convert_lead(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Sellers>,
     ApiPath(id): ApiPath<Uuid>,
     headers: HeaderMap,
     OptionalJson(raw): OptionalJson<Value>,

@@ -17,13 +17,14 @@ use uuid::Uuid;
 
 use super::model::{history, opportunity, pipeline, stage};
 use super::{
-    CONFIG_ROLES, DEFAULT_STAGES, MAX_STAGES, board, default_color, default_probability,
-    finish_idempotent, insert_pipeline, pipeline_dto, stage_dto, stage_kind,
+    DEFAULT_STAGES, MAX_STAGES, board, default_color, default_probability, finish_idempotent,
+    insert_pipeline, pipeline_dto, stage_dto, stage_kind,
 };
 use crate::domains::tenants::limits::{self, Resource};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::guard::{Authorized, Managers};
 use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
 use jtcrm_kernel::http::pagination;
 use jtcrm_kernel::state::AppState;
@@ -311,11 +312,10 @@ pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Pipel
 
 pub async fn create(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Managers>,
     input: PipelineInput,
     idem: Option<IdempotencyKey>,
 ) -> AppResult<(u16, Value)> {
-    ctx.require(CONFIG_ROLES)?;
     if let Some(k) = &idem
         && let Some(r) = idempotency::lookup(&state.db, ctx.tenant_id, k).await?
     {
@@ -385,12 +385,11 @@ pub async fn create(
 /// Renames the pipeline and/or makes it the default. Stages change through the stage endpoints.
 pub async fn update(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Managers>,
     id: Uuid,
     if_match: Option<i32>,
     input: PipelineInput,
 ) -> AppResult<Pipeline> {
-    ctx.require(CONFIG_ROLES)?;
     let mut v = Validator::new();
     let name = v.required_text("name", input.name.as_deref(), 120);
     if input.stages.is_some() {
@@ -451,8 +450,7 @@ pub async fn update(
 
 /// Soft delete. Refused (`409`) while the pipeline holds deals; frees a `max_pipelines` slot. When
 /// the default pipeline goes, the oldest remaining one becomes the default.
-pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()> {
-    ctx.require(CONFIG_ROLES)?;
+pub async fn delete(state: &AppState, ctx: &Authorized<Managers>, id: Uuid) -> AppResult<()> {
     let txn = state.begin().await?;
     let current = lock_pipeline(&*txn, ctx.tenant_id, id).await?;
     let n = live_deals_in(&*txn, ctx.tenant_id, opportunity::Column::PipelineId, id).await?;
@@ -539,11 +537,10 @@ fn clamp_position(v: &mut Validator, p: Option<i32>, len: usize) -> usize {
 
 pub async fn create_stage(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Managers>,
     pipeline_id: Uuid,
     input: StageInput,
 ) -> AppResult<Stage> {
-    ctx.require(CONFIG_ROLES)?;
     let mut v = Validator::new();
     let s = validate_stage(&mut v, "", &input, None);
     let txn = state.begin().await?;
@@ -600,12 +597,11 @@ pub async fn create_stage(
 /// stage that holds deals cannot change (their status would no longer match it).
 pub async fn update_stage(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Managers>,
     pipeline_id: Uuid,
     stage_id: Uuid,
     input: StageInput,
 ) -> AppResult<Stage> {
-    ctx.require(CONFIG_ROLES)?;
     let txn = state.begin().await?;
     lock_pipeline(&*txn, ctx.tenant_id, pipeline_id).await?;
     let stages = stages_of(&*txn, ctx.tenant_id, pipeline_id).await?;
@@ -692,11 +688,10 @@ pub async fn update_stage(
 /// Puts the stages in the order given (every stage id of the pipeline, once).
 pub async fn reorder_stages(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Managers>,
     pipeline_id: Uuid,
     ids: Option<Vec<Uuid>>,
 ) -> AppResult<Vec<Stage>> {
-    ctx.require(CONFIG_ROLES)?;
     let Some(ids) = ids else {
         return Err(AppError::field(
             "stage_ids",
@@ -741,12 +736,11 @@ pub async fn reorder_stages(
 /// stage of a pipeline cannot be removed.
 pub async fn delete_stage(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Managers>,
     pipeline_id: Uuid,
     stage_id: Uuid,
     move_to: Option<Uuid>,
 ) -> AppResult<()> {
-    ctx.require(CONFIG_ROLES)?;
     let txn = state.begin().await?;
     lock_pipeline(&*txn, ctx.tenant_id, pipeline_id).await?;
     let stages = stages_of(&*txn, ctx.tenant_id, pipeline_id).await?;

@@ -7,8 +7,8 @@ pub mod routes;
 
 use chrono::Utc;
 use jtcrm_types::br::fold_for_search;
+use jtcrm_types::dto::Page;
 use jtcrm_types::dto::products::{Billing, Product, ProductCategory, ProductInput, TaxClass};
-use jtcrm_types::dto::{Page, Role};
 use jtcrm_types::{ErrorCode, FieldError};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
 use sea_orm::{
@@ -26,12 +26,10 @@ use crate::domains::pipelines::{finish_idempotent, money};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator, is_unique_violation};
 use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::guard::{Authorized, Managers};
 use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
 use jtcrm_kernel::http::pagination::{self, decode_cursor, encode_cursor};
 use jtcrm_kernel::state::AppState;
-
-/// Who maintains the catalog. Everyone in the tenant reads it.
-pub const CATALOG_ROLES: &[Role] = &[Role::Admin, Role::Manager];
 
 pub fn to_dto(m: product::Model) -> Product {
     Product {
@@ -293,11 +291,10 @@ fn apply(m: &mut product::ActiveModel, d: &Draft) {
 
 pub async fn create(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Managers>,
     input: ProductInput,
     idem: Option<IdempotencyKey>,
 ) -> AppResult<(u16, Value)> {
-    ctx.require(CATALOG_ROLES)?;
     if let Some(k) = &idem
         && let Some(r) = idempotency::lookup(&state.db, ctx.tenant_id, k).await?
     {
@@ -345,13 +342,12 @@ pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Produ
 
 pub async fn update(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Managers>,
     id: Uuid,
     if_match: Option<i32>,
     input: ProductInput,
     mode: WriteMode,
 ) -> AppResult<Product> {
-    ctx.require(CATALOG_ROLES)?;
     let txn = state.begin().await?;
     let current = find(&*txn, ctx.tenant_id, id).await?;
     if if_match.is_some_and(|v| v != current.version) {
@@ -402,8 +398,7 @@ fn is_unique_source(e: &anyhow::Error) -> bool {
 }
 
 /// Soft delete: the product leaves the catalog and frees its SKU; deals keep their lines.
-pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()> {
-    ctx.require(CATALOG_ROLES)?;
+pub async fn delete(state: &AppState, ctx: &Authorized<Managers>, id: Uuid) -> AppResult<()> {
     let txn = state.begin().await?;
     let current = find(&*txn, ctx.tenant_id, id).await?;
     let version = current.version;

@@ -17,6 +17,7 @@ use jtcrm_kernel::error::AppResult;
 use jtcrm_kernel::http::extract::{
     ApiJson, ApiPath, ApiQuery, IfMatch, JsonBytes, TenantCtx, etag, parse_json,
 };
+use jtcrm_kernel::http::guard::{Authorized, Managers};
 use jtcrm_kernel::http::idempotency;
 use jtcrm_kernel::state::AppState;
 
@@ -56,7 +57,7 @@ pub async fn list_products(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_product(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     headers: HeaderMap,
     JsonBytes(body): JsonBytes,
 ) -> AppResult<Response> {
@@ -91,7 +92,7 @@ pub async fn get_product(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn replace_product(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiPath(id): ApiPath<Uuid>,
     IfMatch(if_match): IfMatch,
     ApiJson(input): ApiJson<ProductInput>,
@@ -112,7 +113,7 @@ pub async fn replace_product(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn patch_product(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiPath(id): ApiPath<Uuid>,
     IfMatch(if_match): IfMatch,
     ApiJson(input): ApiJson<ProductInput>,
@@ -128,7 +129,7 @@ pub async fn patch_product(
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_product(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<StatusCode> {
     super::delete(&state, &ctx, id).await?;

@@ -15,6 +15,7 @@ use crate::domains::timeline::{self, kinds};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::guard::{Authorized, Staff};
 use jtcrm_kernel::state::AppState;
 
 pub const MAX_NOTE: usize = 20_000;
@@ -99,11 +100,10 @@ pub async fn insert<C: ConnectionTrait>(
 
 pub async fn create_on_lead(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Staff>,
     lead_id: Uuid,
     input: NoteInput,
 ) -> AppResult<Note> {
-    ctx.require(&[Role::Admin, Role::Manager, Role::Sales, Role::Support])?;
     let body = body_of(&input)?;
     let txn = state.begin().await?;
     leads::service::find_visible(&*txn, ctx, lead_id, false).await?;
@@ -127,11 +127,10 @@ pub async fn create_on_lead(
 
 pub async fn create_on_opportunity(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Staff>,
     opportunity_id: Uuid,
     input: NoteInput,
 ) -> AppResult<Note> {
-    ctx.require(&[Role::Admin, Role::Manager, Role::Sales, Role::Support])?;
     let body = body_of(&input)?;
     let txn = state.begin().await?;
     let opp =

@@ -21,6 +21,7 @@ use jtcrm_kernel::error::AppResult;
 use jtcrm_kernel::http::extract::{
     ApiJson, ApiPath, ApiQuery, IfMatch, OptionalJson, TenantCtx, etag,
 };
+use jtcrm_kernel::http::guard::{Authorized, Staff};
 use jtcrm_kernel::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -59,7 +60,7 @@ pub async fn list_tasks(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_task(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     ApiJson(input): ApiJson<TaskInput>,
 ) -> AppResult<impl IntoResponse> {
     let t = service::create(&state, &ctx, input).await?;
@@ -103,7 +104,7 @@ pub async fn get_task(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn replace_task(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     ApiPath(id): ApiPath<Uuid>,
     IfMatch(if_match): IfMatch,
     ApiJson(input): ApiJson<TaskInput>,
@@ -122,7 +123,7 @@ pub async fn replace_task(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn patch_task(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     ApiPath(id): ApiPath<Uuid>,
     IfMatch(if_match): IfMatch,
     ApiJson(input): ApiJson<TaskInput>,
@@ -137,7 +138,7 @@ pub async fn patch_task(
         (status = 404, body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_task(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<StatusCode> {
     service::delete(&state, &ctx, id).await?;
@@ -153,7 +154,7 @@ pub async fn delete_task(
         (status = 409, body = Problem, content_type = "application/problem+json")))]
 pub async fn complete_task(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     ApiPath(id): ApiPath<Uuid>,
     OptionalJson(req): OptionalJson<CompleteTaskRequest>,
 ) -> AppResult<Json<Task>> {
@@ -170,7 +171,7 @@ pub async fn complete_task(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn reschedule_task(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<RescheduleRequest>,
 ) -> AppResult<Json<Task>> {
@@ -184,7 +185,7 @@ pub async fn reschedule_task(
         (status = 409, body = Problem, content_type = "application/problem+json")))]
 pub async fn reopen_task(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<Json<Task>> {
     Ok(Json(service::reopen(&state, &ctx, id).await?))
@@ -197,7 +198,7 @@ pub async fn reopen_task(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_lead_note(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<NoteInput>,
 ) -> AppResult<impl IntoResponse> {
@@ -265,7 +266,7 @@ pub async fn lead_timeline(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_opportunity_note(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Staff>,
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(input): ApiJson<NoteInput>,
 ) -> AppResult<impl IntoResponse> {

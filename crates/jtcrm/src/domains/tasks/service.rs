@@ -27,10 +27,9 @@ use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::events;
 use jtcrm_kernel::http::extract::TenantCtx;
+use jtcrm_kernel::http::guard::{Authorized, Staff};
 use jtcrm_kernel::http::pagination::{self, decode_cursor, encode_cursor};
 use jtcrm_kernel::state::AppState;
-
-const WRITERS: &[Role] = &[Role::Admin, Role::Manager, Role::Sales, Role::Support];
 
 fn sees_all(ctx: &TenantCtx) -> bool {
     matches!(ctx.role, Role::Admin | Role::Manager | Role::Viewer)
@@ -57,9 +56,9 @@ async fn find_visible<C: ConnectionTrait>(
     Ok(t)
 }
 
-/// The caller may act on the task (complete, reschedule, edit): its assignee, or a manager.
-fn can_act(ctx: &TenantCtx, t: &task::Model) -> AppResult<()> {
-    ctx.require(WRITERS)?;
+/// The caller may act on the task (complete, reschedule, edit): its assignee, or a manager. The
+/// route admits [`Staff`] only.
+fn can_act(ctx: &Authorized<Staff>, t: &task::Model) -> AppResult<()> {
     if manages(ctx) || t.assignee_id == ctx.user_id {
         Ok(())
     } else {
@@ -284,8 +283,11 @@ fn audit_entry<'a>(
     }
 }
 
-pub async fn create(state: &AppState, ctx: &TenantCtx, input: TaskInput) -> AppResult<Task> {
-    ctx.require(WRITERS)?;
+pub async fn create(
+    state: &AppState,
+    ctx: &Authorized<Staff>,
+    input: TaskInput,
+) -> AppResult<Task> {
     let mut v = Validator::new();
     let d = validate(&mut v, &input, None, false, ctx.user_id);
     v.finish()?;
@@ -362,10 +364,9 @@ fn new_row(
 /// the first item that fails answers the error and nothing is written.
 pub async fn create_many_in<C: ConnectionTrait>(
     conn: &C,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Staff>,
     items: Vec<(TaskInput, serde_json::Map<String, serde_json::Value>)>,
 ) -> AppResult<Vec<task::Model>> {
-    ctx.require(WRITERS)?;
     let mut drafts = Vec::with_capacity(items.len());
     for (input, cause) in items {
         let mut v = Validator::new();
@@ -497,7 +498,7 @@ pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Task>
 
 pub async fn update(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Staff>,
     id: Uuid,
     if_match: Option<i32>,
     input: TaskInput,
@@ -570,7 +571,7 @@ pub async fn update(
     Ok(dto)
 }
 
-pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()> {
+pub async fn delete(state: &AppState, ctx: &Authorized<Staff>, id: Uuid) -> AppResult<()> {
     let txn = state.begin().await?;
     let cur = find_visible(&*txn, ctx, id).await?;
     can_act(ctx, &cur)?;
@@ -597,7 +598,7 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()
 
 pub async fn complete(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Staff>,
     id: Uuid,
     req: CompleteTaskRequest,
 ) -> AppResult<Task> {
@@ -688,7 +689,7 @@ pub async fn complete(
 
 pub async fn reschedule(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &Authorized<Staff>,
     id: Uuid,
     req: RescheduleRequest,
 ) -> AppResult<Task> {
@@ -772,7 +773,7 @@ pub async fn reschedule(
     get(state, ctx, id).await
 }
 
-pub async fn reopen(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Task> {
+pub async fn reopen(state: &AppState, ctx: &Authorized<Staff>, id: Uuid) -> AppResult<Task> {
     let txn = state.begin().await?;
     let cur = find_visible(&*txn, ctx, id).await?;
     can_act(ctx, &cur)?;

@@ -180,7 +180,7 @@ pub async fn get_own_tenant(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn update_own_tenant(
     State(state): State<AppState>,
-    AdminCtx(ctx): AdminCtx,
+    ctx: AdminCtx,
     IfMatch(if_match): IfMatch,
     ApiJson(req): ApiJson<UpdateTenantRequest>,
 ) -> AppResult<impl IntoResponse> {
@@ -202,7 +202,7 @@ pub async fn update_own_tenant(
     responses((status = 200, body = TenantUsage), (status = 403, body = Problem, content_type = "application/problem+json")))]
 pub async fn own_usage(
     State(state): State<AppState>,
-    AdminCtx(ctx): AdminCtx,
+    ctx: AdminCtx,
 ) -> AppResult<Json<TenantUsage>> {
     Ok(Json(super::usage(&state, ctx.tenant_id).await?))
 }

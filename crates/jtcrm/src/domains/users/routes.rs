@@ -14,6 +14,7 @@ use super::NewUserInput;
 use super::service::{self, UserQuery};
 use jtcrm_kernel::error::{AppResult, Validator};
 use jtcrm_kernel::http::extract::{AdminCtx, ApiJson, ApiPath, ApiQuery, IfMatch, TenantCtx, etag};
+use jtcrm_kernel::http::guard::{Authorized, Managers};
 use jtcrm_kernel::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -31,7 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn list_users(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: Authorized<Managers>,
     ApiQuery(q): ApiQuery<UserQuery>,
 ) -> AppResult<Json<Page<User>>> {
     Ok(Json(service::list(&state, &ctx, q).await?))
@@ -48,7 +49,7 @@ pub async fn list_users(
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn create_user(
     State(state): State<AppState>,
-    AdminCtx(ctx): AdminCtx,
+    ctx: AdminCtx,
     ApiJson(req): ApiJson<CreateUserRequest>,
 ) -> AppResult<impl IntoResponse> {
     let mut v = Validator::new();
@@ -127,7 +128,7 @@ pub async fn update_user(
         (status = 409, body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_user(
     State(state): State<AppState>,
-    ctx: TenantCtx,
+    ctx: AdminCtx,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<StatusCode> {
     let meta = ctx.meta.clone();

@@ -18,7 +18,8 @@ use super::{NewUser, platform_admin, to_dto, unique_violation_error, user};
 use crate::domains::tenants::limits::{self, Resource};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator, is_unique_violation};
-use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx, user_invalidation_key};
+use jtcrm_kernel::http::extract::{AdminCtx, RequestMeta, TenantCtx, user_invalidation_key};
+use jtcrm_kernel::http::guard::{Authorized, Managers};
 use jtcrm_kernel::http::pagination;
 use jtcrm_kernel::state::AppState;
 
@@ -123,8 +124,11 @@ pub struct UserQuery {
     pub include_total: Option<bool>,
 }
 
-pub async fn list(state: &AppState, ctx: &TenantCtx, q: UserQuery) -> AppResult<Page<User>> {
-    ctx.require(&[Role::Admin, Role::Manager])?;
+pub async fn list(
+    state: &AppState,
+    ctx: &Authorized<Managers>,
+    q: UserQuery,
+) -> AppResult<Page<User>> {
     let limit = pagination::limit(q.limit)?;
     let after = pagination::decode_id_cursor(q.cursor.as_deref())?;
     let mut sel = user::Entity::find()
@@ -179,8 +183,8 @@ async fn find<C: ConnectionTrait>(conn: &C, tenant_id: Uuid, id: Uuid) -> AppRes
 
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<User> {
     let u = find(&state.db, ctx.tenant_id, id).await?;
-    if id != ctx.user_id {
-        ctx.require(&[Role::Admin, Role::Manager])?;
+    if id != ctx.user_id && !ctx.can_manage_all() {
+        return Err(AppError::forbidden());
     }
     Ok(to_dto(u))
 }
@@ -406,11 +410,10 @@ pub async fn update(
 /// records keep pointing at it. The email stays reserved.
 pub async fn delete(
     state: &AppState,
-    ctx: &TenantCtx,
+    ctx: &AdminCtx,
     id: Uuid,
     meta: &RequestMeta,
 ) -> AppResult<()> {
-    ctx.require(&[Role::Admin])?;
     let txn = state.begin().await?;
     let current = find(&*txn, ctx.tenant_id, id).await?;
     if id == ctx.user_id {
