@@ -21,10 +21,27 @@ pub enum ErrorCode {
     SignupDisabled,
     NotFound,
     MethodNotAllowed,
-    Conflict,
     SlugTaken,
     EmailTaken,
     DuplicateLead,
+    ExtensionTaken,
+    SkuTaken,
+    PlanCodeTaken,
+    FieldKeyTaken,
+    AlreadyCompleted,
+    AlreadyConverted,
+    AlreadyEnrolled,
+    InvalidStateTransition,
+    ConcurrentUpdate,
+    PipelineNotEmpty,
+    StageNotEmpty,
+    LastAdmin,
+    CannotDeleteSelf,
+    LeadMerged,
+    CadenceInactive,
+    NoActiveAdmin,
+    IdempotencyKeyReused,
+    IdempotencyKeyInUse,
     PreconditionFailed,
     PayloadTooLarge,
     ValidationFailed,
@@ -45,7 +62,27 @@ impl ErrorCode {
             Forbidden | TenantSuspended | TenantMismatch | SignupDisabled | FeatureNotInPlan => 403,
             NotFound => 404,
             MethodNotAllowed => 405,
-            Conflict | SlugTaken | EmailTaken | DuplicateLead => 409,
+            SlugTaken
+            | EmailTaken
+            | DuplicateLead
+            | ExtensionTaken
+            | SkuTaken
+            | PlanCodeTaken
+            | FieldKeyTaken
+            | AlreadyCompleted
+            | AlreadyConverted
+            | AlreadyEnrolled
+            | InvalidStateTransition
+            | ConcurrentUpdate
+            | PipelineNotEmpty
+            | StageNotEmpty
+            | LastAdmin
+            | CannotDeleteSelf
+            | LeadMerged
+            | CadenceInactive
+            | NoActiveAdmin
+            | IdempotencyKeyReused
+            | IdempotencyKeyInUse => 409,
             PreconditionFailed => 412,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
@@ -72,10 +109,27 @@ impl ErrorCode {
             SignupDisabled => "signup_disabled",
             NotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
-            Conflict => "conflict",
             SlugTaken => "slug_taken",
             EmailTaken => "email_taken",
             DuplicateLead => "duplicate_lead",
+            ExtensionTaken => "extension_taken",
+            SkuTaken => "sku_taken",
+            PlanCodeTaken => "plan_code_taken",
+            FieldKeyTaken => "field_key_taken",
+            AlreadyCompleted => "already_completed",
+            AlreadyConverted => "already_converted",
+            AlreadyEnrolled => "already_enrolled",
+            InvalidStateTransition => "invalid_state_transition",
+            ConcurrentUpdate => "concurrent_update",
+            PipelineNotEmpty => "pipeline_not_empty",
+            StageNotEmpty => "stage_not_empty",
+            LastAdmin => "last_admin",
+            CannotDeleteSelf => "cannot_delete_self",
+            LeadMerged => "lead_merged",
+            CadenceInactive => "cadence_inactive",
+            NoActiveAdmin => "no_active_admin",
+            IdempotencyKeyReused => "idempotency_key_reused",
+            IdempotencyKeyInUse => "idempotency_key_in_use",
             PreconditionFailed => "precondition_failed",
             PayloadTooLarge => "payload_too_large",
             ValidationFailed => "validation_failed",
@@ -104,10 +158,27 @@ impl ErrorCode {
             SignupDisabled => "Cadastro público desabilitado",
             NotFound => "Não encontrado",
             MethodNotAllowed => "Método não permitido",
-            Conflict => "Conflito",
             SlugTaken => "Identificador já em uso",
             EmailTaken => "E-mail já cadastrado",
             DuplicateLead => "Lead duplicado",
+            ExtensionTaken => "Ramal já atribuído",
+            SkuTaken => "SKU já cadastrado",
+            PlanCodeTaken => "Código de plano já em uso",
+            FieldKeyTaken => "Chave de campo já em uso",
+            AlreadyCompleted => "Tarefa já concluída",
+            AlreadyConverted => "Lead já convertido",
+            AlreadyEnrolled => "Lead já inscrito",
+            InvalidStateTransition => "Operação inválida no status atual",
+            ConcurrentUpdate => "Alteração simultânea",
+            PipelineNotEmpty => "Pipeline com oportunidades",
+            StageNotEmpty => "Etapa com oportunidades",
+            LastAdmin => "Último administrador",
+            CannotDeleteSelf => "Não é possível excluir o próprio usuário",
+            LeadMerged => "Lead mesclado",
+            CadenceInactive => "Cadência inativa",
+            NoActiveAdmin => "Nenhum administrador ativo",
+            IdempotencyKeyReused => "Idempotency-Key reutilizada",
+            IdempotencyKeyInUse => "Requisição em andamento",
             PreconditionFailed => "Versão desatualizada",
             PayloadTooLarge => "Corpo da requisição muito grande",
             ValidationFailed => "Dados inválidos",
