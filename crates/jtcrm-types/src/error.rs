@@ -247,3 +247,68 @@ pub struct Problem {
 }
 
 pub const ERROR_DOC_BASE: &str = "https://docs.jtcrm.com.br/errors/";
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// Every variant of `ErrorCode`, read from its derived schema so a new variant needs no list.
+    fn all_codes() -> Vec<ErrorCode> {
+        let schema = serde_json::to_value(<ErrorCode as utoipa::PartialSchema>::schema()).unwrap();
+        schema["enum"]
+            .as_array()
+            .expect("ErrorCode schema lists its variants")
+            .iter()
+            .map(|v| serde_json::from_value(v.clone()).unwrap())
+            .collect()
+    }
+
+    /// `docs/api.md` has one table row per code: `` | `code` | status | when | ``.
+    #[test]
+    fn every_code_is_documented_with_its_status() {
+        const DOC: &str = include_str!("../../../docs/api.md");
+        let rows: Vec<Vec<&str>> = DOC
+            .lines()
+            .skip_while(|l| *l != "| code | status | when |")
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
+            .collect();
+        let codes = all_codes();
+        assert!(codes.len() > 20, "{codes:?}");
+        for code in &codes {
+            let name = format!("`{}`", code.as_str());
+            let row = rows
+                .iter()
+                .find(|r| r[0] == name)
+                .unwrap_or_else(|| panic!("{name} is missing from the table in docs/api.md"));
+            assert_eq!(
+                row.get(1).copied(),
+                Some(code.status().to_string().as_str()),
+                "status of {name} in docs/api.md"
+            );
+            assert!(
+                row.get(2).is_some_and(|w| !w.is_empty()),
+                "{name}: say when it happens"
+            );
+        }
+        for r in &rows {
+            assert!(
+                codes.iter().any(|c| format!("`{}`", c.as_str()) == r[0]),
+                "docs/api.md documents {}, which is no ErrorCode",
+                r[0]
+            );
+        }
+    }
+
+    #[test]
+    fn codes_are_distinct() {
+        let codes = all_codes();
+        for (i, a) in codes.iter().enumerate() {
+            for b in &codes[i + 1..] {
+                assert_ne!(a.as_str(), b.as_str());
+            }
+        }
+    }
+}
