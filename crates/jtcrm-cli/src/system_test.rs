@@ -981,7 +981,7 @@ async fn agenda(c: &Client, ctx: &Ctx) -> Result<()> {
             .expect_status(StatusCode::OK)?;
             c.post(&format!("/api/tasks/{task}/complete"), Some(&a), json!({}))
                 .await?
-                .expect_problem(StatusCode::CONFLICT, "conflict")
+                .expect_problem(StatusCode::CONFLICT, "already_completed")
         },
     )
     .await?;
@@ -1049,7 +1049,7 @@ async fn sales_pipeline(c: &Client, ctx: &Ctx) -> Result<()> {
     c.step("converting the same lead again answers 409", async || {
         c.post(&format!("/api/leads/{lead}/convert"), Some(&a), json!({}))
             .await?
-            .expect_problem(StatusCode::CONFLICT, "conflict")
+            .expect_problem(StatusCode::CONFLICT, "already_converted")
     })
     .await?;
     let stages = c

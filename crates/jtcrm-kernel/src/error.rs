@@ -120,6 +120,12 @@ impl AppError {
         e
     }
 
+    /// The database error behind an internal error, e.g. to tell which unique index a write that
+    /// went through a shared helper violated.
+    pub fn db_error(&self) -> Option<&sea_orm::DbErr> {
+        self.source.as_ref()?.downcast_ref::<sea_orm::DbErr>()
+    }
+
     pub fn with_context(mut self, ctx: serde_json::Value) -> Self {
         self.context = Some(ctx);
         self
@@ -180,6 +186,97 @@ pub fn is_unique_violation(e: &sea_orm::DbErr) -> bool {
         e.sql_err(),
         Some(sea_orm::SqlErr::UniqueConstraintViolation(_))
     )
+}
+
+/// A unique index (or primary key) of the schema, declared next to the migration that creates it.
+/// The declaration is what lets [`unique_violation`] name the index on SQLite, whose errors only
+/// list the columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UniqueIndex {
+    /// The index name on both backends; for a primary key, PostgreSQL's default `<table>_pkey`.
+    pub name: &'static str,
+    pub table: &'static str,
+    /// The indexed columns, in index order.
+    pub columns: &'static [&'static str],
+}
+
+/// The unique index or constraint a write violated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UniqueViolation {
+    /// The index or constraint name when the backend or the declared indexes tell it (see
+    /// [`unique_violation`]); otherwise the database's own description, which names no index.
+    pub constraint: String,
+}
+
+impl UniqueViolation {
+    /// True when the violated constraint is `index`.
+    pub fn is(&self, index: &UniqueIndex) -> bool {
+        self.constraint == index.name
+    }
+}
+
+/// The unique index a failed write violated, or `None` when `e` is no unique violation.
+///
+/// - PostgreSQL reports the constraint (index) name itself (`PgDatabaseError::constraint`).
+/// - SQLite reports `UNIQUE constraint failed: table.col1, table.col2` (or `index 'name'` for
+///   expression indexes): the table and column set are looked up in `declared`, the schema's unique
+///   indexes as the migrations declare them. Columns no declared index has resolve to
+///   `table(col1, col2)`, which matches no index name.
+///
+/// Callers match the result against the [`UniqueIndex`] of the index they expect, never on the
+/// error text.
+pub fn unique_violation(e: &sea_orm::DbErr, declared: &[UniqueIndex]) -> Option<UniqueViolation> {
+    use sea_orm::{DbErr, RuntimeErr, sqlx};
+    if !is_unique_violation(e) {
+        return None;
+    }
+    let db_err = match e {
+        DbErr::Exec(RuntimeErr::SqlxError(x)) | DbErr::Query(RuntimeErr::SqlxError(x)) => {
+            match x.as_ref() {
+                sqlx::Error::Database(d) => Some(d),
+                _ => None,
+            }
+        }
+        _ => None,
+    };
+    let constraint = match db_err {
+        Some(d) => match d.constraint() {
+            Some(name) => name.to_string(),
+            None => sqlite_unique_index(d.message(), declared),
+        },
+        None => e.to_string(),
+    };
+    Some(UniqueViolation { constraint })
+}
+
+/// The index named by SQLite's `UNIQUE constraint failed: …` message.
+fn sqlite_unique_index(message: &str, declared: &[UniqueIndex]) -> String {
+    let Some(rest) = message.strip_prefix("UNIQUE constraint failed: ") else {
+        return message.to_string();
+    };
+    if let Some(name) = rest
+        .strip_prefix("index '")
+        .and_then(|n| n.strip_suffix('\''))
+    {
+        return name.to_string();
+    }
+    let mut table = "";
+    let mut columns: Vec<&str> = vec![];
+    for qualified in rest.split(", ") {
+        let (t, c) = qualified.split_once('.').unwrap_or(("", qualified));
+        table = t;
+        columns.push(c);
+    }
+    let same_columns = |i: &UniqueIndex| {
+        i.columns.len() == columns.len() && i.columns.iter().all(|c| columns.contains(c))
+    };
+    match declared
+        .iter()
+        .find(|i| i.table == table && same_columns(i))
+    {
+        Some(i) => i.name.to_string(),
+        None => format!("{table}({})", columns.join(", ")),
+    }
 }
 
 // The request id of the current request, set by the request-id middleware in a task-local.
@@ -290,5 +387,37 @@ impl AppError {
             s.push_str(&format!("\n  {}: {}", e.field, e.message));
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXT: UniqueIndex = UniqueIndex {
+        name: "ux_users_extension",
+        table: "users",
+        columns: &["tenant_id", "extension"],
+    };
+    const EMAIL: UniqueIndex = UniqueIndex {
+        name: "ux_users_email",
+        table: "users",
+        columns: &["email"],
+    };
+
+    #[test]
+    fn sqlite_messages_resolve_to_the_declared_index() {
+        let declared = [EMAIL, EXT];
+        let msg = "UNIQUE constraint failed: users.tenant_id, users.extension";
+        assert_eq!(sqlite_unique_index(msg, &declared), "ux_users_extension");
+        let msg = "UNIQUE constraint failed: users.email";
+        assert_eq!(sqlite_unique_index(msg, &declared), "ux_users_email");
+        let msg = "UNIQUE constraint failed: index 'ux_expr'";
+        assert_eq!(sqlite_unique_index(msg, &declared), "ux_expr");
+        // Undeclared columns name no index.
+        let msg = "UNIQUE constraint failed: users.tenant_id, users.id";
+        assert_eq!(sqlite_unique_index(msg, &declared), "users(tenant_id, id)");
+        let msg = "UNIQUE constraint failed: leads.email";
+        assert_eq!(sqlite_unique_index(msg, &declared), "leads(email)");
     }
 }

@@ -21,10 +21,27 @@ pub enum ErrorCode {
     SignupDisabled,
     NotFound,
     MethodNotAllowed,
-    Conflict,
     SlugTaken,
     EmailTaken,
     DuplicateLead,
+    ExtensionTaken,
+    SkuTaken,
+    PlanCodeTaken,
+    FieldKeyTaken,
+    AlreadyCompleted,
+    AlreadyConverted,
+    AlreadyEnrolled,
+    InvalidStateTransition,
+    ConcurrentUpdate,
+    PipelineNotEmpty,
+    StageNotEmpty,
+    LastAdmin,
+    CannotDeleteSelf,
+    LeadMerged,
+    CadenceInactive,
+    NoActiveAdmin,
+    IdempotencyKeyReused,
+    IdempotencyKeyInUse,
     PreconditionFailed,
     PayloadTooLarge,
     ValidationFailed,
@@ -45,7 +62,27 @@ impl ErrorCode {
             Forbidden | TenantSuspended | TenantMismatch | SignupDisabled | FeatureNotInPlan => 403,
             NotFound => 404,
             MethodNotAllowed => 405,
-            Conflict | SlugTaken | EmailTaken | DuplicateLead => 409,
+            SlugTaken
+            | EmailTaken
+            | DuplicateLead
+            | ExtensionTaken
+            | SkuTaken
+            | PlanCodeTaken
+            | FieldKeyTaken
+            | AlreadyCompleted
+            | AlreadyConverted
+            | AlreadyEnrolled
+            | InvalidStateTransition
+            | ConcurrentUpdate
+            | PipelineNotEmpty
+            | StageNotEmpty
+            | LastAdmin
+            | CannotDeleteSelf
+            | LeadMerged
+            | CadenceInactive
+            | NoActiveAdmin
+            | IdempotencyKeyReused
+            | IdempotencyKeyInUse => 409,
             PreconditionFailed => 412,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
@@ -72,10 +109,27 @@ impl ErrorCode {
             SignupDisabled => "signup_disabled",
             NotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
-            Conflict => "conflict",
             SlugTaken => "slug_taken",
             EmailTaken => "email_taken",
             DuplicateLead => "duplicate_lead",
+            ExtensionTaken => "extension_taken",
+            SkuTaken => "sku_taken",
+            PlanCodeTaken => "plan_code_taken",
+            FieldKeyTaken => "field_key_taken",
+            AlreadyCompleted => "already_completed",
+            AlreadyConverted => "already_converted",
+            AlreadyEnrolled => "already_enrolled",
+            InvalidStateTransition => "invalid_state_transition",
+            ConcurrentUpdate => "concurrent_update",
+            PipelineNotEmpty => "pipeline_not_empty",
+            StageNotEmpty => "stage_not_empty",
+            LastAdmin => "last_admin",
+            CannotDeleteSelf => "cannot_delete_self",
+            LeadMerged => "lead_merged",
+            CadenceInactive => "cadence_inactive",
+            NoActiveAdmin => "no_active_admin",
+            IdempotencyKeyReused => "idempotency_key_reused",
+            IdempotencyKeyInUse => "idempotency_key_in_use",
             PreconditionFailed => "precondition_failed",
             PayloadTooLarge => "payload_too_large",
             ValidationFailed => "validation_failed",
@@ -104,10 +158,27 @@ impl ErrorCode {
             SignupDisabled => "Cadastro público desabilitado",
             NotFound => "Não encontrado",
             MethodNotAllowed => "Método não permitido",
-            Conflict => "Conflito",
             SlugTaken => "Identificador já em uso",
             EmailTaken => "E-mail já cadastrado",
             DuplicateLead => "Lead duplicado",
+            ExtensionTaken => "Ramal já atribuído",
+            SkuTaken => "SKU já cadastrado",
+            PlanCodeTaken => "Código de plano já em uso",
+            FieldKeyTaken => "Chave de campo já em uso",
+            AlreadyCompleted => "Tarefa já concluída",
+            AlreadyConverted => "Lead já convertido",
+            AlreadyEnrolled => "Lead já inscrito",
+            InvalidStateTransition => "Operação inválida no status atual",
+            ConcurrentUpdate => "Alteração simultânea",
+            PipelineNotEmpty => "Pipeline com oportunidades",
+            StageNotEmpty => "Etapa com oportunidades",
+            LastAdmin => "Último administrador",
+            CannotDeleteSelf => "Não é possível excluir o próprio usuário",
+            LeadMerged => "Lead mesclado",
+            CadenceInactive => "Cadência inativa",
+            NoActiveAdmin => "Nenhum administrador ativo",
+            IdempotencyKeyReused => "Idempotency-Key reutilizada",
+            IdempotencyKeyInUse => "Requisição em andamento",
             PreconditionFailed => "Versão desatualizada",
             PayloadTooLarge => "Corpo da requisição muito grande",
             ValidationFailed => "Dados inválidos",
@@ -176,3 +247,68 @@ pub struct Problem {
 }
 
 pub const ERROR_DOC_BASE: &str = "https://docs.jtcrm.com.br/errors/";
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// Every variant of `ErrorCode`, read from its derived schema so a new variant needs no list.
+    fn all_codes() -> Vec<ErrorCode> {
+        let schema = serde_json::to_value(<ErrorCode as utoipa::PartialSchema>::schema()).unwrap();
+        schema["enum"]
+            .as_array()
+            .expect("ErrorCode schema lists its variants")
+            .iter()
+            .map(|v| serde_json::from_value(v.clone()).unwrap())
+            .collect()
+    }
+
+    /// `docs/api.md` has one table row per code: `` | `code` | status | when | ``.
+    #[test]
+    fn every_code_is_documented_with_its_status() {
+        const DOC: &str = include_str!("../../../docs/api.md");
+        let rows: Vec<Vec<&str>> = DOC
+            .lines()
+            .skip_while(|l| *l != "| code | status | when |")
+            .skip(2)
+            .take_while(|l| l.starts_with('|'))
+            .map(|l| l.trim_matches('|').split(" | ").map(str::trim).collect())
+            .collect();
+        let codes = all_codes();
+        assert!(codes.len() > 20, "{codes:?}");
+        for code in &codes {
+            let name = format!("`{}`", code.as_str());
+            let row = rows
+                .iter()
+                .find(|r| r[0] == name)
+                .unwrap_or_else(|| panic!("{name} is missing from the table in docs/api.md"));
+            assert_eq!(
+                row.get(1).copied(),
+                Some(code.status().to_string().as_str()),
+                "status of {name} in docs/api.md"
+            );
+            assert!(
+                row.get(2).is_some_and(|w| !w.is_empty()),
+                "{name}: say when it happens"
+            );
+        }
+        for r in &rows {
+            assert!(
+                codes.iter().any(|c| format!("`{}`", c.as_str()) == r[0]),
+                "docs/api.md documents {}, which is no ErrorCode",
+                r[0]
+            );
+        }
+    }
+
+    #[test]
+    fn codes_are_distinct() {
+        let codes = all_codes();
+        for (i, a) in codes.iter().enumerate() {
+            for b in &codes[i + 1..] {
+                assert_ne!(a.as_str(), b.as_str());
+            }
+        }
+    }
+}

@@ -86,7 +86,7 @@ pub async fn lookup<C: ConnectionTrait>(
     };
     if row.fingerprint != k.fingerprint || row.scope != k.scope {
         return Err(AppError::new(
-            ErrorCode::Conflict,
+            ErrorCode::IdempotencyKeyReused,
             "Esta Idempotency-Key já foi usada com outra requisição.",
         ));
     }

@@ -3,6 +3,40 @@
 use sea_orm_migration::prelude::*;
 
 use super::cols::*;
+use super::unique_index;
+use jtcrm_kernel::error::UniqueIndex;
+
+/// The primary key of `plans` (unnamed in the migration: PostgreSQL's default name).
+pub const PLANS_PKEY: UniqueIndex = UniqueIndex {
+    name: "plans_pkey",
+    table: "plans",
+    columns: &["code"],
+};
+pub const UX_TENANTS_SLUG: UniqueIndex = UniqueIndex {
+    name: "ux_tenants_slug",
+    table: "tenants",
+    columns: &["slug"],
+};
+pub const UX_USERS_EMAIL: UniqueIndex = UniqueIndex {
+    name: "ux_users_email",
+    table: "users",
+    columns: &["email"],
+};
+pub const UX_USERS_EXTENSION: UniqueIndex = UniqueIndex {
+    name: "ux_users_extension",
+    table: "users",
+    columns: &["tenant_id", "extension"],
+};
+pub const UX_PLATFORM_ADMINS_EMAIL: UniqueIndex = UniqueIndex {
+    name: "ux_platform_admins_email",
+    table: "platform_admins",
+    columns: &["email"],
+};
+pub const UX_REFRESH_TOKENS_HASH: UniqueIndex = UniqueIndex {
+    name: "ux_refresh_tokens_hash",
+    table: "refresh_tokens",
+    columns: &["token_hash"],
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -70,8 +104,7 @@ impl MigrationTrait for Migration {
                 .take(),
         )
         .await?;
-        m.create_index(idx("ux_tenants_slug", "tenants", &["slug"]).unique().take())
-            .await?;
+        m.create_index(unique_index(&UX_TENANTS_SLUG)).await?;
         m.create_index(idx("ix_tenants_status", "tenants", &["status", "id"]))
             .await?;
         m.create_index(idx("ix_tenants_plan", "tenants", &["subscription_plan"]))
@@ -106,14 +139,8 @@ impl MigrationTrait for Migration {
         )
         .await?;
         // Emails are unique across the platform: login resolves the tenant from the email.
-        m.create_index(idx("ux_users_email", "users", &["email"]).unique().take())
-            .await?;
-        m.create_index(
-            idx("ux_users_extension", "users", &["tenant_id", "extension"])
-                .unique()
-                .take(),
-        )
-        .await?;
+        m.create_index(unique_index(&UX_USERS_EMAIL)).await?;
+        m.create_index(unique_index(&UX_USERS_EXTENSION)).await?;
         m.create_index(idx("ix_users_role", "users", &["tenant_id", "role", "id"]))
             .await?;
 
@@ -131,12 +158,8 @@ impl MigrationTrait for Migration {
                 .take(),
         )
         .await?;
-        m.create_index(
-            idx("ux_platform_admins_email", "platform_admins", &["email"])
-                .unique()
-                .take(),
-        )
-        .await?;
+        m.create_index(unique_index(&UX_PLATFORM_ADMINS_EMAIL))
+            .await?;
 
         m.create_table(
             Table::create()
@@ -153,12 +176,8 @@ impl MigrationTrait for Migration {
                 .take(),
         )
         .await?;
-        m.create_index(
-            idx("ux_refresh_tokens_hash", "refresh_tokens", &["token_hash"])
-                .unique()
-                .take(),
-        )
-        .await?;
+        m.create_index(unique_index(&UX_REFRESH_TOKENS_HASH))
+            .await?;
         m.create_index(idx(
             "ix_refresh_tokens_family",
             "refresh_tokens",

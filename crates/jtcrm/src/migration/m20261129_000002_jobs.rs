@@ -4,6 +4,14 @@
 use sea_orm_migration::prelude::*;
 
 use super::cols::*;
+use super::unique_index;
+use jtcrm_kernel::error::UniqueIndex;
+
+pub const UX_JOBS_IDEMPOTENCY: UniqueIndex = UniqueIndex {
+    name: "ux_jobs_idempotency",
+    table: "jobs",
+    columns: &["idempotency_key"],
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -56,12 +64,7 @@ impl MigrationTrait for Migration {
         .await?;
         // NULLs are distinct in unique indexes on both SQLite and PostgreSQL, so jobs without a key
         // never collide.
-        m.create_index(
-            idx("ux_jobs_idempotency", "jobs", &["idempotency_key"])
-                .unique()
-                .take(),
-        )
-        .await?;
+        m.create_index(unique_index(&UX_JOBS_IDEMPOTENCY)).await?;
         // The daily `system.cleanup` job deletes long-expired refresh tokens in batches by expiry.
         m.create_index(idx(
             "ix_refresh_tokens_expires",

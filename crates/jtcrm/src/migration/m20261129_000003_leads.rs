@@ -4,6 +4,14 @@
 use sea_orm_migration::prelude::*;
 
 use super::cols::*;
+use super::unique_index;
+use jtcrm_kernel::error::UniqueIndex;
+
+pub const UX_LEAD_FIELD_DEFS_KEY: UniqueIndex = UniqueIndex {
+    name: "ux_lead_field_defs_key",
+    table: "lead_field_defs",
+    columns: &["tenant_id", "key"],
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -244,16 +252,8 @@ impl MigrationTrait for Migration {
                 .take(),
         )
         .await?;
-        m.create_index(
-            idx(
-                "ux_lead_field_defs_key",
-                "lead_field_defs",
-                &["tenant_id", "key"],
-            )
-            .unique()
-            .take(),
-        )
-        .await?;
+        m.create_index(unique_index(&UX_LEAD_FIELD_DEFS_KEY))
+            .await?;
 
         m.create_table(
             Table::create()

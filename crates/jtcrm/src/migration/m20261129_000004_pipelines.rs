@@ -5,6 +5,14 @@
 use sea_orm_migration::prelude::*;
 
 use super::cols::*;
+use super::unique_index;
+use jtcrm_kernel::error::UniqueIndex;
+
+pub const UX_PRODUCTS_SKU: UniqueIndex = UniqueIndex {
+    name: "ux_products_sku",
+    table: "products",
+    columns: &["tenant_id", "sku_key"],
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -80,12 +88,7 @@ impl MigrationTrait for Migration {
                 .take(),
         )
         .await?;
-        m.create_index(
-            idx("ux_products_sku", "products", &["tenant_id", "sku_key"])
-                .unique()
-                .take(),
-        )
-        .await?;
+        m.create_index(unique_index(&UX_PRODUCTS_SKU)).await?;
         m.create_index(idx(
             "ix_products_name",
             "products",

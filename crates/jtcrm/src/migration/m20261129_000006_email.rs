@@ -4,6 +4,14 @@
 use sea_orm_migration::prelude::*;
 
 use super::cols::*;
+use super::unique_index;
+use jtcrm_kernel::error::UniqueIndex;
+
+pub const UX_EMAILS_IDEMPOTENCY: UniqueIndex = UniqueIndex {
+    name: "ux_emails_idempotency",
+    table: "emails",
+    columns: &["tenant_id", "idempotency_key"],
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -54,16 +62,7 @@ impl MigrationTrait for Migration {
         )
         .await?;
         // NULL keys never collide (both backends), so emails without a key are unconstrained.
-        m.create_index(
-            idx(
-                "ux_emails_idempotency",
-                "emails",
-                &["tenant_id", "idempotency_key"],
-            )
-            .unique()
-            .take(),
-        )
-        .await?;
+        m.create_index(unique_index(&UX_EMAILS_IDEMPOTENCY)).await?;
         m.create_index(idx(
             "ix_emails_lead",
             "emails",

@@ -4,6 +4,19 @@
 use sea_orm_migration::prelude::*;
 
 use super::cols::*;
+use super::unique_index;
+use jtcrm_kernel::error::UniqueIndex;
+
+pub const UX_AUTOMATION_RUNS_EVENT: UniqueIndex = UniqueIndex {
+    name: "ux_automation_runs_event",
+    table: "automation_runs",
+    columns: &["tenant_id", "automation_id", "event_id"],
+};
+pub const UX_CADENCE_ENROLLMENTS_ACTIVE: UniqueIndex = UniqueIndex {
+    name: "ux_cadence_enrollments_active",
+    table: "cadence_enrollments",
+    columns: &["tenant_id", "cadence_id", "active_lead_id"],
+};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -100,16 +113,8 @@ impl MigrationTrait for Migration {
         .await?;
         // One run per automation and event: a replayed event starts nothing new. Manual runs have
         // no event (NULLs are distinct on both backends).
-        m.create_index(
-            idx(
-                "ux_automation_runs_event",
-                "automation_runs",
-                &["tenant_id", "automation_id", "event_id"],
-            )
-            .unique()
-            .take(),
-        )
-        .await?;
+        m.create_index(unique_index(&UX_AUTOMATION_RUNS_EVENT))
+            .await?;
         m.create_index(idx(
             "ix_automation_runs_log",
             "automation_runs",
@@ -219,16 +224,8 @@ impl MigrationTrait for Migration {
                 .take(),
         )
         .await?;
-        m.create_index(
-            idx(
-                "ux_cadence_enrollments_active",
-                "cadence_enrollments",
-                &["tenant_id", "cadence_id", "active_lead_id"],
-            )
-            .unique()
-            .take(),
-        )
-        .await?;
+        m.create_index(unique_index(&UX_CADENCE_ENROLLMENTS_ACTIVE))
+            .await?;
         m.create_index(idx(
             "ix_cadence_enrollments_list",
             "cadence_enrollments",

@@ -2,6 +2,7 @@
 //! Tenant-owned tables lead every key with `tenant_id`; see docs/storage.md.
 
 use anyhow::Context;
+use jtcrm_kernel::error::{UniqueIndex, UniqueViolation};
 use sea_orm_migration::prelude::*;
 
 mod m20261129_000001_foundation;
@@ -13,6 +14,51 @@ mod m20261129_000006_email;
 mod m20261129_000007_automations;
 mod m20261130_000008_perf_indexes;
 mod m20261130_000009_agenda_index;
+
+pub use m20261129_000001_foundation::{
+    PLANS_PKEY, UX_PLATFORM_ADMINS_EMAIL, UX_REFRESH_TOKENS_HASH, UX_TENANTS_SLUG, UX_USERS_EMAIL,
+    UX_USERS_EXTENSION,
+};
+pub use m20261129_000002_jobs::UX_JOBS_IDEMPOTENCY;
+pub use m20261129_000003_leads::UX_LEAD_FIELD_DEFS_KEY;
+pub use m20261129_000004_pipelines::UX_PRODUCTS_SKU;
+pub use m20261129_000006_email::UX_EMAILS_IDEMPOTENCY;
+pub use m20261129_000007_automations::{UX_AUTOMATION_RUNS_EVENT, UX_CADENCE_ENROLLMENTS_ACTIVE};
+
+/// Every unique index of the schema (and the primary keys a caller tells apart), each declared next
+/// to the migration that creates it. A test checks this list against the live schema on both
+/// backends; add new unique indexes here.
+pub const UNIQUE_INDEXES: &[UniqueIndex] = &[
+    PLANS_PKEY,
+    UX_TENANTS_SLUG,
+    UX_USERS_EMAIL,
+    UX_USERS_EXTENSION,
+    UX_PLATFORM_ADMINS_EMAIL,
+    UX_REFRESH_TOKENS_HASH,
+    UX_JOBS_IDEMPOTENCY,
+    UX_LEAD_FIELD_DEFS_KEY,
+    UX_PRODUCTS_SKU,
+    UX_EMAILS_IDEMPOTENCY,
+    UX_AUTOMATION_RUNS_EVENT,
+    UX_CADENCE_ENROLLMENTS_ACTIVE,
+];
+
+/// The unique index `e` violated, named on both backends (see
+/// [`jtcrm_kernel::error::unique_violation`]); `None` when `e` is no unique violation. Match it
+/// with [`UniqueViolation::is`] against the index the write can collide on.
+pub fn unique_violation(e: &DbErr) -> Option<UniqueViolation> {
+    jtcrm_kernel::error::unique_violation(e, UNIQUE_INDEXES)
+}
+
+/// `CREATE UNIQUE INDEX` for a declared unique index.
+fn unique_index(u: &UniqueIndex) -> IndexCreateStatement {
+    let mut i = Index::create();
+    i.name(u.name).table(u.table).unique();
+    for c in u.columns {
+        i.col(*c);
+    }
+    i.take()
+}
 
 pub struct Migrator;
 

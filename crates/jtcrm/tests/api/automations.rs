@@ -1241,7 +1241,7 @@ async fn cadence_enrolment_steps_exits_and_409_on_re_enrol() {
             json!({"lead_ids": [l]}),
         )
         .await;
-    r.assert_problem(409, "conflict");
+    r.assert_problem(409, "already_enrolled");
     assert_eq!(r.body["context"]["lead_ids"][0], l.as_str());
     // Step 0 runs now: a call task for the owner; step 1 is due in two days.
     let en = wait_for(20, "step 0", || async {

@@ -956,7 +956,7 @@ async fn admin_lists_reads_and_retries_its_dead_jobs() {
         json!({}),
     )
     .await
-    .assert_problem(409, "conflict");
+    .assert_problem(409, "invalid_state_transition");
     let retried_at = Utc::now();
     let retried = app
         .send(

@@ -249,7 +249,7 @@ async fn update_patch_if_match_delete_restore() {
         None,
     )
     .await
-    .assert_problem(409, "conflict");
+    .assert_problem(409, "invalid_state_transition");
     // Audit trail.
     let log = app
         .get(
@@ -435,7 +435,7 @@ async fn idempotency_key_replays_the_first_response() {
     assert_eq!(ids(&app.get("/api/leads", &t.admin_token).await).len(), 1);
     TestApp::finish(send(json!({"name": "Outra"}), "k-1"))
         .await
-        .assert_problem(409, "conflict");
+        .assert_problem(409, "idempotency_key_reused");
     // Concurrent retries create exactly one lead.
     let mut hs = vec![];
     for _ in 0..5 {
@@ -584,14 +584,16 @@ async fn duplicates_are_refused_listed_and_merged() {
     app.get(&format!("/api/leads/{b}"), &t.admin_token)
         .await
         .assert_problem(404, "not_found");
-    app.send(
-        Method::POST,
-        &format!("/api/leads/{b}/restore"),
-        Some(&t.admin_token),
-        None,
-    )
-    .await
-    .assert_problem(409, "conflict");
+    let r = app
+        .send(
+            Method::POST,
+            &format!("/api/leads/{b}/restore"),
+            Some(&t.admin_token),
+            None,
+        )
+        .await;
+    r.assert_problem(409, "lead_merged");
+    assert_eq!(r.body["context"]["merged_into"], a);
     let log = app
         .get(
             &format!("/api/audit-logs?entity_type=lead&entity_id={a}&action=merge"),
@@ -839,7 +841,7 @@ async fn custom_fields_are_defined_validated_and_filterable() {
         json!({"key": "segmento", "label": "X", "type": "text"}),
     )
     .await
-    .assert_problem(409, "conflict");
+    .assert_problem(409, "field_key_taken");
     app.post(
         "/api/leads/fields",
         &t.admin_token,

@@ -6,6 +6,7 @@
 mod audit;
 mod auth;
 mod automations;
+mod constraints;
 mod email;
 mod errors;
 mod hardening;

@@ -241,7 +241,7 @@ async fn pipelines_crud_default_and_plan_limit() {
     .await;
     app.delete(&path, &t.admin_token)
         .await
-        .assert_problem(409, "conflict");
+        .assert_problem(409, "pipeline_not_empty");
     app.delete(&format!("{OPPS}/{d}"), &t.admin_token)
         .await
         .assert(204);
@@ -350,7 +350,7 @@ async fn stages_are_added_changed_reordered_and_removed() {
         json!({"kind": "won"}),
     )
     .await
-    .assert_problem(409, "conflict");
+    .assert_problem(409, "stage_not_empty");
 
     // Reorder: a permutation of every stage.
     let mut order: Vec<String> = app
@@ -1220,7 +1220,7 @@ async fn won_lost_and_reopen() {
     assert!(r.body["closed_at"].is_string());
     app.post(&format!("{OPPS}/{id}/won"), tok, json!({}))
         .await
-        .assert_problem(409, "conflict");
+        .assert_problem(409, "invalid_state_transition");
     let r = app
         .post(&format!("{OPPS}/{id}/reopen"), tok, json!({}))
         .await;
@@ -1234,7 +1234,7 @@ async fn won_lost_and_reopen() {
     assert!(r.body["closed_at"].is_null());
     app.post(&format!("{OPPS}/{id}/reopen"), tok, json!({}))
         .await
-        .assert_problem(409, "conflict");
+        .assert_problem(409, "invalid_state_transition");
     let r = app
         .post(
             &format!("{OPPS}/{id}/lost"),
@@ -1462,7 +1462,7 @@ async fn lead_conversion_is_one_transaction_and_happens_once() {
             None,
         )
         .await;
-    again.assert_problem(409, "conflict");
+    again.assert_problem(409, "already_converted");
     assert_eq!(again.body["context"]["opportunity_id"], opp.as_str());
     let l = app.get(&format!("/api/leads/{lead}"), tok).await;
     assert_eq!(l.body["status"], "converted");
@@ -1866,7 +1866,7 @@ async fn create_accepts_an_idempotency_key() {
     assert_eq!(a.id(), b.id());
     TestApp::finish(send("Outro"))
         .await
-        .assert_problem(409, "conflict");
+        .assert_problem(409, "idempotency_key_reused");
     assert_eq!(ids(&app.get(OPPS, &t.admin_token).await).len(), 1);
 }
 

@@ -71,7 +71,7 @@ async fn create_and_update_plans() {
     );
     app.post("/api/super-admin/plans", &sa, body)
         .await
-        .assert_problem(409, "conflict");
+        .assert_problem(409, "plan_code_taken");
     let r = app
         .post(
             "/api/super-admin/plans",

@@ -33,7 +33,7 @@ async fn product_crud_with_unique_sku() {
     // SKU unique per tenant, case-insensitive.
     app.post("/api/products", &t.admin_token, link("LD-100"))
         .await
-        .assert_problem(409, "conflict");
+        .assert_problem(409, "sku_taken");
     // Another tenant may use the same SKU.
     let t2 = app.create_tenant().await;
     app.post("/api/products", &t2.admin_token, link("LD-100"))
@@ -80,7 +80,7 @@ async fn product_crud_with_unique_sku() {
         .assert(201);
     app.post("/api/products", &t.admin_token, link("ld-200"))
         .await
-        .assert_problem(409, "conflict");
+        .assert_problem(409, "sku_taken");
     // Deleting frees the SKU and hides the product.
     app.delete(&path, &t.admin_token).await.assert(204);
     app.get(&path, &t.admin_token)

@@ -78,14 +78,14 @@ async fn task_lifecycle_with_reschedules_and_completion() {
         None,
     )
     .await
-    .assert_problem(409, "conflict");
+    .assert_problem(409, "already_completed");
     app.post(
         &format!("{p}/reschedule"),
         &t.admin_token,
         json!({"due_at": d2}),
     )
     .await
-    .assert_problem(409, "conflict");
+    .assert_problem(409, "invalid_state_transition");
     // A completed call marks the lead contacted.
     let lr = app.get(&format!("/api/leads/{l}"), &t.admin_token).await;
     assert!(lr.body["last_contacted_at"].is_string());
@@ -107,7 +107,7 @@ async fn task_lifecycle_with_reschedules_and_completion() {
         None,
     )
     .await
-    .assert_problem(409, "conflict");
+    .assert_problem(409, "invalid_state_transition");
     // PATCH and If-Match.
     let r = TestApp::finish(
         app.raw(Method::PATCH, &p)

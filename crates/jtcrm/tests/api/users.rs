@@ -45,7 +45,18 @@ async fn admin_creates_lists_and_reads_users() {
         json!({"name": "João", "email": format!("{}@x.com.br", unique("j")), "password": "12345678", "role": "sales", "extension": "1001"}),
     )
     .await
-    .assert_problem(409, "conflict");
+    .assert_problem(409, "extension_taken");
+    // Also when an update takes it (the unique index decides, by name).
+    let joao = app.create_user(&t, "sales").await;
+    let r = app
+        .put(
+            &format!("/api/users/{}", joao.id),
+            &t.admin_token,
+            json!({"extension": "1001"}),
+        )
+        .await;
+    r.assert_problem(409, "extension_taken");
+    assert_eq!(r.body["context"]["field"], "extension");
 }
 
 #[tokio::test]
@@ -369,13 +380,13 @@ async fn delete_deactivate_and_last_admin_protection() {
     let admin_path = format!("/api/users/{}", t.admin_id);
     app.put(&admin_path, &t.admin_token, json!({"role": "sales"}))
         .await
-        .assert_problem(409, "conflict");
+        .assert_problem(409, "last_admin");
     app.put(&admin_path, &t.admin_token, json!({"active": false}))
         .await
-        .assert_problem(409, "conflict");
+        .assert_problem(409, "last_admin");
     app.delete(&admin_path, &t.admin_token)
         .await
-        .assert_problem(409, "conflict");
+        .assert_problem(409, "cannot_delete_self");
     // Email already used elsewhere.
     let other = app.create_user(&t, "viewer").await;
     app.put(

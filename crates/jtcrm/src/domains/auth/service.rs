@@ -473,12 +473,11 @@ pub async fn create_super_admin(
     })
     .exec_without_returning(&*txn)
     .await
-    .map_err(|e| {
-        if jtcrm_kernel::error::is_unique_violation(&e) {
+    .map_err(|e| match crate::migration::unique_violation(&e) {
+        Some(v) if v.is(&crate::migration::UX_PLATFORM_ADMINS_EMAIL) => {
             crate::domains::users::email_taken()
-        } else {
-            e.into()
         }
+        _ => e.into(),
     })?;
     txn.commit().await?;
     Ok(id)

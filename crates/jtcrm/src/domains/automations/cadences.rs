@@ -425,7 +425,7 @@ async fn usable_cadence<C: ConnectionTrait>(
     let c = find(conn, tenant_id, id).await?;
     if !c.active {
         return Err(AppError::new(
-            ErrorCode::Conflict,
+            ErrorCode::CadenceInactive,
             "A cadência está inativa e não aceita novas inscrições.",
         ));
     }
@@ -536,7 +536,7 @@ pub async fn enroll(
         .await?;
     let conflict = |ids: Vec<Uuid>| {
         AppError::new(
-            ErrorCode::Conflict,
+            ErrorCode::AlreadyEnrolled,
             "Lead já inscrito (ativo) nesta cadência.",
         )
         .with_context(json!({"lead_ids": ids}))

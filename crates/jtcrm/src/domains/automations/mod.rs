@@ -177,7 +177,7 @@ pub async fn actor_ctx(
     }
     let user_id = user_id.ok_or_else(|| {
         AppError::new(
-            ErrorCode::Conflict,
+            ErrorCode::NoActiveAdmin,
             "A empresa não tem usuário administrador ativo para executar a automação.",
         )
     })?;

@@ -183,7 +183,7 @@ pub async fn retry_job(
     let retryable = [JobStatus::Failed.as_str(), JobStatus::Dead.as_str()];
     let not_retryable = |status: &str| {
         AppError::conflict(
-            ErrorCode::Conflict,
+            ErrorCode::InvalidStateTransition,
             "Só é possível reenviar jobs com falha (failed) ou mortos (dead).",
         )
         .with_context(json!({"status": status}))

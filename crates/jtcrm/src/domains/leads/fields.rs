@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::model::field_def;
 use jtcrm_kernel::audit;
-use jtcrm_kernel::error::{AppError, AppResult, Validator, is_unique_violation};
+use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::AdminCtx;
 use jtcrm_kernel::state::AppState;
 
@@ -293,11 +293,15 @@ pub async fn create(
         .await
     {
         Ok(m) => m,
-        Err(e) if is_unique_violation(&e) => {
-            return Err(
-                AppError::new(ErrorCode::Conflict, "Já existe um campo com esta chave.")
-                    .with_context(json!({"field": "key"})),
-            );
+        Err(e)
+            if crate::migration::unique_violation(&e)
+                .is_some_and(|v| v.is(&crate::migration::UX_LEAD_FIELD_DEFS_KEY)) =>
+        {
+            return Err(AppError::new(
+                ErrorCode::FieldKeyTaken,
+                "Já existe um campo com esta chave.",
+            )
+            .with_context(json!({"field": "key"})));
         }
         Err(e) => return Err(e.into()),
     };

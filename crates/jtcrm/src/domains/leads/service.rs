@@ -389,7 +389,7 @@ pub async fn create(
         return match idempotency::lookup(&state.db, ctx.tenant_id, k).await? {
             Some(r) => Ok((r.status, r.body)),
             None => Err(AppError::new(
-                ErrorCode::Conflict,
+                ErrorCode::IdempotencyKeyInUse,
                 "Requisição com esta Idempotency-Key em andamento.",
             )),
         };
@@ -628,15 +628,16 @@ pub async fn restore(state: &AppState, ctx: &Authorized<Staff>, id: Uuid) -> App
     let current = find_visible(&*txn, ctx, id, true).await?;
     if current.deleted_at.is_none() {
         return Err(AppError::new(
-            ErrorCode::Conflict,
+            ErrorCode::InvalidStateTransition,
             "O lead não está na lixeira.",
         ));
     }
     if current.merged_into.is_some() {
         return Err(AppError::new(
-            ErrorCode::Conflict,
+            ErrorCode::LeadMerged,
             "Este lead foi mesclado em outro e não pode ser restaurado.",
-        ));
+        )
+        .with_context(json!({"merged_into": current.merged_into})));
     }
     limits::reserve(
         &*txn,

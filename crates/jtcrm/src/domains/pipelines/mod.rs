@@ -163,7 +163,7 @@ pub async fn finish_idempotent(
         return match idempotency::lookup(&state.db, ctx.tenant_id, k).await? {
             Some(r) => Ok((r.status, r.body)),
             None => Err(AppError::new(
-                ErrorCode::Conflict,
+                ErrorCode::IdempotencyKeyInUse,
                 "Requisição com esta Idempotency-Key em andamento.",
             )),
         };

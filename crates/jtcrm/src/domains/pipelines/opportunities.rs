@@ -1267,9 +1267,10 @@ impl Transition {
 
 fn already(status: &str) -> AppError {
     AppError::new(
-        ErrorCode::Conflict,
+        ErrorCode::InvalidStateTransition,
         format!("A oportunidade já está com status '{status}'."),
     )
+    .with_context(json!({"status": status}))
 }
 
 /// The stage a transition goes to, from the deal as last read.
@@ -1342,7 +1343,7 @@ pub async fn transition(
         // Moved by someone else between our read and our lock; its target may differ now. Taking
         // more stage locks out of order could deadlock, so the client retries.
         return Err(AppError::new(
-            ErrorCode::Conflict,
+            ErrorCode::ConcurrentUpdate,
             "A oportunidade acabou de ser movida por outra pessoa; tente novamente.",
         ));
     }
@@ -1583,7 +1584,7 @@ async fn already_converted<C: ConnectionTrait>(
         .await
         .ok()
         .flatten();
-    AppError::new(ErrorCode::Conflict, "Este lead já foi convertido.")
+    AppError::new(ErrorCode::AlreadyConverted, "Este lead já foi convertido.")
         .with_context(json!({"opportunity_id": existing}))
 }
 

@@ -456,7 +456,7 @@ pub async fn delete(state: &AppState, ctx: &Authorized<Managers>, id: Uuid) -> A
     let n = live_deals_in(&*txn, ctx.tenant_id, opportunity::Column::PipelineId, id).await?;
     if n > 0 {
         return Err(AppError::new(
-            ErrorCode::Conflict,
+            ErrorCode::PipelineNotEmpty,
             format!("O pipeline tem {n} oportunidade(s); mova-as ou exclua-as antes."),
         )
         .with_context(json!({"opportunities": n})));
@@ -622,7 +622,7 @@ pub async fn update_stage(
         let n = live_deals_in(&*txn, ctx.tenant_id, opportunity::Column::StageId, stage_id).await?;
         if n > 0 {
             return Err(AppError::new(
-                ErrorCode::Conflict,
+                ErrorCode::StageNotEmpty,
                 format!("A etapa tem {n} oportunidade(s); mova-as antes de mudar o tipo."),
             )
             .with_context(json!({"field": "kind", "opportunities": n})));

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use jtcrm_kernel::audit;
 use jtcrm_kernel::db::Db;
-use jtcrm_kernel::error::{AppError, AppResult, Validator, is_unique_violation};
+use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::RequestMeta;
 use jtcrm_kernel::state::AppState;
 use jtcrm_types::ErrorCode;
@@ -144,11 +144,16 @@ pub async fn seed_defaults(db: &Db) -> AppResult<()> {
         };
         match model::Entity::insert(row).exec_without_returning(db).await {
             Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => {} // another node seeded it first
+            Err(e) if is_code_violation(&e) => {} // another node seeded it first
             Err(e) => return Err(e.into()),
         }
     }
     Ok(())
+}
+
+/// A plan with this code exists already.
+fn is_code_violation(e: &sea_orm::DbErr) -> bool {
+    crate::migration::unique_violation(e).is_some_and(|v| v.is(&crate::migration::PLANS_PKEY))
 }
 
 pub async fn list(db: &Db) -> AppResult<Vec<Plan>> {
@@ -296,11 +301,12 @@ pub async fn create(
     let txn = state.begin().await?;
     let created = match m.insert(&*txn).await {
         Ok(p) => p,
-        Err(e) if is_unique_violation(&e) => {
+        Err(e) if is_code_violation(&e) => {
             return Err(AppError::conflict(
-                ErrorCode::Conflict,
+                ErrorCode::PlanCodeTaken,
                 "Já existe um plano com este código.",
-            ));
+            )
+            .with_context(json!({"field": "code"})));
         }
         Err(e) => return Err(e.into()),
     };

@@ -24,7 +24,7 @@ use self::model::product;
 use crate::domains::leads::WriteMode;
 use crate::domains::pipelines::{finish_idempotent, money};
 use jtcrm_kernel::audit;
-use jtcrm_kernel::error::{AppError, AppResult, Validator, is_unique_violation};
+use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::guard::{Authorized, Managers};
 use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
@@ -239,7 +239,7 @@ fn validate(
 }
 
 fn sku_taken() -> AppError {
-    AppError::conflict(ErrorCode::Conflict, "Já existe um produto com este SKU.")
+    AppError::conflict(ErrorCode::SkuTaken, "Já existe um produto com este SKU.")
         .with_context(json!({"field": "sku"}))
 }
 
@@ -324,7 +324,7 @@ pub async fn create(
     apply(&mut am, &d);
     let m = match product::Entity::insert(am).exec_with_returning(&*txn).await {
         Ok(m) => m,
-        Err(e) if is_unique_violation(&e) => return Err(sku_taken()),
+        Err(e) if is_sku_violation(&e) => return Err(sku_taken()),
         Err(e) => return Err(e.into()),
     };
     let body = serde_json::to_value(to_dto(m)).map_err(AppError::internal)?;
@@ -378,7 +378,7 @@ pub async fn update(
     .await
     {
         Ok(m) => m,
-        Err(e) if e.source.as_ref().is_some_and(is_unique_source) => return Err(sku_taken()),
+        Err(e) if e.db_error().is_some_and(is_sku_violation) => return Err(sku_taken()),
         Err(e) => return Err(e),
     };
     let dto = to_dto(updated);
@@ -392,9 +392,8 @@ pub async fn update(
     Ok(dto)
 }
 
-fn is_unique_source(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<sea_orm::DbErr>()
-        .is_some_and(is_unique_violation)
+fn is_sku_violation(e: &sea_orm::DbErr) -> bool {
+    crate::migration::unique_violation(e).is_some_and(|v| v.is(&crate::migration::UX_PRODUCTS_SKU))
 }
 
 /// Soft delete: the product leaves the catalog and frees its SKU; deals keep their lines.

@@ -596,6 +596,10 @@ pub async fn delete(state: &AppState, ctx: &Authorized<Staff>, id: Uuid) -> AppR
     Ok(())
 }
 
+fn already_completed() -> AppError {
+    AppError::new(ErrorCode::AlreadyCompleted, "A tarefa já foi concluída.")
+}
+
 pub async fn complete(
     state: &AppState,
     ctx: &Authorized<Staff>,
@@ -609,11 +613,15 @@ pub async fn complete(
     let txn = state.begin().await?;
     let cur = find_visible(&*txn, ctx, id).await?;
     can_act(ctx, &cur)?;
+    if cur.status == TaskStatus::Completed.as_str() {
+        return Err(already_completed());
+    }
     if cur.status != TaskStatus::Pending.as_str() {
         return Err(AppError::new(
-            ErrorCode::Conflict,
-            "A tarefa não está pendente (já concluída ou cancelada).",
-        ));
+            ErrorCode::InvalidStateTransition,
+            "A tarefa está cancelada; reabra-a para concluir.",
+        )
+        .with_context(json!({"status": cur.status})));
     }
     let now = Utc::now();
     let version = cur.version;
@@ -635,7 +643,7 @@ pub async fn complete(
     .await
     .map_err(|e| {
         if e.code == ErrorCode::PreconditionFailed {
-            AppError::new(ErrorCode::Conflict, "A tarefa já foi concluída.")
+            already_completed()
         } else {
             e
         }
@@ -707,9 +715,10 @@ pub async fn reschedule(
     can_act(ctx, &cur)?;
     if cur.status != TaskStatus::Pending.as_str() {
         return Err(AppError::new(
-            ErrorCode::Conflict,
+            ErrorCode::InvalidStateTransition,
             "Só tarefas pendentes podem ser reagendadas.",
-        ));
+        )
+        .with_context(json!({"status": cur.status})));
     }
     let from = cur.due_at;
     let now = Utc::now();
@@ -779,9 +788,10 @@ pub async fn reopen(state: &AppState, ctx: &Authorized<Staff>, id: Uuid) -> AppR
     can_act(ctx, &cur)?;
     if cur.status == TaskStatus::Pending.as_str() {
         return Err(AppError::new(
-            ErrorCode::Conflict,
+            ErrorCode::InvalidStateTransition,
             "A tarefa já está pendente.",
-        ));
+        )
+        .with_context(json!({"status": cur.status})));
     }
     let from = cur.status.clone();
     let version = cur.version;

@@ -30,7 +30,7 @@ use self::model::tenant;
 use crate::domains::plans;
 use crate::domains::users::{self, NewUser, NewUserInput};
 use jtcrm_kernel::audit;
-use jtcrm_kernel::error::{AppError, AppResult, Validator, is_unique_violation};
+use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::{RequestMeta, rate_key};
 use jtcrm_kernel::http::pagination;
 use jtcrm_kernel::state::AppState;
@@ -136,6 +136,10 @@ async fn active_plan<C: ConnectionTrait>(conn: &C, code: &str) -> AppResult<plan
     }
 }
 
+fn is_slug_violation(e: &sea_orm::DbErr) -> bool {
+    crate::migration::unique_violation(e).is_some_and(|v| v.is(&crate::migration::UX_TENANTS_SLUG))
+}
+
 fn slug_taken() -> AppError {
     AppError::conflict(
         ErrorCode::SlugTaken,
@@ -184,7 +188,7 @@ pub async fn create_with_admin(
     };
     let created = match tenant::Entity::insert(row).exec_with_returning(&*txn).await {
         Ok(t) => t,
-        Err(e) if is_unique_violation(&e) => return Err(slug_taken()),
+        Err(e) if is_slug_violation(&e) => return Err(slug_taken()),
         Err(e) => return Err(e.into()),
     };
     limits::init(&*txn, created.id, &[(Resource::Users, 1)]).await?;
@@ -565,14 +569,7 @@ pub async fn update(
     )
     .await
     {
-        Err(e)
-            if e.source
-                .as_ref()
-                .and_then(|s| s.downcast_ref::<sea_orm::DbErr>())
-                .is_some_and(is_unique_violation) =>
-        {
-            return Err(slug_taken());
-        }
+        Err(e) if e.db_error().is_some_and(is_slug_violation) => return Err(slug_taken()),
         other => other?,
     };
     let dto = to_dto(updated);

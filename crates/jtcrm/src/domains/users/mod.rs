@@ -167,17 +167,22 @@ pub fn validate_new_user(
     })
 }
 
-/// Maps a unique violation on `users` to the field that collided.
-pub fn unique_violation_error(e: &sea_orm::DbErr) -> AppError {
-    let msg = e.to_string();
-    if msg.contains("extension") {
-        AppError::conflict(
-            ErrorCode::Conflict,
-            "Este ramal já está atribuído a outro usuário.",
+/// The conflict a unique violation on `users` stands for, by the index that collided; `None` for
+/// any other error.
+pub fn unique_conflict(e: &sea_orm::DbErr) -> Option<AppError> {
+    let v = crate::migration::unique_violation(e)?;
+    if v.is(&crate::migration::UX_USERS_EXTENSION) {
+        Some(
+            AppError::conflict(
+                ErrorCode::ExtensionTaken,
+                "Este ramal já está atribuído a outro usuário.",
+            )
+            .with_context(serde_json::json!({"field": "extension"})),
         )
-        .with_context(serde_json::json!({"field": "extension"}))
+    } else if v.is(&crate::migration::UX_USERS_EMAIL) {
+        Some(email_taken())
     } else {
-        email_taken()
+        None
     }
 }
 

@@ -14,10 +14,10 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::{NewUser, platform_admin, to_dto, unique_violation_error, user};
+use super::{NewUser, platform_admin, to_dto, unique_conflict, user};
 use crate::domains::tenants::limits::{self, Resource};
 use jtcrm_kernel::audit;
-use jtcrm_kernel::error::{AppError, AppResult, Validator, is_unique_violation};
+use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::{AdminCtx, RequestMeta, TenantCtx, user_invalidation_key};
 use jtcrm_kernel::http::guard::{Authorized, Managers};
 use jtcrm_kernel::http::pagination;
@@ -68,8 +68,7 @@ pub async fn insert_user<C: ConnectionTrait>(
     };
     match user::Entity::insert(row).exec_with_returning(conn).await {
         Ok(m) => Ok(m),
-        Err(e) if is_unique_violation(&e) => Err(unique_violation_error(&e)),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(unique_conflict(&e).unwrap_or_else(|| e.into())),
     }
 }
 
@@ -225,7 +224,7 @@ async fn other_active_admins<C: ConnectionTrait>(
 
 fn last_admin() -> AppError {
     AppError::conflict(
-        ErrorCode::Conflict,
+        ErrorCode::LastAdmin,
         "A empresa precisa de pelo menos um administrador ativo.",
     )
 }
@@ -371,7 +370,7 @@ pub async fn update(
     .await
     {
         Ok(u) => u,
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.db_error().and_then(unique_conflict).unwrap_or(e)),
     };
     let dto = to_dto(updated);
     let mut changes = audit::diff(&before, &serde_json::to_value(&dto).unwrap_or_default());
@@ -396,13 +395,9 @@ pub async fn update(
     if access_changed {
         invalidate_sessions(state, &*txn, id).await?;
     }
-    txn.commit().await.map_err(|e| {
-        if is_unique_violation(&e) {
-            unique_violation_error(&e)
-        } else {
-            e.into()
-        }
-    })?;
+    txn.commit()
+        .await
+        .map_err(|e| unique_conflict(&e).unwrap_or_else(|| e.into()))?;
     Ok(dto)
 }
 
@@ -418,7 +413,7 @@ pub async fn delete(
     let current = find(&*txn, ctx.tenant_id, id).await?;
     if id == ctx.user_id {
         return Err(AppError::conflict(
-            ErrorCode::Conflict,
+            ErrorCode::CannotDeleteSelf,
             "Você não pode excluir o próprio usuário.",
         ));
     }
