@@ -1878,3 +1878,49 @@ async fn a_run_cancelled_during_a_wait_leaves_nothing_queued() {
     r.assert(200);
     assert_eq!(r.body["items"].as_array().unwrap().len(), 1, "{}", r.text);
 }
+
+#[tokio::test]
+async fn automations_act_with_their_authors_role_never_more() {
+    use jtcrm::domains::automations::actor_ctx;
+    use jtcrm_types::dto::Role;
+    let app = spawn_app_with(|_| {}).await;
+    let t = app.create_tenant().await;
+    let tenant: Uuid = t.id.parse().unwrap();
+    let admin: Uuid = t.admin_id.parse().unwrap();
+    let manager = app.create_user(&t, "manager").await;
+    let seller = app.create_user(&t, "sales").await;
+    let manager_id: Uuid = manager.id.parse().unwrap();
+    let seller_id: Uuid = seller.id.parse().unwrap();
+
+    // The author acts, with the author's own role.
+    let ctx = actor_ctx(&app.state, tenant, &[Some(manager_id)]).await.unwrap();
+    assert_eq!((ctx.user_id, ctx.role), (manager_id, Role::Manager));
+    let ctx = actor_ctx(&app.state, tenant, &[Some(seller_id), Some(manager_id)])
+        .await
+        .unwrap();
+    assert_eq!((ctx.user_id, ctx.role), (seller_id, Role::Sales));
+
+    // A deactivated author: the next preferred user acts, else an admin with the author's role.
+    // (A fresh user: an author seen active in the last 10 s is cached as active.)
+    let seller = app.create_user(&t, "sales").await;
+    let seller_id: Uuid = seller.id.parse().unwrap();
+    app.put(
+        &format!("/api/users/{seller_id}"),
+        &t.admin_token,
+        json!({"active": false}),
+    )
+    .await
+    .assert(200);
+    let ctx = actor_ctx(&app.state, tenant, &[Some(seller_id), Some(manager_id)])
+        .await
+        .unwrap();
+    assert_eq!((ctx.user_id, ctx.role), (manager_id, Role::Manager));
+    let ctx = actor_ctx(&app.state, tenant, &[Some(seller_id)]).await.unwrap();
+    assert_eq!((ctx.user_id, ctx.role), (admin, Role::Sales), "never more than the author");
+
+    // An author that no longer exists (or none): the admin acts as admin.
+    let ctx = actor_ctx(&app.state, tenant, &[Some(Uuid::now_v7())]).await.unwrap();
+    assert_eq!((ctx.user_id, ctx.role), (admin, Role::Admin));
+    let ctx = actor_ctx(&app.state, tenant, &[None]).await.unwrap();
+    assert_eq!((ctx.user_id, ctx.role), (admin, Role::Admin));
+}

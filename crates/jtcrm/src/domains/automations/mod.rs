@@ -128,19 +128,25 @@ pub fn to_dto(m: automation::Model) -> Automation {
 
 /// Actors confirmed active recently: one query less per action. A user deactivated meanwhile may
 /// still be the actor for [`ACTOR_TTL`].
-static ACTIVE_ACTORS: LazyLock<DashMap<(Uuid, Uuid), Instant>> = LazyLock::new(DashMap::new);
+static ACTIVE_ACTORS: LazyLock<DashMap<(Uuid, Uuid), (Instant, Role)>> =
+    LazyLock::new(DashMap::new);
 const ACTOR_TTL: Duration = Duration::from_secs(10);
 
-fn recently_active(tenant_id: Uuid, user_id: Uuid) -> bool {
+fn recently_active(tenant_id: Uuid, user_id: Uuid) -> Option<Role> {
     ACTIVE_ACTORS
         .get(&(tenant_id, user_id))
-        .is_some_and(|t| t.elapsed() < ACTOR_TTL)
+        .filter(|e| e.0.elapsed() < ACTOR_TTL)
+        .map(|e| e.1)
 }
 
-/// The context an automation (or a cadence) acts in: the first active user of `preferred`
-/// (normally the automation's author), else the company's first active admin, with admin rights so
-/// every record of the company is visible. Its changes carry that user as actor and the automation
-/// marker of `events::CAUSE` in events and audit.
+/// The context an automation (or a cadence) acts in, with **the permissions of its author**: the
+/// first active user of `preferred` (the automation's author; for a cadence step the user who
+/// enrolled the lead, then the cadence's author), with that user's real role, so the actions see
+/// and change only what that user could (a seller's cadence step cannot touch another seller's
+/// lead when team visibility is off). When none of them is active any more, the company's first
+/// active admin acts, but with the role the author had (never more than the author could do);
+/// only an author that no longer exists at all leaves the admin's own role. Changes carry the
+/// acting user and the automation marker of `events::CAUSE` in events and audit.
 pub async fn actor_ctx(
     state: &AppState,
     tenant_id: Uuid,
@@ -154,40 +160,71 @@ pub async fn actor_ctx(
     if !tenant.status.is_usable() {
         return Err(jtcrm_kernel::http::extract::suspended());
     }
-    let mut user_id = None;
+    let mut acting: Option<(Uuid, Role)> = None;
+    let mut author_role: Option<Role> = None;
     for id in preferred.iter().flatten() {
-        if recently_active(tenant_id, *id)
-            || leads::assignment::is_active_user(&state.db, tenant_id, *id).await?
-        {
-            ACTIVE_ACTORS.insert((tenant_id, *id), Instant::now());
-            user_id = Some(*id);
+        let Some((role, active)) = user_role(state, tenant_id, *id).await? else {
+            continue;
+        };
+        author_role.get_or_insert(role);
+        if active {
+            acting = Some((*id, role));
             break;
         }
     }
-    if user_id.is_none() {
-        user_id = user::Entity::find()
-            .filter(user::Column::TenantId.eq(tenant_id))
-            .filter(user::Column::Role.eq(Role::Admin.as_str()))
-            .filter(user::Column::Active.eq(true))
-            .filter(user::Column::DeletedAt.is_null())
-            .order_by_asc(user::Column::Id)
-            .one(&state.db)
-            .await?
-            .map(|u| u.id);
-    }
-    let user_id = user_id.ok_or_else(|| {
-        AppError::new(
-            ErrorCode::NoActiveAdmin,
-            "A empresa não tem usuário administrador ativo para executar a automação.",
-        )
-    })?;
+    let (user_id, role) = match acting {
+        Some(a) => a,
+        None => {
+            let admin = user::Entity::find()
+                .filter(user::Column::TenantId.eq(tenant_id))
+                .filter(user::Column::Role.eq(Role::Admin.as_str()))
+                .filter(user::Column::Active.eq(true))
+                .filter(user::Column::DeletedAt.is_null())
+                .order_by_asc(user::Column::Id)
+                .one(&state.db)
+                .await?
+                .map(|u| u.id)
+                .ok_or_else(|| {
+                    AppError::new(
+                        ErrorCode::NoActiveAdmin,
+                        "A empresa não tem usuário administrador ativo para executar a automação.",
+                    )
+                })?;
+            (admin, author_role.unwrap_or(Role::Admin))
+        }
+    };
     Ok(TenantCtx {
         tenant,
         tenant_id,
         user_id,
-        role: Role::Admin,
+        role,
         meta: RequestMeta::default(),
     })
+}
+
+/// The role of a tenant user and whether it may act now (active, not deleted); `None` when the
+/// user does not exist. Active users are cached for a few seconds (`ACTIVE_ACTORS`).
+async fn user_role(
+    state: &AppState,
+    tenant_id: Uuid,
+    user_id: Uuid,
+) -> AppResult<Option<(Role, bool)>> {
+    if let Some(role) = recently_active(tenant_id, user_id) {
+        return Ok(Some((role, true)));
+    }
+    let Some(u) = user::Entity::find_by_id((tenant_id, user_id))
+        .one(&state.db)
+        .await?
+    else {
+        return Ok(None);
+    };
+    // A role this build does not know acts with the least rights.
+    let role = Role::parse(&u.role).unwrap_or(Role::Viewer);
+    let active = u.active && u.deleted_at.is_none();
+    if active {
+        ACTIVE_ACTORS.insert((tenant_id, user_id), (Instant::now(), role));
+    }
+    Ok(Some((role, active)))
 }
 
 // ---------- validation ----------
