@@ -85,6 +85,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(domains::pipelines::routes::router())
         .merge(domains::products::routes::router())
         .merge(domains::tasks::routes::router())
+        .merge(domains::timeline::routes::router())
         .merge(domains::automations::routes::router())
 }
 

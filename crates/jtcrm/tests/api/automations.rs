@@ -1893,7 +1893,9 @@ async fn automations_act_with_their_authors_role_never_more() {
     let seller_id: Uuid = seller.id.parse().unwrap();
 
     // The author acts, with the author's own role.
-    let ctx = actor_ctx(&app.state, tenant, &[Some(manager_id)]).await.unwrap();
+    let ctx = actor_ctx(&app.state, tenant, &[Some(manager_id)])
+        .await
+        .unwrap();
     assert_eq!((ctx.user_id, ctx.role), (manager_id, Role::Manager));
     let ctx = actor_ctx(&app.state, tenant, &[Some(seller_id), Some(manager_id)])
         .await
@@ -1915,11 +1917,19 @@ async fn automations_act_with_their_authors_role_never_more() {
         .await
         .unwrap();
     assert_eq!((ctx.user_id, ctx.role), (manager_id, Role::Manager));
-    let ctx = actor_ctx(&app.state, tenant, &[Some(seller_id)]).await.unwrap();
-    assert_eq!((ctx.user_id, ctx.role), (admin, Role::Sales), "never more than the author");
+    let ctx = actor_ctx(&app.state, tenant, &[Some(seller_id)])
+        .await
+        .unwrap();
+    assert_eq!(
+        (ctx.user_id, ctx.role),
+        (admin, Role::Sales),
+        "never more than the author"
+    );
 
     // An author that no longer exists (or none): the admin acts as admin.
-    let ctx = actor_ctx(&app.state, tenant, &[Some(Uuid::now_v7())]).await.unwrap();
+    let ctx = actor_ctx(&app.state, tenant, &[Some(Uuid::now_v7())])
+        .await
+        .unwrap();
     assert_eq!((ctx.user_id, ctx.role), (admin, Role::Admin));
     let ctx = actor_ctx(&app.state, tenant, &[None]).await.unwrap();
     assert_eq!((ctx.user_id, ctx.role), (admin, Role::Admin));

@@ -3,7 +3,6 @@
 
 pub mod agenda;
 pub mod model;
-pub mod notes;
 pub mod overdue;
 pub mod routes;
 pub mod service;

@@ -64,30 +64,3 @@ pub mod reschedule {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
-
-pub mod note {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "notes")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub tenant_id: Uuid,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub id: Uuid,
-        pub subject_type: String,
-        pub subject_id: Uuid,
-        pub lead_id: Option<Uuid>,
-        pub body: String,
-        pub author_id: Uuid,
-        pub created_at: DateTimeUtc,
-        pub updated_at: DateTimeUtc,
-        pub deleted_at: Option<DateTimeUtc>,
-        pub version: i32,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}

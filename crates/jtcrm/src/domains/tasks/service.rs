@@ -671,7 +671,8 @@ pub async fn complete(
     if let Some(n) = notes
         && (done.lead_id.is_some() || done.opportunity_id.is_some())
     {
-        super::notes::insert(&*txn, ctx, done.lead_id, done.opportunity_id, &n).await?;
+        crate::domains::timeline::notes::insert(&*txn, ctx, done.lead_id, done.opportunity_id, &n)
+            .await?;
     }
     emit(
         &*txn,

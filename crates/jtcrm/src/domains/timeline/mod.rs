@@ -16,6 +16,9 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use jtcrm_kernel::error::{AppError, AppResult};
+
+pub mod notes;
+pub mod routes;
 use jtcrm_kernel::http::pagination::{self, decode_cursor, encode_cursor};
 
 pub mod model {

@@ -9,9 +9,36 @@ use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, IntoActiveModel, Q
 use serde_json::json;
 use uuid::Uuid;
 
-use super::model::note;
 use crate::domains::leads;
 use crate::domains::timeline::{self, kinds};
+
+/// The `notes` table.
+pub mod note {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "notes")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub subject_type: String,
+        pub subject_id: Uuid,
+        pub lead_id: Option<Uuid>,
+        pub body: String,
+        pub author_id: Uuid,
+        pub created_at: DateTimeUtc,
+        pub updated_at: DateTimeUtc,
+        pub deleted_at: Option<DateTimeUtc>,
+        pub version: i32,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::TenantCtx;
