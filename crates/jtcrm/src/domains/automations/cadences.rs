@@ -14,7 +14,7 @@ use jtcrm_types::dto::{Page, Role};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, TryInsertResult,
+    QuerySelect, TryInsertResult,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -33,7 +33,7 @@ use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::events::{self, model as event};
 use jtcrm_kernel::http::extract::TenantCtx;
-use jtcrm_kernel::http::pagination::{self, decode_id_cursor, finish_page};
+use jtcrm_kernel::http::pagination::{self, Keyset, paginate};
 use jtcrm_kernel::jobs::{JobCtx, JobError, NewJob, enqueue};
 use jtcrm_kernel::state::AppState;
 
@@ -194,20 +194,16 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: CadenceQuery) -> AppResu
     if let Some(a) = q.active {
         sel = sel.filter(cadence::Column::Active.eq(a));
     }
-    if let Some(c) = decode_id_cursor(q.cursor.as_deref())? {
-        sel = sel.filter(cadence::Column::Id.lt(c));
-    }
-    let rows = sel
-        .order_by_desc(cadence::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
-        .await?;
-    let (rows, next_cursor) = finish_page(rows, limit, |r| r.id);
-    Ok(Page {
-        items: rows.into_iter().map(to_dto).collect(),
-        next_cursor,
-        total: None,
-    })
+    let page = paginate(
+        &state.db,
+        sel,
+        &Keyset::desc([cadence::Column::Id]),
+        q.cursor.as_deref(),
+        limit,
+        false,
+    )
+    .await?;
+    Ok(page.map(to_dto))
 }
 
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Cadence> {
@@ -714,23 +710,16 @@ pub async fn enrollments(
             .take();
         sel = sel.filter(enrollment::Column::LeadId.in_subquery(mine));
     }
-    if let Some(cur) = decode_id_cursor(q.cursor.as_deref())? {
-        sel = sel.filter(enrollment::Column::Id.lt(cur));
-    }
-    let rows = sel
-        .order_by_desc(enrollment::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
-        .await?;
-    let (rows, next_cursor) = finish_page(rows, limit, |r| r.id);
-    Ok(Page {
-        items: rows
-            .into_iter()
-            .map(|r| enrollment_dto(r, total_steps))
-            .collect(),
-        next_cursor,
-        total: None,
-    })
+    let page = paginate(
+        &state.db,
+        sel,
+        &Keyset::desc([enrollment::Column::Id]),
+        q.cursor.as_deref(),
+        limit,
+        false,
+    )
+    .await?;
+    Ok(page.map(|r| enrollment_dto(r, total_steps)))
 }
 
 /// Exit events of a dispatch batch: a lead converted or lost, an opportunity won or lost (its lead

@@ -27,8 +27,8 @@ use jtcrm_types::dto::tasks::{TaskPriority, TaskType};
 use jtcrm_types::dto::{Page, Role};
 use jtcrm_types::{ErrorCode, FieldError};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -42,7 +42,7 @@ use crate::domains::users::user;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx};
-use jtcrm_kernel::http::pagination::{self, decode_id_cursor, finish_page};
+use jtcrm_kernel::http::pagination::{self, Keyset, paginate};
 use jtcrm_kernel::state::AppState;
 
 /// Who configures automations (and reads them: definitions hold webhook URLs and business rules).
@@ -724,25 +724,16 @@ pub async fn list(
         }
         sel = sel.filter(automation::Column::TriggerEvent.eq(e));
     }
-    let total = if q.include_total == Some(true) {
-        Some(sel.clone().count(&state.db).await?)
-    } else {
-        None
-    };
-    if let Some(c) = decode_id_cursor(q.cursor.as_deref())? {
-        sel = sel.filter(automation::Column::Id.lt(c));
-    }
-    let rows = sel
-        .order_by_desc(automation::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
-        .await?;
-    let (rows, next_cursor) = finish_page(rows, limit, |r| r.id);
-    Ok(Page {
-        items: rows.into_iter().map(to_dto).collect(),
-        next_cursor,
-        total,
-    })
+    let page = paginate(
+        &state.db,
+        sel,
+        &Keyset::desc([automation::Column::Id]),
+        q.cursor.as_deref(),
+        limit,
+        q.include_total == Some(true),
+    )
+    .await?;
+    Ok(page.map(to_dto))
 }
 
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Automation> {
@@ -958,16 +949,16 @@ pub async fn runs(
     if let Some(s) = q.status {
         sel = sel.filter(run::Column::Status.eq(s.as_str()));
     }
-    if let Some(c) = decode_id_cursor(q.cursor.as_deref())? {
-        sel = sel.filter(run::Column::Id.lt(c));
-    }
-    let rows = sel
-        .order_by_desc(run::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
-        .await?;
-    let (rows, next_cursor) = finish_page(rows, limit, |r| r.id);
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let page = paginate(
+        &state.db,
+        sel,
+        &Keyset::desc([run::Column::Id]),
+        q.cursor.as_deref(),
+        limit,
+        false,
+    )
+    .await?;
+    let ids: Vec<Uuid> = page.items.iter().map(|r| r.id).collect();
     let mut by_run: HashMap<Uuid, Vec<ActionResult>> = HashMap::new();
     if !ids.is_empty() {
         let acts = run_action::Entity::find()
@@ -981,17 +972,10 @@ pub async fn runs(
             by_run.entry(a.run_id).or_default().push(action_result(a));
         }
     }
-    Ok(Page {
-        items: rows
-            .into_iter()
-            .map(|r| {
-                let acts = by_run.remove(&r.id).unwrap_or_default();
-                run_dto(r, acts)
-            })
-            .collect(),
-        next_cursor,
-        total: None,
-    })
+    Ok(page.map(|r| {
+        let acts = by_run.remove(&r.id).unwrap_or_default();
+        run_dto(r, acts)
+    }))
 }
 
 /// Field errors for a JSON filter object turned into lead-list query parameters.

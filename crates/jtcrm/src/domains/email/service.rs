@@ -12,7 +12,6 @@ use jtcrm_types::dto::email::{
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -25,7 +24,7 @@ use crate::domains::leads::{self, model::lead, search};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::TenantCtx;
-use jtcrm_kernel::http::pagination;
+use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::state::AppState;
 
 fn sees_all(ctx: &TenantCtx) -> bool {
@@ -68,7 +67,6 @@ fn visibility(ctx: &TenantCtx) -> Condition {
 
 pub async fn list(state: &AppState, ctx: &TenantCtx, q: EmailQuery) -> AppResult<Page<Email>> {
     let limit = pagination::limit(q.limit)?;
-    let after = pagination::decode_id_cursor(q.cursor.as_deref())?;
     let mut errors = vec![];
     let status = match q.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
@@ -104,20 +102,16 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: EmailQuery) -> AppResult
     if let Some(k) = kind {
         sel = sel.filter(email::Column::Kind.eq(k));
     }
-    if let Some(a) = after {
-        sel = sel.filter(email::Column::Id.lt(a));
-    }
-    let rows = sel
-        .order_by_desc(email::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
-        .await?;
-    let (rows, next_cursor) = pagination::finish_page(rows, limit, |r| r.id);
-    Ok(Page {
-        items: rows.into_iter().map(to_dto).collect(),
-        next_cursor,
-        total: None,
-    })
+    let page = pagination::paginate(
+        &state.db,
+        sel,
+        &Keyset::desc([email::Column::Id]),
+        q.cursor.as_deref(),
+        limit,
+        false,
+    )
+    .await?;
+    Ok(page.map(to_dto))
 }
 
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Email> {

@@ -25,7 +25,7 @@ use jtcrm_types::{ErrorCode, FieldError};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, Iterable,
-    QueryFilter, QueryOrder, QuerySelect, TransactionSession, TransactionTrait,
+    QueryFilter, QuerySelect, TransactionSession, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -42,7 +42,7 @@ use crate::domains::users::model::user;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx};
-use jtcrm_kernel::http::pagination;
+use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::jobs::{self, JobCtx, JobError, NewJob};
 use jtcrm_kernel::state::AppState;
 
@@ -954,7 +954,6 @@ pub async fn list(
     cursor: Option<&str>,
 ) -> AppResult<Page<LeadImport>> {
     let limit = pagination::limit(limit)?;
-    let after = pagination::decode_id_cursor(cursor)?;
     let mut q = import::Entity::find()
         .select_only()
         .columns(import::Column::iter().filter(|c| !matches!(c, import::Column::Errors)))
@@ -962,21 +961,16 @@ pub async fn list(
     if !sees_all_imports(ctx) {
         q = q.filter(import::Column::CreatedBy.eq(ctx.user_id));
     }
-    if let Some(a) = after {
-        q = q.filter(import::Column::Id.lt(a));
-    }
-    let rows = q
-        .order_by_desc(import::Column::Id)
-        .limit(limit + 1)
-        .into_model::<ImportSummary>()
-        .all(&state.db)
-        .await?;
-    let (rows, next_cursor) = pagination::finish_page(rows, limit, |r| r.id);
-    Ok(Page {
-        items: rows.into_iter().map(|r| to_dto(r.into(), false)).collect(),
-        next_cursor,
-        total: None,
-    })
+    let page = pagination::paginate_as::<ImportSummary, _, _>(
+        &state.db,
+        q,
+        &Keyset::desc([import::Column::Id]),
+        cursor,
+        limit,
+        false,
+    )
+    .await?;
+    Ok(page.map(|m| to_dto(m, false)))
 }
 
 // ---------- the job ----------

@@ -14,8 +14,8 @@ use jtcrm_types::dto::{Page, Role};
 use jtcrm_types::{ErrorCode, FieldError};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Select,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, Select,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -39,7 +39,7 @@ use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::events;
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
-use jtcrm_kernel::http::pagination::{self, decode_cursor, encode_cursor};
+use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::state::AppState;
 
 pub const DEFAULT_TERM_MONTHS: i32 = 12;
@@ -1640,17 +1640,9 @@ impl SortKey {
             SortKey::Position => opportunity::Column::Position,
         }
     }
-    fn value_of(self, m: &opportunity::Model) -> String {
-        let ts = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-        match self {
-            SortKey::CreatedAt => ts(m.created_at),
-            SortKey::UpdatedAt => ts(m.updated_at),
-            SortKey::Title => m.title_sort.clone(),
-            SortKey::Value => m.value_cents.to_string(),
-            SortKey::Mrr => m.mrr_cents.to_string(),
-            SortKey::Tcv => m.tcv_cents.to_string(),
-            SortKey::Position => m.position.to_string(),
-        }
+    /// The list order of this sort, and its cursor: `(sort, value, id)`.
+    pub fn keyset(self, descending: bool) -> Keyset<opportunity::Entity> {
+        Keyset::new([self.column(), opportunity::Column::Id], descending).tagged(self.as_str())
     }
 }
 
@@ -1874,71 +1866,15 @@ fn filtered(ctx: &TenantCtx, q: &OppQuery) -> Select<opportunity::Entity> {
     sel
 }
 
-fn ordered(
-    mut sel: Select<opportunity::Entity>,
-    q: &OppQuery,
-) -> AppResult<Select<opportunity::Entity>> {
-    let col = q.sort.column();
-    if let Some(c) = &q.cursor {
-        let parts = decode_cursor(c)?;
-        let invalid = || {
-            AppError::validation(vec![FieldError::new(
-                "cursor",
-                "invalid_cursor",
-                "Cursor inválido",
-            )])
-        };
-        if parts.len() != 3 || parts[0] != q.sort.as_str() {
-            return Err(invalid());
-        }
-        let id = Uuid::parse_str(&parts[2]).map_err(|_| invalid())?;
-        let value: sea_orm::Value = match q.sort {
-            SortKey::CreatedAt | SortKey::UpdatedAt => DateTime::parse_from_rfc3339(&parts[1])
-                .map_err(|_| invalid())?
-                .with_timezone(&Utc)
-                .into(),
-            SortKey::Title => parts[1].clone().into(),
-            SortKey::Value | SortKey::Mrr | SortKey::Tcv | SortKey::Position => {
-                parts[1].parse::<i64>().map_err(|_| invalid())?.into()
-            }
-        };
-        let left = Expr::tuple([
-            Expr::col((opportunity::Entity, col)),
-            Expr::col((opportunity::Entity, opportunity::Column::Id)),
-        ]);
-        let right = Expr::tuple([Expr::val(value), Expr::val(id)]);
-        sel = sel.filter(if q.descending {
-            left.lt(right)
-        } else {
-            left.gt(right)
-        });
-    }
-    Ok(if q.descending {
-        sel.order_by_desc(col)
-            .order_by_desc(opportunity::Column::Id)
-    } else {
-        sel.order_by_asc(col).order_by_asc(opportunity::Column::Id)
-    })
-}
-
 pub async fn list(state: &AppState, ctx: &TenantCtx, q: &OppQuery) -> AppResult<Page<Opportunity>> {
-    let base = filtered(ctx, q);
-    let total = if q.include_total {
-        Some(base.clone().count(&state.db).await?)
-    } else {
-        None
-    };
-    let mut rows = ordered(base, q)?.limit(q.limit + 1).all(&state.db).await?;
-    let next_cursor = if rows.len() as u64 > q.limit {
-        rows.truncate(q.limit as usize);
-        rows.last()
-            .map(|m| encode_cursor(&[q.sort.as_str(), &q.sort.value_of(m), &m.id.to_string()]))
-    } else {
-        None
-    };
-    Ok(Page {
-        items: rows.into_iter().map(|m| opportunity_dto(m, None)).collect(),
-        next_cursor,
-        total,
-    })
+    let page = pagination::paginate(
+        &state.db,
+        filtered(ctx, q),
+        &q.sort.keyset(q.descending),
+        q.cursor.as_deref(),
+        q.limit,
+        q.include_total,
+    )
+    .await?;
+    Ok(page.map(|m| opportunity_dto(m, None)))
 }

@@ -25,7 +25,7 @@ use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
-use jtcrm_kernel::http::pagination;
+use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::state::AppState;
 
 /// A live pipeline of the tenant; otherwise `404`.
@@ -254,26 +254,19 @@ pub async fn list(
     include_total: bool,
 ) -> AppResult<Page<Pipeline>> {
     let limit = pagination::limit(limit)?;
-    let after = pagination::decode_id_cursor(cursor)?;
-    let base = pipeline::Entity::find()
+    let sel = pipeline::Entity::find()
         .filter(pipeline::Column::TenantId.eq(ctx.tenant_id))
         .filter(pipeline::Column::DeletedAt.is_null());
-    let total = if include_total {
-        Some(base.clone().count(&state.db).await?)
-    } else {
-        None
-    };
-    let mut sel = base;
-    if let Some(a) = after {
-        sel = sel.filter(pipeline::Column::Id.gt(a));
-    }
-    let rows = sel
-        .order_by_asc(pipeline::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
-        .await?;
-    let (rows, next_cursor) = pagination::finish_page(rows, limit, |r| r.id);
-    let ids: Vec<Uuid> = rows.iter().map(|p| p.id).collect();
+    let page = pagination::paginate(
+        &state.db,
+        sel,
+        &Keyset::asc([pipeline::Column::Id]),
+        cursor,
+        limit,
+        include_total,
+    )
+    .await?;
+    let ids: Vec<Uuid> = page.items.iter().map(|p| p.id).collect();
     let stages = if ids.is_empty() {
         vec![]
     } else {
@@ -285,22 +278,14 @@ pub async fn list(
             .all(&state.db)
             .await?
     };
-    let items = rows
-        .into_iter()
-        .map(|p| {
-            let mine: Vec<stage::Model> = stages
-                .iter()
-                .filter(|s| s.pipeline_id == p.id)
-                .cloned()
-                .collect();
-            pipeline_dto(p, &mine)
-        })
-        .collect();
-    Ok(Page {
-        items,
-        next_cursor,
-        total,
-    })
+    Ok(page.map(|p| {
+        let mine: Vec<stage::Model> = stages
+            .iter()
+            .filter(|s| s.pipeline_id == p.id)
+            .cloned()
+            .collect();
+        pipeline_dto(p, &mine)
+    }))
 }
 
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Pipeline> {

@@ -13,7 +13,7 @@ use jtcrm_types::{ErrorCode, FieldError};
 use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    PaginatorTrait, QueryFilter,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -27,7 +27,7 @@ use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator, is_unique_violation};
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
-use jtcrm_kernel::http::pagination::{self, decode_cursor, encode_cursor};
+use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::state::AppState;
 
 /// Who maintains the catalog. Everyone in the tenant reads it.
@@ -509,47 +509,14 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: ProductQuery) -> AppResu
                 ),
         );
     }
-    let total = if q.include_total == Some(true) {
-        Some(sel.clone().count(&state.db).await?)
-    } else {
-        None
-    };
-    if let Some(c) = &q.cursor {
-        let parts = decode_cursor(c)?;
-        let (Some(name), Some(id)) = (
-            parts.first(),
-            parts.get(1).and_then(|s| Uuid::parse_str(s).ok()),
-        ) else {
-            return Err(AppError::validation(vec![FieldError::new(
-                "cursor",
-                "invalid_cursor",
-                "Cursor inválido",
-            )]));
-        };
-        sel = sel.filter(
-            Expr::tuple([
-                Expr::col((product::Entity, product::Column::NameSort)),
-                Expr::col((product::Entity, product::Column::Id)),
-            ])
-            .gt(Expr::tuple([Expr::val(name.clone()), Expr::val(id)])),
-        );
-    }
-    let mut rows = sel
-        .order_by_asc(product::Column::NameSort)
-        .order_by_asc(product::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
-        .await?;
-    let next_cursor = if rows.len() as u64 > limit {
-        rows.truncate(limit as usize);
-        rows.last()
-            .map(|m| encode_cursor(&[&m.name_sort, &m.id.to_string()]))
-    } else {
-        None
-    };
-    Ok(Page {
-        items: rows.into_iter().map(to_dto).collect(),
-        next_cursor,
-        total,
-    })
+    let page = pagination::paginate(
+        &state.db,
+        sel,
+        &Keyset::asc([product::Column::NameSort, product::Column::Id]),
+        q.cursor.as_deref(),
+        limit,
+        q.include_total == Some(true),
+    )
+    .await?;
+    Ok(page.map(to_dto))
 }

@@ -11,7 +11,7 @@ use jtcrm_types::{ErrorCode, FieldError};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QueryOrder,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -27,7 +27,7 @@ use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::events;
 use jtcrm_kernel::http::extract::TenantCtx;
-use jtcrm_kernel::http::pagination::{self, decode_cursor, encode_cursor};
+use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::state::AppState;
 
 const WRITERS: &[Role] = &[Role::Admin, Role::Manager, Role::Sales, Role::Support];
@@ -910,66 +910,20 @@ pub async fn list(
             .filter(task::Column::DueSort.gte(from))
             .filter(task::Column::DueSort.lt(to));
     }
-    let total = if q.include_total == Some(true) {
-        Some(sel.clone().count(&state.db).await?)
-    } else {
-        None
-    };
-    if let Some(c) = &q.cursor {
-        let invalid = || {
-            AppError::validation(vec![FieldError::new(
-                "cursor",
-                "invalid_cursor",
-                "Cursor inválido",
-            )])
-        };
-        let parts = decode_cursor(c)?;
-        if parts.len() != 3 {
-            return Err(invalid());
-        }
-        let due = DateTime::parse_from_rfc3339(&parts[0])
-            .map_err(|_| invalid())?
-            .with_timezone(&Utc);
-        let rank: i32 = parts[1].parse().map_err(|_| invalid())?;
-        let id = Uuid::parse_str(&parts[2]).map_err(|_| invalid())?;
-        sel = sel.filter(
-            Expr::tuple([
-                Expr::col(task::Column::DueSort),
-                Expr::col(task::Column::PriorityRank),
-                Expr::col(task::Column::Id),
-            ])
-            .gt(Expr::tuple([
-                Expr::val(due),
-                Expr::val(rank),
-                Expr::val(id),
-            ])),
-        );
-    }
-    let mut rows = sel
-        .order_by_asc(task::Column::DueSort)
-        .order_by_asc(task::Column::PriorityRank)
-        .order_by_asc(task::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
-        .await?;
-    let next_cursor = if rows.len() as u64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|t| {
-            encode_cursor(&[
-                &t.due_sort
-                    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-                &t.priority_rank.to_string(),
-                &t.id.to_string(),
-            ])
-        })
-    } else {
-        None
-    };
-    Ok(jtcrm_types::dto::Page {
-        items: rows.into_iter().map(to_dto).collect(),
-        next_cursor,
-        total,
-    })
+    let page = pagination::paginate(
+        &state.db,
+        sel,
+        &Keyset::asc([
+            task::Column::DueSort,
+            task::Column::PriorityRank,
+            task::Column::Id,
+        ]),
+        q.cursor.as_deref(),
+        limit,
+        q.include_total == Some(true),
+    )
+    .await?;
+    Ok(page.map(to_dto))
 }
 
 /// Counts of the caller's own agenda.

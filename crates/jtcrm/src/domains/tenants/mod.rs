@@ -18,7 +18,7 @@ use jtcrm_types::dto::{Role, TenantStatus};
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -32,7 +32,7 @@ use crate::domains::users::{self, NewUser, NewUserInput};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator, is_unique_violation};
 use jtcrm_kernel::http::extract::{RequestMeta, rate_key};
-use jtcrm_kernel::http::pagination;
+use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::state::AppState;
 
 pub fn settings_of(t: &tenant::Model) -> TenantSettings {
@@ -345,7 +345,6 @@ pub struct TenantQuery {
 
 pub async fn list(state: &AppState, q: TenantQuery) -> AppResult<Page<Tenant>> {
     let limit = pagination::limit(q.limit)?;
-    let after = pagination::decode_id_cursor(q.cursor.as_deref())?;
     let mut sel = tenant::Entity::find();
     if let Some(s) = q.status {
         sel = sel.filter(tenant::Column::Status.eq(s.as_str()));
@@ -362,25 +361,16 @@ pub async fn list(state: &AppState, q: TenantQuery) -> AppResult<Page<Tenant>> {
                 .add(Expr::col(tenant::Column::Email).like(pattern)),
         );
     }
-    let total = if q.include_total == Some(true) {
-        Some(sel.clone().count(&state.db).await?)
-    } else {
-        None
-    };
-    if let Some(a) = after {
-        sel = sel.filter(tenant::Column::Id.gt(a));
-    }
-    let rows = sel
-        .order_by_asc(tenant::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
-        .await?;
-    let (rows, next_cursor) = pagination::finish_page(rows, limit, |r| r.id);
-    Ok(Page {
-        items: rows.into_iter().map(to_dto).collect(),
-        next_cursor,
-        total,
-    })
+    let page = pagination::paginate(
+        &state.db,
+        sel,
+        &Keyset::asc([tenant::Column::Id]),
+        q.cursor.as_deref(),
+        limit,
+        q.include_total == Some(true),
+    )
+    .await?;
+    Ok(page.map(to_dto))
 }
 
 pub async fn get(state: &AppState, id: Uuid) -> AppResult<Tenant> {

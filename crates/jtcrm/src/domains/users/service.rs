@@ -8,7 +8,7 @@ use jtcrm_types::dto::{Page, Role};
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    PaginatorTrait, QueryFilter,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -19,7 +19,7 @@ use crate::domains::tenants::limits::{self, Resource};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator, is_unique_violation};
 use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx, user_invalidation_key};
-use jtcrm_kernel::http::pagination;
+use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::state::AppState;
 
 pub async fn email_in_use<C: ConnectionTrait>(conn: &C, email: &str) -> AppResult<bool> {
@@ -126,7 +126,6 @@ pub struct UserQuery {
 pub async fn list(state: &AppState, ctx: &TenantCtx, q: UserQuery) -> AppResult<Page<User>> {
     ctx.require(&[Role::Admin, Role::Manager])?;
     let limit = pagination::limit(q.limit)?;
-    let after = pagination::decode_id_cursor(q.cursor.as_deref())?;
     let mut sel = user::Entity::find()
         .filter(user::Column::TenantId.eq(ctx.tenant_id))
         .filter(user::Column::DeletedAt.is_null());
@@ -144,25 +143,16 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: UserQuery) -> AppResult<
                 .add(Expr::col(user::Column::Email).like(pattern)),
         );
     }
-    let total = if q.include_total == Some(true) {
-        Some(sel.clone().count(&state.db).await?)
-    } else {
-        None
-    };
-    if let Some(a) = after {
-        sel = sel.filter(user::Column::Id.gt(a));
-    }
-    let rows = sel
-        .order_by_asc(user::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
-        .await?;
-    let (rows, next_cursor) = pagination::finish_page(rows, limit, |r| r.id);
-    Ok(Page {
-        items: rows.into_iter().map(to_dto).collect(),
-        next_cursor,
-        total,
-    })
+    let page = pagination::paginate(
+        &state.db,
+        sel,
+        &Keyset::asc([user::Column::Id]),
+        q.cursor.as_deref(),
+        limit,
+        q.include_total == Some(true),
+    )
+    .await?;
+    Ok(page.map(to_dto))
 }
 
 pub fn escape_like(s: &str) -> String {
