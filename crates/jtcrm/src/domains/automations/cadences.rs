@@ -148,23 +148,6 @@ fn validate_steps(v: &mut Validator, steps: Option<Vec<CadenceStep>>) -> Vec<Cad
     out
 }
 
-fn audit_entry<'a>(
-    ctx: &'a TenantCtx,
-    action: &'a str,
-    id: Uuid,
-    changes: Value,
-) -> audit::Entry<'a> {
-    audit::Entry {
-        tenant_id: Some(ctx.tenant_id),
-        actor_id: Some(ctx.user_id),
-        action,
-        entity_type: "cadence",
-        entity_id: id.to_string(),
-        changes,
-        meta: &ctx.meta,
-    }
-}
-
 async fn find<C: ConnectionTrait>(
     conn: &C,
     tenant_id: Uuid,
@@ -241,7 +224,13 @@ pub async fn create(state: &AppState, ctx: &TenantCtx, input: CadenceInput) -> A
     let snap = serde_json::to_value(&dto).unwrap_or_default();
     audit::record(
         &*txn,
-        audit_entry(ctx, "create", dto.id, audit::diff(&json!({}), &snap)),
+        audit::Entry::tenant(
+            ctx,
+            "create",
+            "cadence",
+            dto.id,
+            audit::diff(&json!({}), &snap),
+        ),
     )
     .await?;
     txn.commit().await?;
@@ -291,7 +280,7 @@ pub async fn update(
     let after = serde_json::to_value(&dto).unwrap_or_default();
     audit::record(
         &*txn,
-        audit_entry(ctx, "update", id, audit::diff(&before, &after)),
+        audit::Entry::tenant(ctx, "update", "cadence", id, audit::diff(&before, &after)),
     )
     .await?;
     txn.commit().await?;
@@ -327,9 +316,10 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()
     .await?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "delete",
+            "cadence",
             id,
             json!({"deleted": {"from": false, "to": true}}),
         ),
@@ -551,9 +541,10 @@ pub async fn enroll(
     }
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "enroll",
+            "cadence",
             id,
             json!({"lead_ids": out.iter().map(|e| e.lead_id).collect::<Vec<_>>()}),
         ),
@@ -618,7 +609,13 @@ pub async fn unenroll(
     let n = end_enrollments(&*txn, ctx.tenant_id, Some(id), Some(&ids), None, "manual").await?;
     audit::record(
         &*txn,
-        audit_entry(ctx, "unenroll", id, json!({"lead_ids": ids, "ended": n})),
+        audit::Entry::tenant(
+            ctx,
+            "unenroll",
+            "cadence",
+            id,
+            json!({"lead_ids": ids, "ended": n}),
+        ),
     )
     .await?;
     txn.commit().await?;
@@ -656,9 +653,10 @@ pub async fn exit(
     end_enrollments(&*txn, ctx.tenant_id, Some(id), None, Some(e.id), reason).await?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "exit",
+            "cadence",
             id,
             json!({"lead_id": lead_id, "reason": reason}),
         ),

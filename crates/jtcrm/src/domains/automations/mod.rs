@@ -658,24 +658,6 @@ pub async fn validate_definition<C: ConnectionTrait>(
 
 // ---------- CRUD ----------
 
-fn audit_entry<'a>(
-    ctx: &'a TenantCtx,
-    action: &'a str,
-    entity_type: &'a str,
-    id: Uuid,
-    changes: Value,
-) -> audit::Entry<'a> {
-    audit::Entry {
-        tenant_id: Some(ctx.tenant_id),
-        actor_id: Some(ctx.user_id),
-        action,
-        entity_type,
-        entity_id: id.to_string(),
-        changes,
-        meta: &ctx.meta,
-    }
-}
-
 /// A live automation of the caller's company, else `404`.
 pub async fn find<C: ConnectionTrait>(
     conn: &C,
@@ -785,7 +767,7 @@ pub async fn create(
     let snapshot = store_json(&dto)?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "create",
             "automation",
@@ -841,7 +823,7 @@ pub async fn update(
     let after = store_json(&dto)?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "update",
             "automation",
@@ -876,7 +858,7 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()
     limits::release(&*txn, ctx.tenant_id, Resource::Automations, 1).await?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "delete",
             "automation",

@@ -191,15 +191,13 @@ pub async fn put_preferences(
     if before.daily_digest != input.daily_digest {
         audit::record(
             &*txn,
-            audit::Entry {
-                tenant_id: Some(ctx.tenant_id),
-                actor_id: Some(ctx.user_id),
-                action: "update",
-                entity_type: "user_preferences",
-                entity_id: ctx.user_id.to_string(),
-                changes: json!({"daily_digest": {"from": before.daily_digest, "to": input.daily_digest}}),
-                meta: &ctx.meta,
-            },
+            audit::Entry::tenant(
+                ctx,
+                "update",
+                "user_preferences",
+                ctx.user_id,
+                json!({"daily_digest": {"from": before.daily_digest, "to": input.daily_digest}}),
+            ),
         )
         .await?;
     }

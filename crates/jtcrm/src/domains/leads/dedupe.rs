@@ -269,30 +269,26 @@ pub async fn merge(
         .await?;
         audit::record(
             &*txn,
-            audit::Entry {
-                tenant_id: Some(ctx.tenant_id),
-                actor_id: Some(ctx.user_id),
-                action: "merged_into",
-                entity_type: "lead",
-                entity_id: id.to_string(),
-                changes: json!({"merged_into": {"from": null, "to": survivor_id}}),
-                meta: &ctx.meta,
-            },
+            audit::Entry::tenant(
+                ctx,
+                "merged_into",
+                "lead",
+                id,
+                json!({"merged_into": {"from": null, "to": survivor_id}}),
+            ),
         )
         .await?;
     }
     limits::release(&*txn, ctx.tenant_id, Resource::Leads, dup_ids.len() as i64).await?;
     audit::record(
         &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "merge",
-            entity_type: "lead",
-            entity_id: survivor_id.to_string(),
-            changes: json!({"merged_ids": dup_ids, "fields_from": Value::Object(provenance)}),
-            meta: &ctx.meta,
-        },
+        audit::Entry::tenant(
+            ctx,
+            "merge",
+            "lead",
+            survivor_id,
+            json!({"merged_ids": dup_ids, "fields_from": Value::Object(provenance)}),
+        ),
     )
     .await?;
     txn.commit().await?;

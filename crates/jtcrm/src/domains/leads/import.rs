@@ -863,16 +863,8 @@ pub async fn start(
     .await?;
     audit::record(
         &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "create",
-            entity_type: "lead_import",
-            entity_id: id.to_string(),
-            changes: json!({"filename": {"from": null, "to": m.filename}, "dedupe": {"from": null, "to": options.dedupe},
-                            "dry_run": {"from": null, "to": options.dry_run}}),
-            meta: &ctx.meta,
-        },
+        audit::Entry::tenant(ctx, "create", "lead_import", id, json!({"filename": {"from": null, "to": m.filename}, "dedupe": {"from": null, "to": options.dedupe},
+                            "dry_run": {"from": null, "to": options.dry_run}})),
     )
     .await?;
     txn.commit().await?;
@@ -1347,15 +1339,7 @@ fn audit_lead<'a>(
     id: Uuid,
     changes: Value,
 ) -> audit::Entry<'a> {
-    audit::Entry {
-        tenant_id: Some(ctx.tenant_id),
-        actor_id: Some(ctx.user_id),
-        action,
-        entity_type: "lead",
-        entity_id: id.to_string(),
-        changes,
-        meta: &ctx.meta,
-    }
+    audit::Entry::tenant(ctx, action, "lead", id, changes)
 }
 
 /// Parses, resolves the owner and validates one row: no writes.

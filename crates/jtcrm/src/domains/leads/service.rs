@@ -322,23 +322,6 @@ pub async fn load_scorer<C: ConnectionTrait>(conn: &C, ctx: &TenantCtx) -> AppRe
     Scorer::load(conn, ctx.tenant_id, &ctx.tenant.settings.coverage_states).await
 }
 
-fn audit_entry<'a>(
-    ctx: &'a TenantCtx,
-    action: &'a str,
-    id: Uuid,
-    changes: Value,
-) -> audit::Entry<'a> {
-    audit::Entry {
-        tenant_id: Some(ctx.tenant_id),
-        actor_id: Some(ctx.user_id),
-        action,
-        entity_type: "lead",
-        entity_id: id.to_string(),
-        changes,
-        meta: &ctx.meta,
-    }
-}
-
 /// `POST /api/leads`. Returns the status and body to send (a replay of an earlier response when the
 /// same `Idempotency-Key` was already used).
 pub async fn create(
@@ -380,7 +363,13 @@ pub async fn create(
     let body = serde_json::to_value(&dto).map_err(AppError::internal)?;
     audit::record(
         &*txn,
-        audit_entry(ctx, "create", dto.id, audit::diff(&json!({}), &body)),
+        audit::Entry::tenant(
+            ctx,
+            "create",
+            "lead",
+            dto.id,
+            audit::diff(&json!({}), &body),
+        ),
     )
     .await?;
     if let Some(k) = &idem
@@ -451,7 +440,7 @@ pub async fn update(
     let after = serde_json::to_value(&dto).unwrap_or_default();
     audit::record(
         &*txn,
-        audit_entry(ctx, "update", id, audit::diff(&before_dto, &after)),
+        audit::Entry::tenant(ctx, "update", "lead", id, audit::diff(&before_dto, &after)),
     )
     .await?;
     txn.commit().await?;
@@ -615,9 +604,10 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()
     limits::release(&*txn, ctx.tenant_id, Resource::Leads, 1).await?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "delete",
+            "lead",
             id,
             json!({"deleted": {"from": false, "to": true}}),
         ),
@@ -665,9 +655,10 @@ pub async fn restore(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<L
     .await?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "restore",
+            "lead",
             id,
             json!({"deleted": {"from": true, "to": false}}),
         ),
@@ -707,9 +698,10 @@ pub async fn assign(
     .await?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "assign",
+            "lead",
             id,
             json!({"owner_id": {"from": before, "to": owner}}),
         ),

@@ -78,23 +78,6 @@ async fn items_of<C: ConnectionTrait>(
         .await?)
 }
 
-fn audit_entry<'a>(
-    ctx: &'a TenantCtx,
-    action: &'a str,
-    id: Uuid,
-    changes: Value,
-) -> audit::Entry<'a> {
-    audit::Entry {
-        tenant_id: Some(ctx.tenant_id),
-        actor_id: Some(ctx.user_id),
-        action,
-        entity_type: "opportunity",
-        entity_id: id.to_string(),
-        changes,
-        meta: &ctx.meta,
-    }
-}
-
 // ---------- lines and totals ----------
 
 /// A validated line with its totals.
@@ -949,7 +932,13 @@ pub async fn create(
     let body = serde_json::to_value(opportunity_dto(m, Some(items))).map_err(AppError::internal)?;
     audit::record(
         &*txn,
-        audit_entry(ctx, "create", id, audit::diff(&json!({}), &body)),
+        audit::Entry::tenant(
+            ctx,
+            "create",
+            "opportunity",
+            id,
+            audit::diff(&json!({}), &body),
+        ),
     )
     .await?;
     finish_idempotent(state, txn, ctx, idem.as_ref(), 201, body).await
@@ -1156,7 +1145,11 @@ pub async fn update(
     let after = serde_json::to_value(&dto).unwrap_or_default();
     let changes = audit::diff(&before, &after);
     emit_updated(&*txn, ctx, id, &changes).await?;
-    audit::record(&*txn, audit_entry(ctx, "update", id, changes)).await?;
+    audit::record(
+        &*txn,
+        audit::Entry::tenant(ctx, "update", "opportunity", id, changes),
+    )
+    .await?;
     txn.commit().await?;
     Ok(dto)
 }
@@ -1231,9 +1224,10 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()
     .await?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "delete",
+            "opportunity",
             id,
             json!({"deleted": {"from": false, "to": true}}),
         ),
@@ -1437,7 +1431,13 @@ pub async fn transition(
     let after = json!({"stage_id": updated.stage_id, "status": updated.status, "position": updated.position});
     audit::record(
         &*txn,
-        audit_entry(ctx, tr.action(), id, audit::diff(&before, &after)),
+        audit::Entry::tenant(
+            ctx,
+            tr.action(),
+            "opportunity",
+            id,
+            audit::diff(&before, &after),
+        ),
     )
     .await?;
     let items = items_of(&*txn, ctx.tenant_id, id).await?;
@@ -1550,23 +1550,27 @@ pub async fn convert_lead(
     let body = serde_json::to_value(opportunity_dto(m, Some(items))).map_err(AppError::internal)?;
     audit::record(
         &*txn,
-        audit_entry(ctx, "create", opp_id, audit::diff(&json!({}), &body)),
+        audit::Entry::tenant(
+            ctx,
+            "create",
+            "opportunity",
+            opp_id,
+            audit::diff(&json!({}), &body),
+        ),
     )
     .await?;
     audit::record(
         &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "convert",
-            entity_type: "lead",
-            entity_id: lead_id.to_string(),
-            changes: json!({
+        audit::Entry::tenant(
+            ctx,
+            "convert",
+            "lead",
+            lead_id,
+            json!({
                 "status": {"from": old_status.as_str(), "to": "converted"},
                 "opportunity_id": {"from": null, "to": opp_id}
             }),
-            meta: &ctx.meta,
-        },
+        ),
     )
     .await?;
     finish_idempotent(state, txn, ctx, idem.as_ref(), 201, body).await

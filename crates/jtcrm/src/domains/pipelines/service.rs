@@ -124,24 +124,6 @@ async fn lock_pipeline<C: ConnectionTrait>(
     find_pipeline(conn, tenant_id, id).await
 }
 
-fn audit_entry<'a>(
-    ctx: &'a TenantCtx,
-    action: &'a str,
-    entity_type: &'a str,
-    id: Uuid,
-    changes: Value,
-) -> audit::Entry<'a> {
-    audit::Entry {
-        tenant_id: Some(ctx.tenant_id),
-        actor_id: Some(ctx.user_id),
-        action,
-        entity_type,
-        entity_id: id.to_string(),
-        changes,
-        meta: &ctx.meta,
-    }
-}
-
 fn valid_color(c: &str) -> bool {
     c.len() == 7 && c.starts_with('#') && c[1..].chars().all(|x| x.is_ascii_hexdigit())
 }
@@ -355,7 +337,7 @@ pub async fn create(
         serde_json::to_value(pipeline_dto(p.clone(), &stage_rows)).map_err(AppError::internal)?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "create",
             "pipeline",
@@ -427,7 +409,7 @@ pub async fn update(
     let after = serde_json::to_value(&dto).unwrap_or_default();
     audit::record(
         &*txn,
-        audit_entry(ctx, "update", "pipeline", id, audit::diff(&before, &after)),
+        audit::Entry::tenant(ctx, "update", "pipeline", id, audit::diff(&before, &after)),
     )
     .await?;
     txn.commit().await?;
@@ -461,7 +443,7 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()
     }
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "delete",
             "pipeline",
@@ -567,7 +549,7 @@ pub async fn create_stage(
     let dto = stage_dto(&row);
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "create_stage",
             "pipeline",
@@ -661,7 +643,7 @@ pub async fn update_stage(
     let after = serde_json::to_value(&dto).unwrap_or_default();
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "update_stage",
             "pipeline",
@@ -707,7 +689,7 @@ pub async fn reorder_stages(
     write_positions(&*txn, ctx.tenant_id, &stages, &ids).await?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "reorder_stages",
             "pipeline",
@@ -818,13 +800,7 @@ pub async fn delete_stage(
     write_positions(&*txn, ctx.tenant_id, &stages, &order).await?;
     audit::record(
         &*txn,
-        audit_entry(
-            ctx,
-            "delete_stage",
-            "pipeline",
-            pipeline_id,
-            json!({"stage": stage_dto(&current), "move_to": target.as_ref().map(|t| t.id), "moved": moved}),
-        ),
+        audit::Entry::tenant(ctx, "delete_stage", "pipeline", pipeline_id, json!({"stage": stage_dto(&current), "move_to": target.as_ref().map(|t| t.id), "moved": moved})),
     )
     .await?;
     txn.commit().await?;

@@ -260,23 +260,6 @@ async fn sku_in_use<C: ConnectionTrait>(
     Ok(q.count(conn).await? > 0)
 }
 
-fn audit_entry<'a>(
-    ctx: &'a TenantCtx,
-    action: &'a str,
-    id: Uuid,
-    changes: Value,
-) -> audit::Entry<'a> {
-    audit::Entry {
-        tenant_id: Some(ctx.tenant_id),
-        actor_id: Some(ctx.user_id),
-        action,
-        entity_type: "product",
-        entity_id: id.to_string(),
-        changes,
-        meta: &ctx.meta,
-    }
-}
-
 fn apply(m: &mut product::ActiveModel, d: &Draft) {
     m.name = Set(d.name.clone());
     m.name_sort = Set(fold_for_search(&d.name).chars().take(200).collect());
@@ -333,7 +316,7 @@ pub async fn create(
     let body = serde_json::to_value(to_dto(m)).map_err(AppError::internal)?;
     audit::record(
         &*txn,
-        audit_entry(ctx, "create", id, audit::diff(&json!({}), &body)),
+        audit::Entry::tenant(ctx, "create", "product", id, audit::diff(&json!({}), &body)),
     )
     .await?;
     finish_idempotent(state, txn, ctx, idem.as_ref(), 201, body).await
@@ -389,7 +372,13 @@ pub async fn update(
     let after = serde_json::to_value(&dto).unwrap_or_default();
     audit::record(
         &*txn,
-        audit_entry(ctx, "update", id, audit::diff(&before_dto, &after)),
+        audit::Entry::tenant(
+            ctx,
+            "update",
+            "product",
+            id,
+            audit::diff(&before_dto, &after),
+        ),
     )
     .await?;
     txn.commit().await?;
@@ -423,9 +412,10 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()
     .await?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "delete",
+            "product",
             id,
             json!({"deleted": {"from": false, "to": true}}),
         ),

@@ -110,15 +110,13 @@ pub async fn create_on_lead(
     let m = insert(&*txn, ctx, Some(lead_id), None, &body).await?;
     audit::record(
         &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "create",
-            entity_type: "note",
-            entity_id: m.id.to_string(),
-            changes: json!({"subject": {"from": null, "to": format!("lead:{lead_id}")}}),
-            meta: &ctx.meta,
-        },
+        audit::Entry::tenant(
+            ctx,
+            "create",
+            "note",
+            m.id,
+            json!({"subject": {"from": null, "to": format!("lead:{lead_id}")}}),
+        ),
     )
     .await?;
     txn.commit().await?;
@@ -140,15 +138,13 @@ pub async fn create_on_opportunity(
     let m = insert(&*txn, ctx, opp.lead_id, Some(opportunity_id), &body).await?;
     audit::record(
         &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "create",
-            entity_type: "note",
-            entity_id: m.id.to_string(),
-            changes: json!({"subject": {"from": null, "to": format!("opportunity:{opportunity_id}")}}),
-            meta: &ctx.meta,
-        },
+        audit::Entry::tenant(
+            ctx,
+            "create",
+            "note",
+            m.id,
+            json!({"subject": {"from": null, "to": format!("opportunity:{opportunity_id}")}}),
+        ),
     )
     .await?;
     txn.commit().await?;
@@ -224,15 +220,13 @@ pub async fn update(
     .await?;
     audit::record(
         &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "update",
-            entity_type: "note",
-            entity_id: id.to_string(),
-            changes: json!({"body": {"from": old, "to": body}}),
-            meta: &ctx.meta,
-        },
+        audit::Entry::tenant(
+            ctx,
+            "update",
+            "note",
+            id,
+            json!({"body": {"from": old, "to": body}}),
+        ),
     )
     .await?;
     txn.commit().await?;
@@ -252,15 +246,13 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()
     timeline::delete_ref(&*txn, ctx.tenant_id, "note", id).await?;
     audit::record(
         &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "delete",
-            entity_type: "note",
-            entity_id: id.to_string(),
-            changes: json!({"deleted": {"from": false, "to": true}}),
-            meta: &ctx.meta,
-        },
+        audit::Entry::tenant(
+            ctx,
+            "delete",
+            "note",
+            id,
+            json!({"deleted": {"from": false, "to": true}}),
+        ),
     )
     .await?;
     txn.commit().await?;

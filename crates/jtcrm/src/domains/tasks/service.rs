@@ -267,23 +267,6 @@ async fn emit<C: ConnectionTrait>(
     Ok(())
 }
 
-fn audit_entry<'a>(
-    ctx: &'a TenantCtx,
-    action: &'a str,
-    id: Uuid,
-    changes: serde_json::Value,
-) -> audit::Entry<'a> {
-    audit::Entry {
-        tenant_id: Some(ctx.tenant_id),
-        actor_id: Some(ctx.user_id),
-        action,
-        entity_type: "task",
-        entity_id: id.to_string(),
-        changes,
-        meta: &ctx.meta,
-    }
-}
-
 pub async fn create(state: &AppState, ctx: &TenantCtx, input: TaskInput) -> AppResult<Task> {
     ctx.require(WRITERS)?;
     let mut v = Validator::new();
@@ -464,7 +447,7 @@ async fn write_created<C: ConnectionTrait>(
             kinds::TASK_CREATED,
             format!("Tarefa criada: {}", short(&m.title)),
         ));
-        audits.push(audit_entry(ctx, "create", m.id, changes));
+        audits.push(audit::Entry::tenant(ctx, "create", "task", m.id, changes));
     }
     events::emit_many(conn, evs).await?;
     timeline::record_many(conn, entries).await?;
@@ -563,7 +546,7 @@ pub async fn update(
     let after = serde_json::to_value(&dto).unwrap_or_default();
     audit::record(
         &*txn,
-        audit_entry(ctx, "update", id, audit::diff(&before, &after)),
+        audit::Entry::tenant(ctx, "update", "task", id, audit::diff(&before, &after)),
     )
     .await?;
     txn.commit().await?;
@@ -583,9 +566,10 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()
         .await?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "delete",
+            "task",
             id,
             json!({"deleted": {"from": false, "to": true}}),
         ),
@@ -674,9 +658,10 @@ pub async fn complete(
     .await?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "complete",
+            "task",
             id,
             json!({"status": {"from": "pending", "to": "completed"}}),
         ),
@@ -760,9 +745,10 @@ pub async fn reschedule(
     .await?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "reschedule",
+            "task",
             id,
             json!({"due_at": {"from": from, "to": to}}),
         ),
@@ -800,9 +786,10 @@ pub async fn reopen(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Ta
     .await?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "reopen",
+            "task",
             id,
             json!({"status": {"from": from, "to": "pending"}}),
         ),

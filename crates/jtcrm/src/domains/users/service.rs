@@ -95,15 +95,7 @@ pub async fn create(state: &AppState, ctx: &TenantCtx, new: NewUser) -> AppResul
     let dto = to_dto(created);
     audit::record(
         &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "create",
-            entity_type: "user",
-            entity_id: dto.id.to_string(),
-            changes: audit_created(&dto),
-            meta: &ctx.meta,
-        },
+        audit::Entry::tenant(ctx, "create", "user", dto.id, audit_created(&dto)),
     )
     .await?;
     txn.commit().await?;
@@ -368,15 +360,7 @@ pub async fn update(
     }
     audit::record(
         &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "update",
-            entity_type: "user",
-            entity_id: id.to_string(),
-            changes,
-            meta: &ctx.meta,
-        },
+        audit::Entry::tenant(ctx, "update", "user", id, changes),
     )
     .await?;
     if access_changed {
