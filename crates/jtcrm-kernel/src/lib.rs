@@ -5,6 +5,8 @@
 //! - [`config`], [`db`], [`kv`], [`security`], [`telemetry`]: settings, storage, key-value store,
 //!   keys and hashing, logging and metrics.
 //! - [`state`]: the shared [`state::AppState`] and write transactions ([`state::Tx`]).
+//! - [`store`]: how every domain writes rows: write modes, optimistic-lock updates, soft delete and
+//!   restore.
 //! - [`http`]: the request context (tenant, actor with role, request meta), role guards,
 //!   body/path/query extractors, pagination and cursors, idempotency keys.
 //! - [`tenancy`]: the per-request tenant snapshot (status, plan limits and features, settings).
@@ -23,5 +25,6 @@ pub mod jobs;
 pub mod kv;
 pub mod security;
 pub mod state;
+pub mod store;
 pub mod telemetry;
 pub mod tenancy;

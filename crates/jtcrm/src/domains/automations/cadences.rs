@@ -36,6 +36,7 @@ use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::pagination::{self, Keyset, paginate};
 use jtcrm_kernel::jobs::{JobCtx, JobError, NewJob, enqueue};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store;
 
 pub const STEP_KIND: &str = "automations.cadence_step";
 /// Who enrols leads (in leads they can see).
@@ -292,19 +293,6 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()
     ctx.require(MANAGE_ROLES)?;
     let txn = state.begin().await?;
     let cur = find(&*txn, ctx.tenant_id, id).await?;
-    let version = cur.version;
-    let mut am = cur.into_active_model();
-    am.deleted_at = Set(Some(Utc::now()));
-    am.active = Set(false);
-    am.updated_at = Set(Utc::now());
-    am.version = Set(version + 1);
-    crate::domains::optimistic_update::<cadence::Entity, _>(
-        &*txn,
-        am,
-        cadence::Column::Version,
-        version,
-    )
-    .await?;
     end_enrollments(
         &*txn,
         ctx.tenant_id,
@@ -314,19 +302,10 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()
         "cadence_deleted",
     )
     .await?;
-    audit::record(
-        &*txn,
-        audit::Entry::tenant(
-            ctx,
-            "delete",
-            "cadence",
-            id,
-            json!({"deleted": {"from": false, "to": true}}),
-        ),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    store::soft_delete::<cadence::Entity>(txn, ctx, "cadence", cur, |am| {
+        am.active = Set(false);
+    })
+    .await
 }
 
 // ---------- enrolments ----------

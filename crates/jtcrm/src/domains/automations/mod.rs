@@ -44,6 +44,7 @@ use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx};
 use jtcrm_kernel::http::pagination::{self, Keyset, paginate};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store;
 
 /// Who configures automations (and reads them: definitions hold webhook URLs and business rules).
 pub const MANAGE_ROLES: &[Role] = &[Role::Admin, Role::Manager];
@@ -842,33 +843,11 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()
     ctx.require(MANAGE_ROLES)?;
     let txn = state.begin().await?;
     let cur = find(&*txn, ctx, id).await?;
-    let version = cur.version;
-    let mut am = cur.into_active_model();
-    am.deleted_at = Set(Some(Utc::now()));
-    am.active = Set(false);
-    am.updated_at = Set(Utc::now());
-    am.version = Set(version + 1);
-    crate::domains::optimistic_update::<automation::Entity, _>(
-        &*txn,
-        am,
-        automation::Column::Version,
-        version,
-    )
-    .await?;
     limits::release(&*txn, ctx.tenant_id, Resource::Automations, 1).await?;
-    audit::record(
-        &*txn,
-        audit::Entry::tenant(
-            ctx,
-            "delete",
-            "automation",
-            id,
-            json!({"deleted": {"from": false, "to": true}}),
-        ),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    store::soft_delete::<automation::Entity>(txn, ctx, "automation", cur, |am| {
+        am.active = Set(false);
+    })
+    .await
 }
 
 // ---------- run log ----------

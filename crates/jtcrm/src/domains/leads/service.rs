@@ -23,6 +23,7 @@ use jtcrm_kernel::events;
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store;
 
 pub const WRITER_ROLES: &[Role] = &[Role::Admin, Role::Manager, Role::Sales, Role::Support];
 
@@ -594,27 +595,8 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()
     ctx.require(WRITER_ROLES)?;
     let txn = state.begin().await?;
     let current = find_visible(&*txn, ctx, id, false).await?;
-    let version = current.version;
-    let mut m = current.into_active_model();
-    m.deleted_at = Set(Some(Utc::now()));
-    m.updated_at = Set(Utc::now());
-    m.version = Set(version + 1);
-    crate::domains::optimistic_update::<lead::Entity, _>(&*txn, m, lead::Column::Version, version)
-        .await?;
     limits::release(&*txn, ctx.tenant_id, Resource::Leads, 1).await?;
-    audit::record(
-        &*txn,
-        audit::Entry::tenant(
-            ctx,
-            "delete",
-            "lead",
-            id,
-            json!({"deleted": {"from": false, "to": true}}),
-        ),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    store::soft_delete::<lead::Entity>(txn, ctx, "lead", current, |_| {}).await
 }
 
 pub async fn restore(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Lead> {
@@ -641,30 +623,7 @@ pub async fn restore(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<L
         ctx.tenant.limits.max_leads,
     )
     .await?;
-    let version = current.version;
-    let mut m = current.into_active_model();
-    m.deleted_at = Set(None);
-    m.updated_at = Set(Utc::now());
-    m.version = Set(version + 1);
-    let restored = crate::domains::optimistic_update::<lead::Entity, _>(
-        &*txn,
-        m,
-        lead::Column::Version,
-        version,
-    )
-    .await?;
-    audit::record(
-        &*txn,
-        audit::Entry::tenant(
-            ctx,
-            "restore",
-            "lead",
-            id,
-            json!({"deleted": {"from": true, "to": false}}),
-        ),
-    )
-    .await?;
-    txn.commit().await?;
+    let restored = store::restore::<lead::Entity>(txn, ctx, "lead", current).await?;
     Ok(to_dto(restored))
 }
 

@@ -41,6 +41,7 @@ use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
 use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store;
 
 pub const DEFAULT_TERM_MONTHS: i32 = 12;
 
@@ -1210,31 +1211,7 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()
     ctx.require(DEAL_ROLES)?;
     let txn = state.begin().await?;
     let current = find_visible(&*txn, ctx, id, false).await?;
-    let version = current.version;
-    let mut am = current.into_active_model();
-    am.deleted_at = Set(Some(Utc::now()));
-    am.updated_at = Set(Utc::now());
-    am.version = Set(version + 1);
-    crate::domains::optimistic_update::<opportunity::Entity, _>(
-        &*txn,
-        am,
-        opportunity::Column::Version,
-        version,
-    )
-    .await?;
-    audit::record(
-        &*txn,
-        audit::Entry::tenant(
-            ctx,
-            "delete",
-            "opportunity",
-            id,
-            json!({"deleted": {"from": false, "to": true}}),
-        ),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    store::soft_delete::<opportunity::Entity>(txn, ctx, "opportunity", current, |_| {}).await
 }
 
 // ---------- moves, won, lost, reopen ----------

@@ -10,7 +10,7 @@ use jtcrm_types::dto::pipelines::{Pipeline, PipelineInput, Stage, StageInput, St
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -27,6 +27,7 @@ use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
 use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store;
 
 /// A live pipeline of the tenant; otherwise `404`.
 pub async fn find_pipeline<C: ConnectionTrait>(
@@ -217,13 +218,16 @@ pub async fn default_pipeline<C: ConnectionTrait>(
     conn: &C,
     tenant_id: Uuid,
 ) -> AppResult<Option<pipeline::Model>> {
-    Ok(pipeline::Entity::find()
+    Ok(default_first(tenant_id).one(conn).await?)
+}
+
+/// The live pipelines of the tenant, the default first, then the oldest.
+fn default_first(tenant_id: Uuid) -> Select<pipeline::Entity> {
+    pipeline::Entity::find()
         .filter(pipeline::Column::TenantId.eq(tenant_id))
         .filter(pipeline::Column::DeletedAt.is_null())
         .order_by_desc(pipeline::Column::IsDefault)
         .order_by_asc(pipeline::Column::Id)
-        .one(conn)
-        .await?)
 }
 
 // ---------- pipelines ----------
@@ -430,30 +434,21 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()
         )
         .with_context(json!({"opportunities": n})));
     }
-    let was_default = current.is_default;
-    let mut am = current.into_active_model();
-    am.deleted_at = Set(Some(Utc::now()));
-    am.is_default = Set(false);
-    am.update(&*txn).await?;
     limits::release(&*txn, ctx.tenant_id, Resource::Pipelines, 1).await?;
-    if was_default && let Some(next) = default_pipeline(&*txn, ctx.tenant_id).await? {
+    if current.is_default
+        && let Some(next) = default_first(ctx.tenant_id)
+            .filter(pipeline::Column::Id.ne(id))
+            .one(&*txn)
+            .await?
+    {
         let mut am = next.into_active_model();
         am.is_default = Set(true);
         am.update(&*txn).await?;
     }
-    audit::record(
-        &*txn,
-        audit::Entry::tenant(
-            ctx,
-            "delete",
-            "pipeline",
-            id,
-            json!({"deleted": {"from": false, "to": true}}),
-        ),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    store::soft_delete::<pipeline::Entity>(txn, ctx, "pipeline", current, |am| {
+        am.is_default = Set(false);
+    })
+    .await
 }
 
 // ---------- stages ----------

@@ -29,6 +29,7 @@ use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
 use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store;
 
 /// Who maintains the catalog. Everyone in the tenant reads it.
 pub const CATALOG_ROLES: &[Role] = &[Role::Admin, Role::Manager];
@@ -395,34 +396,11 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()
     ctx.require(CATALOG_ROLES)?;
     let txn = state.begin().await?;
     let current = find(&*txn, ctx.tenant_id, id).await?;
-    let version = current.version;
-    let mut am = current.into_active_model();
-    let now = Utc::now();
-    am.deleted_at = Set(Some(now));
-    am.sku_key = Set(None);
-    am.active = Set(false);
-    am.updated_at = Set(now);
-    am.version = Set(version + 1);
-    crate::domains::optimistic_update::<product::Entity, _>(
-        &*txn,
-        am,
-        product::Column::Version,
-        version,
-    )
-    .await?;
-    audit::record(
-        &*txn,
-        audit::Entry::tenant(
-            ctx,
-            "delete",
-            "product",
-            id,
-            json!({"deleted": {"from": false, "to": true}}),
-        ),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    store::soft_delete::<product::Entity>(txn, ctx, "product", current, |am| {
+        am.sku_key = Set(None);
+        am.active = Set(false);
+    })
+    .await
 }
 
 /// Query parameters of `GET /api/products`.

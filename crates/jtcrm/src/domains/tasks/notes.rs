@@ -16,6 +16,7 @@ use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store;
 
 pub const MAX_NOTE: usize = 20_000;
 
@@ -237,24 +238,6 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()
     let txn = state.begin().await?;
     let cur = find(&*txn, ctx, id).await?;
     can_edit(ctx, &cur)?;
-    let version = cur.version;
-    let mut m = cur.into_active_model();
-    m.deleted_at = Set(Some(Utc::now()));
-    m.version = Set(version + 1);
-    crate::domains::optimistic_update::<note::Entity, _>(&*txn, m, note::Column::Version, version)
-        .await?;
     timeline::delete_ref(&*txn, ctx.tenant_id, "note", id).await?;
-    audit::record(
-        &*txn,
-        audit::Entry::tenant(
-            ctx,
-            "delete",
-            "note",
-            id,
-            json!({"deleted": {"from": false, "to": true}}),
-        ),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    store::soft_delete::<note::Entity>(txn, ctx, "note", cur, |_| {}).await
 }

@@ -29,6 +29,7 @@ use jtcrm_kernel::events;
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store;
 
 const WRITERS: &[Role] = &[Role::Admin, Role::Manager, Role::Sales, Role::Support];
 
@@ -557,26 +558,7 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()
     let txn = state.begin().await?;
     let cur = find_visible(&*txn, ctx, id).await?;
     can_act(ctx, &cur)?;
-    let version = cur.version;
-    let mut m = cur.into_active_model();
-    m.deleted_at = Set(Some(Utc::now()));
-    m.updated_at = Set(Utc::now());
-    m.version = Set(version + 1);
-    crate::domains::optimistic_update::<task::Entity, _>(&*txn, m, task::Column::Version, version)
-        .await?;
-    audit::record(
-        &*txn,
-        audit::Entry::tenant(
-            ctx,
-            "delete",
-            "task",
-            id,
-            json!({"deleted": {"from": false, "to": true}}),
-        ),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    store::soft_delete::<task::Entity>(txn, ctx, "task", cur, |_| {}).await
 }
 
 pub async fn complete(

@@ -18,9 +18,10 @@ use super::{NewUser, platform_admin, to_dto, unique_violation_error, user};
 use crate::domains::tenants::limits::{self, Resource};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator, is_unique_violation};
-use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx, user_invalidation_key};
+use jtcrm_kernel::http::extract::{TenantCtx, user_invalidation_key};
 use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store;
 
 pub async fn email_in_use<C: ConnectionTrait>(conn: &C, email: &str) -> AppResult<bool> {
     let in_users = user::Entity::find()
@@ -378,12 +379,7 @@ pub async fn update(
 
 /// Soft-deletes a user: it can no longer log in, its seat is freed, its extension released and its
 /// records keep pointing at it. The email stays reserved.
-pub async fn delete(
-    state: &AppState,
-    ctx: &TenantCtx,
-    id: Uuid,
-    meta: &RequestMeta,
-) -> AppResult<()> {
+pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()> {
     ctx.require(&[Role::Admin])?;
     let txn = state.begin().await?;
     let current = find(&*txn, ctx.tenant_id, id).await?;
@@ -402,29 +398,10 @@ pub async fn delete(
     if current.active {
         limits::release(&*txn, ctx.tenant_id, Resource::Users, 1).await?;
     }
-    let version = current.version;
-    let mut m = current.into_active_model();
-    m.active = Set(false);
-    m.extension = Set(None);
-    m.deleted_at = Set(Some(Utc::now()));
-    m.updated_at = Set(Utc::now());
-    m.version = Set(version + 1);
-    crate::domains::optimistic_update::<user::Entity, _>(&*txn, m, user::Column::Version, version)
-        .await?;
-    audit::record(
-        &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "delete",
-            entity_type: "user",
-            entity_id: id.to_string(),
-            changes: serde_json::json!({"deleted": {"from": false, "to": true}}),
-            meta,
-        },
-    )
-    .await?;
     invalidate_sessions(state, &*txn, id).await?;
-    txn.commit().await?;
-    Ok(())
+    store::soft_delete::<user::Entity>(txn, ctx, "user", current, |m| {
+        m.active = Set(false);
+        m.extension = Set(None);
+    })
+    .await
 }
