@@ -27,7 +27,6 @@ use super::model::{cadence, enrollment};
 use super::templates::{clip, render};
 use super::{MANAGE_ROLES, actor_ctx};
 use crate::domains::leads::model::lead;
-use crate::domains::leads::search;
 use crate::domains::tasks;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
@@ -37,6 +36,7 @@ use jtcrm_kernel::http::pagination::{self, Keyset, paginate};
 use jtcrm_kernel::jobs::{JobCtx, JobError, NewJob, enqueue};
 use jtcrm_kernel::state::AppState;
 use jtcrm_kernel::store;
+use jtcrm_kernel::visibility;
 
 pub const STEP_KIND: &str = "automations.cadence_step";
 /// Who enrols leads (in leads they can see).
@@ -444,7 +444,7 @@ async fn visible_leads<C: ConnectionTrait>(
         .await?;
     let ok: Vec<Uuid> = found
         .iter()
-        .filter(|l| search::visible_to(ctx, l.owner_id))
+        .filter(|l| visibility::visible_to(ctx, l.owner_id))
         .map(|l| l.id)
         .collect();
     let missing: Vec<Uuid> = ids.iter().copied().filter(|i| !ok.contains(i)).collect();
@@ -678,7 +678,7 @@ pub async fn enrollments(
     if let Some(l) = q.lead_id {
         sel = sel.filter(enrollment::Column::LeadId.eq(l));
     }
-    if !search::visible_to(ctx, None) {
+    if !visibility::sees_all(ctx) {
         let mine = Query::select()
             .column(lead::Column::Id)
             .from(lead::Entity)

@@ -38,7 +38,7 @@ use uuid::Uuid;
 use self::model::{automation, cadence, run, run_action};
 use crate::domains::leads::{self, fields};
 use crate::domains::tenants::limits::{self, Resource};
-use crate::domains::users::user;
+use crate::domains::users::{self, user};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx};
@@ -159,7 +159,7 @@ pub async fn actor_ctx(
     let mut user_id = None;
     for id in preferred.iter().flatten() {
         if recently_active(tenant_id, *id)
-            || leads::assignment::is_active_user(&state.db, tenant_id, *id).await?
+            || users::is_active_user(&state.db, tenant_id, *id).await?
         {
             ACTIVE_ACTORS.insert((tenant_id, *id), Instant::now());
             user_id = Some(*id);
@@ -598,7 +598,7 @@ pub async fn validate_definition<C: ConnectionTrait>(
     }
     // References: each must be a live record of this company.
     for (field, id) in users_to_check {
-        if !leads::assignment::is_active_user(conn, ctx.tenant_id, id).await? {
+        if !users::is_active_user(conn, ctx.tenant_id, id).await? {
             v.add(&field, "unknown_user", "Usuário inexistente ou inativo");
         }
     }

@@ -20,12 +20,13 @@ use uuid::Uuid;
 
 use super::model::{email, preference};
 use super::{send, to_dto};
-use crate::domains::leads::{self, model::lead, search};
+use crate::domains::leads::{self, model::lead};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::visibility;
 
 fn sees_all(ctx: &TenantCtx) -> bool {
     matches!(ctx.role, Role::Admin | Role::Manager)
@@ -53,8 +54,7 @@ fn visibility(ctx: &TenantCtx) -> Condition {
         .column(lead::Column::Id)
         .from(lead::Entity)
         .and_where(Expr::col(lead::Column::TenantId).eq(ctx.tenant_id));
-    // `visible_to(ctx, None)` is true exactly when the caller sees every lead of the company.
-    let leads_cond = if search::visible_to(ctx, None) {
+    let leads_cond = if visibility::sees_all(ctx) {
         email::Column::LeadId.is_not_null()
     } else {
         own_leads.and_where(Expr::col(lead::Column::OwnerId).eq(ctx.user_id));

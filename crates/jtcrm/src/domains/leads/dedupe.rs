@@ -21,6 +21,7 @@ use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::visibility;
 
 #[derive(Debug, FromQueryResult)]
 struct KeyCount {
@@ -46,7 +47,7 @@ pub async fn groups(
             .filter(lead::Column::TenantId.eq(ctx.tenant_id))
             .filter(lead::Column::DeletedAt.is_null())
             .filter(col.is_not_null());
-        if !super::search::visible_to(ctx, None) {
+        if !visibility::sees_all(ctx) {
             q = q.filter(lead::Column::OwnerId.eq(ctx.user_id));
         }
         let keys: Vec<KeyCount> = q
@@ -62,7 +63,7 @@ pub async fn groups(
                 .filter(lead::Column::TenantId.eq(ctx.tenant_id))
                 .filter(lead::Column::DeletedAt.is_null())
                 .filter(col.eq(k.as_str()));
-            if !super::search::visible_to(ctx, None) {
+            if !visibility::sees_all(ctx) {
                 lq = lq.filter(lead::Column::OwnerId.eq(ctx.user_id));
             }
             let leads: Vec<Lead> = lq

@@ -35,7 +35,7 @@ use uuid::Uuid;
 
 use super::model::{import, lead};
 use super::scoring::Scorer;
-use super::{LeadDraft, WriteMode, export, fields, search, service, to_dto as lead_dto};
+use super::{LeadDraft, export, fields, service, to_dto as lead_dto};
 use crate::domains::tenants::limits::Resource;
 use crate::domains::tenants::model::counter;
 use crate::domains::users::model::user;
@@ -45,6 +45,8 @@ use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx};
 use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::jobs::{self, JobCtx, JobError, NewJob};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store::WriteMode;
+use jtcrm_kernel::visibility;
 
 /// Job kind of the import worker.
 pub const KIND: &str = "leads.import";
@@ -1494,7 +1496,7 @@ async fn update_row<C: ConnectionTrait>(
     let existing = lead::Entity::find_by_id((ctx.tenant_id, existing_id))
         .one(conn)
         .await?;
-    let Some(existing) = existing.filter(|m| search::visible_to(ctx, m.owner_id)) else {
+    let Some(existing) = existing.filter(|m| visibility::visible_to(ctx, m.owner_id)) else {
         p.error(
             line,
             on,

@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use self::model::lead;
 use jtcrm_kernel::error::Validator;
+use jtcrm_kernel::store::WriteMode;
 
 pub const MAX_TAGS: usize = 30;
 pub const MAX_TAG_LEN: usize = 60;
@@ -108,16 +109,6 @@ impl LeadDraft {
     pub fn name_sort(&self) -> String {
         fold_for_search(&self.name).chars().take(200).collect()
     }
-}
-
-/// How absent keys of the body are treated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteMode {
-    Create,
-    /// Absent optional keys are cleared.
-    Replace,
-    /// Absent keys are kept.
-    Patch,
 }
 
 fn text_field(

@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use jtcrm_types::FieldError;
 use jtcrm_types::br::fold_for_search;
+use jtcrm_types::dto::Page;
 use jtcrm_types::dto::leads::{CustomFieldDef, CustomFieldType, Lead, LeadSource, LeadStatus};
-use jtcrm_types::dto::{Page, Role};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
@@ -23,6 +23,7 @@ use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::pagination::{self, Cursor, Keyset};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::visibility;
 
 const MAX_TERM: usize = 64;
 
@@ -408,15 +409,6 @@ fn prefix_upper_bound(prefix: &str) -> String {
     String::from('\u{10FFFF}')
 }
 
-fn can_see_all(ctx: &TenantCtx) -> bool {
-    !matches!(ctx.role, Role::Sales | Role::Support) || ctx.tenant.settings.team_visibility
-}
-
-/// Sales and support users see only their own leads unless the tenant enables team visibility.
-pub fn visible_to(ctx: &TenantCtx, owner_id: Option<Uuid>) -> bool {
-    can_see_all(ctx) || owner_id == Some(ctx.user_id)
-}
-
 /// The filtered selection (no order, no keyset): shared by the list, its total and the export.
 pub fn filtered(ctx: &TenantCtx, q: &LeadQuery, backend: DbBackend) -> Select<lead::Entity> {
     filtered_but(ctx, q, backend, false)
@@ -437,7 +429,7 @@ fn filtered_but(
     } else {
         sel.filter(lead::Column::DeletedAt.is_null())
     };
-    if !can_see_all(ctx) {
+    if !visibility::sees_all(ctx) {
         sel = sel.filter(lead::Column::OwnerId.eq(ctx.user_id));
     }
     match &q.owner {

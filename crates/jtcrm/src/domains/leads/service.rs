@@ -14,16 +14,18 @@ use uuid::Uuid;
 
 use super::model::{lead, status_history};
 use super::scoring::Scorer;
-use super::{LeadDraft, WriteMode, assignment, fields, search, to_dto};
+use super::{LeadDraft, assignment, fields, search, to_dto};
 use crate::domains::tenants::limits::{self, Resource};
 use crate::domains::timeline;
+use crate::domains::users;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::events;
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
 use jtcrm_kernel::state::AppState;
-use jtcrm_kernel::store;
+use jtcrm_kernel::store::{self, WriteMode};
+use jtcrm_kernel::visibility;
 
 pub const WRITER_ROLES: &[Role] = &[Role::Admin, Role::Manager, Role::Sales, Role::Support];
 
@@ -42,7 +44,7 @@ pub async fn find_visible<C: ConnectionTrait>(
         .one(conn)
         .await?
         .ok_or_else(AppError::not_found)?;
-    if (!include_deleted && m.deleted_at.is_some()) || !search::visible_to(ctx, m.owner_id) {
+    if (!include_deleted && m.deleted_at.is_some()) || !visibility::visible_to(ctx, m.owner_id) {
         return Err(AppError::not_found());
     }
     Ok(m)
@@ -69,7 +71,7 @@ pub async fn visible_ids<C: ConnectionTrait>(
         .await?;
     Ok(rows
         .into_iter()
-        .filter(|(_, owner)| search::visible_to(ctx, *owner))
+        .filter(|(_, owner)| visibility::visible_to(ctx, *owner))
         .map(|(id, _)| id)
         .collect())
 }
@@ -125,7 +127,7 @@ async fn check_owner<C: ConnectionTrait>(
     owner: Option<Uuid>,
 ) -> AppResult<()> {
     if let Some(o) = owner
-        && !assignment::is_active_user(conn, ctx.tenant_id, o).await?
+        && !users::is_active_user(conn, ctx.tenant_id, o).await?
     {
         return Err(AppError::field(
             "owner_id",
@@ -373,21 +375,7 @@ pub async fn create(
         ),
     )
     .await?;
-    if let Some(k) = &idem
-        && !idempotency::store(&*txn, ctx.tenant_id, k, 201, &body).await?
-    {
-        // A concurrent request with the same key won: drop our insert and answer as it did.
-        drop(txn);
-        return match idempotency::lookup(&state.db, ctx.tenant_id, k).await? {
-            Some(r) => Ok((r.status, r.body)),
-            None => Err(AppError::new(
-                ErrorCode::Conflict,
-                "Requisição com esta Idempotency-Key em andamento.",
-            )),
-        };
-    }
-    txn.commit().await?;
-    Ok((201, body))
+    idempotency::commit(state, txn, ctx, idem.as_ref(), 201, body).await
 }
 
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Lead> {

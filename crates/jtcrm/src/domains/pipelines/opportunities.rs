@@ -12,7 +12,7 @@ use jtcrm_types::dto::pipelines::{
 use jtcrm_types::dto::products::Billing;
 use jtcrm_types::dto::{Page, Role};
 use jtcrm_types::{ErrorCode, FieldError};
-use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
     QueryOrder, QuerySelect, Select,
@@ -27,21 +27,21 @@ use super::model::{history, item, opportunity, stage};
 use super::service::{
     default_pipeline, find_pipeline, find_stage_ref, first_open, not_found_in_body, stages_of,
 };
-use super::{
-    DEAL_ROLES, finish_idempotent, money, opportunity_dto, sees_all, stage_kind, status_for,
-    visible_to,
-};
-use crate::domains::leads::{self, LeadDraft, WriteMode};
+use super::{DEAL_ROLES, money, opportunity_dto, stage_kind, status_for};
+use crate::domains::leads::{self, LeadDraft};
 use crate::domains::products::{self, model::product};
 use crate::domains::timeline;
+use crate::domains::users;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::events;
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
 use jtcrm_kernel::http::pagination::{self, Keyset};
+use jtcrm_kernel::sql;
 use jtcrm_kernel::state::AppState;
-use jtcrm_kernel::store;
+use jtcrm_kernel::store::{self, WriteMode};
+use jtcrm_kernel::visibility::{sees_all, visible_to};
 
 pub const DEFAULT_TERM_MONTHS: i32 = 12;
 
@@ -676,7 +676,7 @@ async fn check_owner<C: ConnectionTrait>(
         ));
     }
     if let Some(o) = owner
-        && !leads::assignment::is_active_user(conn, ctx.tenant_id, o).await?
+        && !users::is_active_user(conn, ctx.tenant_id, o).await?
     {
         return Err(AppError::field(
             "owner_id",
@@ -942,7 +942,7 @@ pub async fn create(
         ),
     )
     .await?;
-    finish_idempotent(state, txn, ctx, idem.as_ref(), 201, body).await
+    idempotency::commit(state, txn, ctx, idem.as_ref(), 201, body).await
 }
 
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Opportunity> {
@@ -1550,7 +1550,7 @@ pub async fn convert_lead(
         ),
     )
     .await?;
-    finish_idempotent(state, txn, ctx, idem.as_ref(), 201, body).await
+    idempotency::commit(state, txn, ctx, idem.as_ref(), 201, body).await
 }
 
 async fn already_converted<C: ConnectionTrait>(
@@ -1838,10 +1838,7 @@ fn filtered(ctx: &TenantCtx, q: &OppQuery) -> Select<opportunity::Entity> {
         // Every word must appear in the folded title.
         let folded = jtcrm_types::br::fold_for_search(text);
         for word in folded.split_whitespace().take(6) {
-            sel = sel.filter(
-                Expr::col(opportunity::Column::TitleSort)
-                    .like(LikeExpr::new(products::like_pattern(word)).escape('\\')),
-            );
+            sel = sel.filter(Expr::col(opportunity::Column::TitleSort).like(sql::contains(word)));
         }
     }
     sel

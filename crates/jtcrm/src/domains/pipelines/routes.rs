@@ -20,13 +20,13 @@ use uuid::Uuid;
 use super::board::{Anchor, BoardQuery};
 use super::opportunities::{self, OppQuery, OppQueryDoc, Transition};
 use super::service;
-use crate::domains::leads::WriteMode;
 use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::{
     ApiJson, ApiPath, ApiQuery, IfMatch, JsonBytes, OptionalJson, TenantCtx, etag, parse_json,
 };
 use jtcrm_kernel::http::idempotency;
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store::WriteMode;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

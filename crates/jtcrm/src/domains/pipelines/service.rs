@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::model::{history, opportunity, pipeline, stage};
 use super::{
     CONFIG_ROLES, DEFAULT_STAGES, MAX_STAGES, board, default_color, default_probability,
-    finish_idempotent, insert_pipeline, pipeline_dto, stage_dto, stage_kind,
+    insert_pipeline, pipeline_dto, stage_dto, stage_kind,
 };
 use crate::domains::tenants::limits::{self, Resource};
 use jtcrm_kernel::audit;
@@ -350,7 +350,7 @@ pub async fn create(
         ),
     )
     .await?;
-    finish_idempotent(state, txn, ctx, idem.as_ref(), 201, body).await
+    idempotency::commit(state, txn, ctx, idem.as_ref(), 201, body).await
 }
 
 /// Renames the pipeline and/or makes it the default. Stages change through the stage endpoints.

@@ -10,7 +10,7 @@ use jtcrm_types::br::fold_for_search;
 use jtcrm_types::dto::products::{Billing, Product, ProductCategory, ProductInput, TaxClass};
 use jtcrm_types::dto::{Page, Role};
 use jtcrm_types::{ErrorCode, FieldError};
-use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
     PaginatorTrait, QueryFilter,
@@ -21,15 +21,15 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use self::model::product;
-use crate::domains::leads::WriteMode;
-use crate::domains::pipelines::{finish_idempotent, money};
+use crate::domains::pipelines::money;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator, is_unique_violation};
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
 use jtcrm_kernel::http::pagination::{self, Keyset};
+use jtcrm_kernel::sql;
 use jtcrm_kernel::state::AppState;
-use jtcrm_kernel::store;
+use jtcrm_kernel::store::{self, WriteMode};
 
 /// Who maintains the catalog. Everyone in the tenant reads it.
 pub const CATALOG_ROLES: &[Role] = &[Role::Admin, Role::Manager];
@@ -320,7 +320,7 @@ pub async fn create(
         audit::Entry::tenant(ctx, "create", "product", id, audit::diff(&json!({}), &body)),
     )
     .await?;
-    finish_idempotent(state, txn, ctx, idem.as_ref(), 201, body).await
+    idempotency::commit(state, txn, ctx, idem.as_ref(), 201, body).await
 }
 
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Product> {
@@ -421,19 +421,6 @@ fn bad(field: &str, msg: &str) -> AppError {
     AppError::validation(vec![FieldError::new(field, "invalid_value", msg)])
 }
 
-pub fn like_pattern(text: &str) -> String {
-    let mut s = String::with_capacity(text.len() + 2);
-    s.push('%');
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            s.push('\\');
-        }
-        s.push(c);
-    }
-    s.push('%');
-    s
-}
-
 /// Products by name (then id), keyset-paginated.
 pub async fn list(state: &AppState, ctx: &TenantCtx, q: ProductQuery) -> AppResult<Page<Product>> {
     let limit = pagination::limit(q.limit)?;
@@ -469,11 +456,11 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: ProductQuery) -> AppResu
             Condition::any()
                 .add(
                     Expr::col(product::Column::NameSort)
-                        .like(LikeExpr::new(like_pattern(&fold_for_search(text))).escape('\\')),
+                        .like(sql::contains(&fold_for_search(text))),
                 )
                 .add(
                     Expr::col(product::Column::SkuKey)
-                        .like(LikeExpr::new(like_pattern(&text.to_ascii_uppercase())).escape('\\')),
+                        .like(sql::contains(&text.to_ascii_uppercase())),
                 ),
         );
     }

@@ -23,6 +23,7 @@ use super::{agenda, no_date_sort, to_dto};
 use crate::domains::leads;
 use crate::domains::leads::model::lead;
 use crate::domains::timeline::{self, kinds};
+use crate::domains::users;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::events;
@@ -80,7 +81,7 @@ async fn check_lead<C: ConnectionTrait>(
 }
 
 async fn check_assignee<C: ConnectionTrait>(conn: &C, ctx: &TenantCtx, id: Uuid) -> AppResult<()> {
-    if leads::assignment::is_active_user(conn, ctx.tenant_id, id).await? {
+    if users::is_active_user(conn, ctx.tenant_id, id).await? {
         Ok(())
     } else {
         Err(AppError::field(
@@ -372,7 +373,7 @@ pub async fn create_many_in<C: ConnectionTrait>(
     let mut users: Vec<Uuid> = drafts.iter().map(|(d, _)| d.assignee_id).collect();
     users.sort();
     users.dedup();
-    let active = leads::assignment::active_users_among(conn, ctx.tenant_id, &users).await?;
+    let active = users::active_users_among(conn, ctx.tenant_id, &users).await?;
     if users.iter().any(|u| !active.contains(u)) {
         return Err(AppError::field(
             "assignee_id",

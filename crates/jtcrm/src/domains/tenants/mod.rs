@@ -33,6 +33,7 @@ use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator, is_unique_violation};
 use jtcrm_kernel::http::extract::{RequestMeta, rate_key};
 use jtcrm_kernel::http::pagination::{self, Keyset};
+use jtcrm_kernel::sql;
 use jtcrm_kernel::state::AppState;
 
 pub fn settings_of(t: &tenant::Model) -> TenantSettings {
@@ -353,7 +354,7 @@ pub async fn list(state: &AppState, q: TenantQuery) -> AppResult<Page<Tenant>> {
         sel = sel.filter(tenant::Column::SubscriptionPlan.eq(p.as_str()));
     }
     if let Some(text) = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        let pattern = format!("%{}%", users::service::escape_like(&text.to_lowercase()));
+        let pattern = sql::contains(&text.to_lowercase());
         sel = sel.filter(
             Condition::any()
                 .add(Expr::expr(Func::lower(Expr::col(tenant::Column::Name))).like(pattern.clone()))
@@ -520,9 +521,7 @@ pub async fn update(
         if let Some(a) = &si.lead_assignment {
             if a.mode == jtcrm_types::dto::tenants::AssignmentMode::Fixed {
                 let ok = match a.user_id {
-                    Some(u) => {
-                        crate::domains::leads::assignment::is_active_user(&*txn, id, u).await?
-                    }
+                    Some(u) => crate::domains::users::is_active_user(&*txn, id, u).await?,
                     None => false,
                 };
                 if !ok {

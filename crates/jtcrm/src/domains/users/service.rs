@@ -20,6 +20,7 @@ use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator, is_unique_violation};
 use jtcrm_kernel::http::extract::{TenantCtx, user_invalidation_key};
 use jtcrm_kernel::http::pagination::{self, Keyset};
+use jtcrm_kernel::sql;
 use jtcrm_kernel::state::AppState;
 use jtcrm_kernel::store;
 
@@ -71,6 +72,39 @@ pub async fn insert_user<C: ConnectionTrait>(
         Err(e) if is_unique_violation(&e) => Err(unique_violation_error(&e)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Which of `ids` are active, live users of the tenant (one query).
+pub async fn active_users_among<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    ids: &[Uuid],
+) -> AppResult<std::collections::HashSet<Uuid>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(user::Entity::find()
+        .filter(user::Column::TenantId.eq(tenant_id))
+        .filter(user::Column::Id.is_in(ids.iter().copied()))
+        .filter(user::Column::Active.eq(true))
+        .filter(user::Column::DeletedAt.is_null())
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|u| u.id)
+        .collect())
+}
+
+/// Whether `user_id` is an active, live user of the tenant.
+pub async fn is_active_user<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    user_id: Uuid,
+) -> AppResult<bool> {
+    Ok(user::Entity::find_by_id((tenant_id, user_id))
+        .one(conn)
+        .await?
+        .is_some_and(|u| u.active && u.deleted_at.is_none()))
 }
 
 pub fn audit_created(u: &User) -> serde_json::Value {
@@ -129,7 +163,7 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: UserQuery) -> AppResult<
         sel = sel.filter(user::Column::Active.eq(a));
     }
     if let Some(text) = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+        let pattern = sql::contains(&text.to_lowercase());
         sel = sel.filter(
             Condition::any()
                 .add(Expr::expr(Func::lower(Expr::col(user::Column::Name))).like(pattern.clone()))
@@ -146,10 +180,6 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: UserQuery) -> AppResult<
     )
     .await?;
     Ok(page.map(to_dto))
-}
-
-pub fn escape_like(s: &str) -> String {
-    s.replace(['\\', '%'], "").replace('_', " ")
 }
 
 async fn find<C: ConnectionTrait>(conn: &C, tenant_id: Uuid, id: Uuid) -> AppResult<user::Model> {
