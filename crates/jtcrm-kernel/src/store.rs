@@ -12,7 +12,7 @@ use sea_orm::{
 use serde_json::json;
 
 use crate::audit;
-use crate::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult, Validator};
 use crate::http::extract::TenantCtx;
 use crate::state::Tx;
 
@@ -24,6 +24,25 @@ pub enum WriteMode {
     Replace,
     /// Absent keys are kept.
     Patch,
+}
+
+impl WriteMode {
+    /// An optional text field of the body: kept from `current` when absent on `Patch`, cleared when
+    /// absent otherwise or `null`, else trimmed and checked against `max` characters.
+    pub fn optional_text(
+        self,
+        v: &mut Validator,
+        field: &str,
+        incoming: &Option<Option<String>>,
+        current: Option<&String>,
+        max: usize,
+    ) -> Option<String> {
+        match incoming {
+            None if self == WriteMode::Patch => current.cloned(),
+            None | Some(None) => None,
+            Some(Some(s)) => v.optional_text(field, Some(s), max),
+        }
+    }
 }
 
 /// Saves `am` only if the row still has version `expected`; otherwise `412 precondition_failed`.

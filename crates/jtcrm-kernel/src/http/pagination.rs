@@ -1,5 +1,5 @@
 //! Keyset pagination: the `limit` bounds of DESIGN §6, opaque cursors ([`Cursor`]) and the one tail
-//! every list ends with ([`paginate`]): total, keyset condition, order, `limit + 1`, next cursor.
+//! every list ends with ([`Keyset::paginate`]): total, keyset condition, order, `limit + 1`, next cursor.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -162,57 +162,57 @@ impl<E: EntityTrait> Keyset<E> {
     }
 }
 
-/// The page of `sel` after `cursor` in `keyset` order: the total of `sel` when asked, at most
-/// `limit` rows, and the cursor of the next page.
-pub async fn paginate<E, C>(
-    conn: &C,
-    sel: Select<E>,
-    keyset: &Keyset<E>,
-    cursor: Option<&str>,
-    limit: u64,
-    include_total: bool,
-) -> AppResult<Page<E::Model>>
+impl<E> Keyset<E>
 where
     E: EntityTrait,
     E::Model: Sync,
-    C: ConnectionTrait,
 {
-    paginate_as::<E::Model, E, C>(conn, sel, keyset, cursor, limit, include_total).await
-}
+    /// The page of `sel` after `cursor` in this order: the total of `sel` when asked, at most
+    /// `limit` rows, and the cursor of the next page. The tail of every list.
+    pub async fn paginate<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        sel: Select<E>,
+        cursor: Option<&str>,
+        limit: u64,
+        include_total: bool,
+    ) -> AppResult<Page<E::Model>> {
+        self.paginate_as::<E::Model, C>(conn, sel, cursor, limit, include_total)
+            .await
+    }
 
-/// [`paginate`] for a selection of only some columns, read as `M` (the others take their
-/// defaults in the conversion).
-pub async fn paginate_as<M, E, C>(
-    conn: &C,
-    sel: Select<E>,
-    keyset: &Keyset<E>,
-    cursor: Option<&str>,
-    limit: u64,
-    include_total: bool,
-) -> AppResult<Page<E::Model>>
-where
-    M: FromQueryResult + Into<E::Model> + Send + Sync,
-    E: EntityTrait,
-    E::Model: Sync,
-    C: ConnectionTrait,
-{
-    let total = if include_total {
-        Some(sel.clone().count(conn).await?)
-    } else {
-        None
-    };
-    let rows = keyset
-        .apply(sel, cursor)?
-        .limit(limit + 1)
-        .into_model::<M>()
-        .all(conn)
-        .await?;
-    let (items, next_cursor) = keyset.finish(rows.into_iter().map(Into::into).collect(), limit);
-    Ok(Page {
-        items,
-        next_cursor,
-        total,
-    })
+    /// [`Keyset::paginate`] for a selection of only some columns, read as `M` (the others take
+    /// their defaults in the conversion).
+    pub async fn paginate_as<M, C>(
+        &self,
+        conn: &C,
+        sel: Select<E>,
+        cursor: Option<&str>,
+        limit: u64,
+        include_total: bool,
+    ) -> AppResult<Page<E::Model>>
+    where
+        M: FromQueryResult + Into<E::Model> + Send + Sync,
+        C: ConnectionTrait,
+    {
+        let total = if include_total {
+            Some(sel.clone().count(conn).await?)
+        } else {
+            None
+        };
+        let rows = self
+            .apply(sel, cursor)?
+            .limit(limit + 1)
+            .into_model::<M>()
+            .all(conn)
+            .await?;
+        let (items, next_cursor) = self.finish(rows.into_iter().map(Into::into).collect(), limit);
+        Ok(Page {
+            items,
+            next_cursor,
+            total,
+        })
+    }
 }
 
 /// A cursor part as the value of column `c`, or `None` if it is not one.

@@ -78,8 +78,16 @@ async fn search_takes_percent_and_underscore_literally() {
                 .collect::<Vec<_>>()
         }
     };
-    assert_eq!(found("100%25").await, vec![ids[0].clone()], "% is not a wildcard");
-    assert_eq!(found("rede_sul").await, vec![ids[2].clone()], "_ is not a wildcard");
+    assert_eq!(
+        found("100%25").await,
+        vec![ids[0].clone()],
+        "% is not a wildcard"
+    );
+    assert_eq!(
+        found("rede_sul").await,
+        vec![ids[2].clone()],
+        "_ is not a wildcard"
+    );
     assert_eq!(found("%25").await, vec![ids[0].clone()]);
     assert_eq!(found("fibra").await.len(), 2);
 }

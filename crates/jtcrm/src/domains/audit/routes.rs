@@ -101,14 +101,14 @@ pub async fn list_audit_logs(
     if let Some(v) = q.to {
         sel = sel.filter(model::Column::CreatedAt.lt(v));
     }
-    let page = pagination::paginate(
-        &state.db,
-        sel,
-        &Keyset::desc([model::Column::Id]),
-        q.cursor.as_deref(),
-        limit,
-        q.include_total == Some(true),
-    )
-    .await?;
+    let page = Keyset::desc([model::Column::Id])
+        .paginate(
+            &state.db,
+            sel,
+            q.cursor.as_deref(),
+            limit,
+            q.include_total == Some(true),
+        )
+        .await?;
     Ok(Json(page.map(to_dto)))
 }

@@ -32,7 +32,7 @@ use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::events::{self, model as event};
 use jtcrm_kernel::http::extract::TenantCtx;
-use jtcrm_kernel::http::pagination::{self, Keyset, paginate};
+use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::jobs::{JobCtx, JobError, NewJob, enqueue};
 use jtcrm_kernel::state::AppState;
 use jtcrm_kernel::store;
@@ -178,15 +178,9 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: CadenceQuery) -> AppResu
     if let Some(a) = q.active {
         sel = sel.filter(cadence::Column::Active.eq(a));
     }
-    let page = paginate(
-        &state.db,
-        sel,
-        &Keyset::desc([cadence::Column::Id]),
-        q.cursor.as_deref(),
-        limit,
-        false,
-    )
-    .await?;
+    let page = Keyset::desc([cadence::Column::Id])
+        .paginate(&state.db, sel, q.cursor.as_deref(), limit, false)
+        .await?;
     Ok(page.map(to_dto))
 }
 
@@ -687,15 +681,9 @@ pub async fn enrollments(
             .take();
         sel = sel.filter(enrollment::Column::LeadId.in_subquery(mine));
     }
-    let page = paginate(
-        &state.db,
-        sel,
-        &Keyset::desc([enrollment::Column::Id]),
-        q.cursor.as_deref(),
-        limit,
-        false,
-    )
-    .await?;
+    let page = Keyset::desc([enrollment::Column::Id])
+        .paginate(&state.db, sel, q.cursor.as_deref(), limit, false)
+        .await?;
     Ok(page.map(|r| enrollment_dto(r, total_steps)))
 }
 

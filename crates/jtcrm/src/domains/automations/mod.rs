@@ -42,7 +42,7 @@ use crate::domains::users::{self, user};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx};
-use jtcrm_kernel::http::pagination::{self, Keyset, paginate};
+use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::state::AppState;
 use jtcrm_kernel::store;
 
@@ -707,15 +707,15 @@ pub async fn list(
         }
         sel = sel.filter(automation::Column::TriggerEvent.eq(e));
     }
-    let page = paginate(
-        &state.db,
-        sel,
-        &Keyset::desc([automation::Column::Id]),
-        q.cursor.as_deref(),
-        limit,
-        q.include_total == Some(true),
-    )
-    .await?;
+    let page = Keyset::desc([automation::Column::Id])
+        .paginate(
+            &state.db,
+            sel,
+            q.cursor.as_deref(),
+            limit,
+            q.include_total == Some(true),
+        )
+        .await?;
     Ok(page.map(to_dto))
 }
 
@@ -910,15 +910,9 @@ pub async fn runs(
     if let Some(s) = q.status {
         sel = sel.filter(run::Column::Status.eq(s.as_str()));
     }
-    let page = paginate(
-        &state.db,
-        sel,
-        &Keyset::desc([run::Column::Id]),
-        q.cursor.as_deref(),
-        limit,
-        false,
-    )
-    .await?;
+    let page = Keyset::desc([run::Column::Id])
+        .paginate(&state.db, sel, q.cursor.as_deref(), limit, false)
+        .await?;
     let ids: Vec<Uuid> = page.items.iter().map(|r| r.id).collect();
     let mut by_run: HashMap<Uuid, Vec<ActionResult>> = HashMap::new();
     if !ids.is_empty() {

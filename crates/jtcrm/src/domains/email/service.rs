@@ -102,15 +102,9 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: EmailQuery) -> AppResult
     if let Some(k) = kind {
         sel = sel.filter(email::Column::Kind.eq(k));
     }
-    let page = pagination::paginate(
-        &state.db,
-        sel,
-        &Keyset::desc([email::Column::Id]),
-        q.cursor.as_deref(),
-        limit,
-        false,
-    )
-    .await?;
+    let page = Keyset::desc([email::Column::Id])
+        .paginate(&state.db, sel, q.cursor.as_deref(), limit, false)
+        .await?;
     Ok(page.map(to_dto))
 }
 

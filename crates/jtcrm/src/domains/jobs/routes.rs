@@ -122,15 +122,15 @@ pub async fn list_jobs(
         }
         sel = sel.filter(model::Column::Kind.eq(k));
     }
-    let page = pagination::paginate(
-        &state.db,
-        sel,
-        &Keyset::desc([model::Column::Id]),
-        q.cursor.as_deref(),
-        limit,
-        q.include_total == Some(true),
-    )
-    .await?;
+    let page = Keyset::desc([model::Column::Id])
+        .paginate(
+            &state.db,
+            sel,
+            q.cursor.as_deref(),
+            limit,
+            q.include_total == Some(true),
+        )
+        .await?;
     Ok(Json(page.map(to_dto)))
 }
 

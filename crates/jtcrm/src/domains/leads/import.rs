@@ -955,15 +955,9 @@ pub async fn list(
     if !sees_all_imports(ctx) {
         q = q.filter(import::Column::CreatedBy.eq(ctx.user_id));
     }
-    let page = pagination::paginate_as::<ImportSummary, _, _>(
-        &state.db,
-        q,
-        &Keyset::desc([import::Column::Id]),
-        cursor,
-        limit,
-        false,
-    )
-    .await?;
+    let page = Keyset::desc([import::Column::Id])
+        .paginate_as::<ImportSummary, _>(&state.db, q, cursor, limit, false)
+        .await?;
     Ok(page.map(|m| to_dto(m, false)))
 }
 

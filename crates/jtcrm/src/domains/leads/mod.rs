@@ -111,21 +111,6 @@ impl LeadDraft {
     }
 }
 
-fn text_field(
-    v: &mut Validator,
-    field: &str,
-    incoming: &Option<Option<String>>,
-    current: Option<&String>,
-    mode: WriteMode,
-    max: usize,
-) -> Option<String> {
-    match incoming {
-        None if mode == WriteMode::Patch => current.cloned(),
-        None | Some(None) => None,
-        Some(Some(s)) => v.optional_text(field, Some(s), max),
-    }
-}
-
 fn parse_with<T>(
     v: &mut Validator,
     field: &str,
@@ -212,36 +197,32 @@ pub fn validate(
         Uf::parse,
         |u| u.as_str().to_string(),
     );
-    let company = text_field(
+    let company = mode.optional_text(
         v,
         "company",
         &input.company,
         cur.and_then(|c| c.company.as_ref()),
-        mode,
         200,
     );
-    let position = text_field(
+    let position = mode.optional_text(
         v,
         "position",
         &input.position,
         cur.and_then(|c| c.position.as_ref()),
-        mode,
         120,
     );
-    let city = text_field(
+    let city = mode.optional_text(
         v,
         "city",
         &input.city,
         cur.and_then(|c| c.city.as_ref()),
-        mode,
         120,
     );
-    let notes = text_field(
+    let notes = mode.optional_text(
         v,
         "notes",
         &input.notes,
         cur.and_then(|c| c.notes.as_ref()),
-        mode,
         20_000,
     );
 

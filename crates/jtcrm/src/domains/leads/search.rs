@@ -594,15 +594,15 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: &LeadQuery) -> AppResult
     // The text-search fast path reads its rows from a window of the term index, which `paginate`
     // cannot express; it shares the rest of the tail (total, `limit + 1`, next cursor).
     let Some(rows) = text_candidates_by_id(state, ctx, q).await? else {
-        let page = pagination::paginate(
-            &state.db,
-            base,
-            &keyset,
-            q.cursor.as_deref(),
-            q.limit,
-            q.include_total,
-        )
-        .await?;
+        let page = keyset
+            .paginate(
+                &state.db,
+                base,
+                q.cursor.as_deref(),
+                q.limit,
+                q.include_total,
+            )
+            .await?;
         return Ok(page.map(super::to_dto));
     };
     let total = if q.include_total {

@@ -126,16 +126,7 @@ async fn check_owner<C: ConnectionTrait>(
     ctx: &TenantCtx,
     owner: Option<Uuid>,
 ) -> AppResult<()> {
-    if let Some(o) = owner
-        && !users::is_active_user(conn, ctx.tenant_id, o).await?
-    {
-        return Err(AppError::field(
-            "owner_id",
-            "unknown_user",
-            "Usuário responsável inexistente ou inativo",
-        ));
-    }
-    Ok(())
+    users::check_active_owner(conn, ctx.tenant_id, owner).await
 }
 
 async fn record_status<C: ConnectionTrait>(

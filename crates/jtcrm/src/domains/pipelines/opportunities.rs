@@ -675,31 +675,7 @@ async fn check_owner<C: ConnectionTrait>(
             "Apenas gestores atribuem oportunidades a outros usuários.",
         ));
     }
-    if let Some(o) = owner
-        && !users::is_active_user(conn, ctx.tenant_id, o).await?
-    {
-        return Err(AppError::field(
-            "owner_id",
-            "unknown_user",
-            "Usuário responsável inexistente ou inativo",
-        ));
-    }
-    Ok(())
-}
-
-fn opt_text(
-    v: &mut Validator,
-    field: &str,
-    incoming: &Option<Option<String>>,
-    current: Option<&String>,
-    mode: WriteMode,
-    max: usize,
-) -> Option<String> {
-    match incoming {
-        None if mode == WriteMode::Patch => current.cloned(),
-        None | Some(None) => None,
-        Some(Some(s)) => v.optional_text(field, Some(s), max),
-    }
+    users::check_active_owner(conn, ctx.tenant_id, owner).await
 }
 
 fn parse_status(v: &mut Validator, s: &Option<String>) -> Option<OpportunityStatus> {
@@ -862,22 +838,9 @@ pub async fn create(
         _ => v.required_text("title", None, 200),
     };
     let status_in = parse_status(&mut v, &input.status);
-    let lost_reason = opt_text(
-        &mut v,
-        "lost_reason",
-        &input.lost_reason,
-        None,
-        WriteMode::Create,
-        500,
-    );
-    let notes = opt_text(
-        &mut v,
-        "notes",
-        &input.notes,
-        None,
-        WriteMode::Create,
-        20_000,
-    );
+    let lost_reason =
+        WriteMode::Create.optional_text(&mut v, "lost_reason", &input.lost_reason, None, 500);
+    let notes = WriteMode::Create.optional_text(&mut v, "notes", &input.notes, None, 20_000);
     let prob = probability(&mut v, input.probability.flatten());
     let term_months = term(&mut v, input.term_months, DEFAULT_TERM_MONTHS);
     let owner_id = match input.owner_id {
@@ -1018,12 +981,11 @@ pub async fn update(
         Some(Some(s)) => v.optional_text("lost_reason", Some(s), 500),
     };
     check_lost_reason(&mut v, status, &lost_reason, "lost_reason");
-    let notes = opt_text(
+    let notes = mode.optional_text(
         &mut v,
         "notes",
         &input.notes,
         current.notes.as_ref(),
-        mode,
         20_000,
     );
     let lead_id = match input.lead_id {
@@ -1845,14 +1807,16 @@ fn filtered(ctx: &TenantCtx, q: &OppQuery) -> Select<opportunity::Entity> {
 }
 
 pub async fn list(state: &AppState, ctx: &TenantCtx, q: &OppQuery) -> AppResult<Page<Opportunity>> {
-    let page = pagination::paginate(
-        &state.db,
-        filtered(ctx, q),
-        &q.sort.keyset(q.descending),
-        q.cursor.as_deref(),
-        q.limit,
-        q.include_total,
-    )
-    .await?;
+    let page = q
+        .sort
+        .keyset(q.descending)
+        .paginate(
+            &state.db,
+            filtered(ctx, q),
+            q.cursor.as_deref(),
+            q.limit,
+            q.include_total,
+        )
+        .await?;
     Ok(page.map(|m| opportunity_dto(m, None)))
 }

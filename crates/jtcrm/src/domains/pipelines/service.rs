@@ -243,15 +243,9 @@ pub async fn list(
     let sel = pipeline::Entity::find()
         .filter(pipeline::Column::TenantId.eq(ctx.tenant_id))
         .filter(pipeline::Column::DeletedAt.is_null());
-    let page = pagination::paginate(
-        &state.db,
-        sel,
-        &Keyset::asc([pipeline::Column::Id]),
-        cursor,
-        limit,
-        include_total,
-    )
-    .await?;
+    let page = Keyset::asc([pipeline::Column::Id])
+        .paginate(&state.db, sel, cursor, limit, include_total)
+        .await?;
     let ids: Vec<Uuid> = page.items.iter().map(|p| p.id).collect();
     let stages = if ids.is_empty() {
         vec![]

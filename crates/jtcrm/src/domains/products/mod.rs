@@ -464,14 +464,14 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: ProductQuery) -> AppResu
                 ),
         );
     }
-    let page = pagination::paginate(
-        &state.db,
-        sel,
-        &Keyset::asc([product::Column::NameSort, product::Column::Id]),
-        q.cursor.as_deref(),
-        limit,
-        q.include_total == Some(true),
-    )
-    .await?;
+    let page = Keyset::asc([product::Column::NameSort, product::Column::Id])
+        .paginate(
+            &state.db,
+            sel,
+            q.cursor.as_deref(),
+            limit,
+            q.include_total == Some(true),
+        )
+        .await?;
     Ok(page.map(to_dto))
 }

@@ -880,14 +880,14 @@ pub async fn list(
             .filter(task::Column::DueSort.gte(from))
             .filter(task::Column::DueSort.lt(to));
     }
-    let page = pagination::paginate(
+    let page = Keyset::asc([
+        task::Column::DueSort,
+        task::Column::PriorityRank,
+        task::Column::Id,
+    ])
+    .paginate(
         &state.db,
         sel,
-        &Keyset::asc([
-            task::Column::DueSort,
-            task::Column::PriorityRank,
-            task::Column::Id,
-        ]),
         q.cursor.as_deref(),
         limit,
         q.include_total == Some(true),

@@ -362,15 +362,15 @@ pub async fn list(state: &AppState, q: TenantQuery) -> AppResult<Page<Tenant>> {
                 .add(Expr::col(tenant::Column::Email).like(pattern)),
         );
     }
-    let page = pagination::paginate(
-        &state.db,
-        sel,
-        &Keyset::asc([tenant::Column::Id]),
-        q.cursor.as_deref(),
-        limit,
-        q.include_total == Some(true),
-    )
-    .await?;
+    let page = Keyset::asc([tenant::Column::Id])
+        .paginate(
+            &state.db,
+            sel,
+            q.cursor.as_deref(),
+            limit,
+            q.include_total == Some(true),
+        )
+        .await?;
     Ok(page.map(to_dto))
 }
 

@@ -210,15 +210,9 @@ pub async fn feed<C: ConnectionTrait>(
         }
         sel = sel.filter(model::Column::Kind.is_in(kinds));
     }
-    let page = pagination::paginate(
-        conn,
-        sel,
-        &Keyset::desc([model::Column::OccurredAt, model::Column::Id]),
-        q.cursor.as_deref(),
-        limit,
-        false,
-    )
-    .await?;
+    let page = Keyset::desc([model::Column::OccurredAt, model::Column::Id])
+        .paginate(conn, sel, q.cursor.as_deref(), limit, false)
+        .await?;
     Ok(page.map(|r| TimelineEntry {
         id: r.id,
         kind: r.kind,

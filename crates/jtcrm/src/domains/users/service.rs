@@ -95,6 +95,24 @@ pub async fn active_users_among<C: ConnectionTrait>(
         .collect())
 }
 
+/// `422 unknown_user` on `owner_id` unless `owner` is absent or an active, live user of the tenant.
+pub async fn check_active_owner<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    owner: Option<Uuid>,
+) -> AppResult<()> {
+    if let Some(o) = owner
+        && !is_active_user(conn, tenant_id, o).await?
+    {
+        return Err(AppError::field(
+            "owner_id",
+            "unknown_user",
+            "Usuário responsável inexistente ou inativo",
+        ));
+    }
+    Ok(())
+}
+
 /// Whether `user_id` is an active, live user of the tenant.
 pub async fn is_active_user<C: ConnectionTrait>(
     conn: &C,
@@ -170,15 +188,15 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: UserQuery) -> AppResult<
                 .add(Expr::col(user::Column::Email).like(pattern)),
         );
     }
-    let page = pagination::paginate(
-        &state.db,
-        sel,
-        &Keyset::asc([user::Column::Id]),
-        q.cursor.as_deref(),
-        limit,
-        q.include_total == Some(true),
-    )
-    .await?;
+    let page = Keyset::asc([user::Column::Id])
+        .paginate(
+            &state.db,
+            sel,
+            q.cursor.as_deref(),
+            limit,
+            q.include_total == Some(true),
+        )
+        .await?;
     Ok(page.map(to_dto))
 }
 
