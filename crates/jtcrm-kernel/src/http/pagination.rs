@@ -167,15 +167,15 @@ where
     E: EntityTrait,
     E::Model: Sync,
 {
-    /// The page of `sel` after `cursor` in this order: the total of `sel` when asked, at most
-    /// `limit` rows, and the cursor of the next page. The tail of every list.
+    /// The page of `sel` after `cursor` in this order: the total of `sel` when asked (`true` or
+    /// `Some(true)`), at most `limit` rows, and the cursor of the next page. The tail of every list.
     pub async fn paginate<C: ConnectionTrait>(
         &self,
         conn: &C,
         sel: Select<E>,
         cursor: Option<&str>,
         limit: u64,
-        include_total: bool,
+        include_total: impl Into<Option<bool>>,
     ) -> AppResult<Page<E::Model>> {
         self.paginate_as::<E::Model, C>(conn, sel, cursor, limit, include_total)
             .await
@@ -189,13 +189,13 @@ where
         sel: Select<E>,
         cursor: Option<&str>,
         limit: u64,
-        include_total: bool,
+        include_total: impl Into<Option<bool>>,
     ) -> AppResult<Page<E::Model>>
     where
         M: FromQueryResult + Into<E::Model> + Send + Sync,
         C: ConnectionTrait,
     {
-        let total = if include_total {
+        let total = if include_total.into() == Some(true) {
             Some(sel.clone().count(conn).await?)
         } else {
             None

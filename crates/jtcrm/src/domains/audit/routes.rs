@@ -102,13 +102,7 @@ pub async fn list_audit_logs(
         sel = sel.filter(model::Column::CreatedAt.lt(v));
     }
     let page = Keyset::desc([model::Column::Id])
-        .paginate(
-            &state.db,
-            sel,
-            q.cursor.as_deref(),
-            limit,
-            q.include_total == Some(true),
-        )
+        .paginate(&state.db, sel, q.cursor.as_deref(), limit, q.include_total)
         .await?;
     Ok(Json(page.map(to_dto)))
 }

@@ -708,13 +708,7 @@ pub async fn list(
         sel = sel.filter(automation::Column::TriggerEvent.eq(e));
     }
     let page = Keyset::desc([automation::Column::Id])
-        .paginate(
-            &state.db,
-            sel,
-            q.cursor.as_deref(),
-            limit,
-            q.include_total == Some(true),
-        )
+        .paginate(&state.db, sel, q.cursor.as_deref(), limit, q.include_total)
         .await?;
     Ok(page.map(to_dto))
 }

@@ -123,13 +123,7 @@ pub async fn list_jobs(
         sel = sel.filter(model::Column::Kind.eq(k));
     }
     let page = Keyset::desc([model::Column::Id])
-        .paginate(
-            &state.db,
-            sel,
-            q.cursor.as_deref(),
-            limit,
-            q.include_total == Some(true),
-        )
+        .paginate(&state.db, sel, q.cursor.as_deref(), limit, q.include_total)
         .await?;
     Ok(Json(page.map(to_dto)))
 }

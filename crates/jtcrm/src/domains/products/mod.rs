@@ -465,13 +465,7 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: ProductQuery) -> AppResu
         );
     }
     let page = Keyset::asc([product::Column::NameSort, product::Column::Id])
-        .paginate(
-            &state.db,
-            sel,
-            q.cursor.as_deref(),
-            limit,
-            q.include_total == Some(true),
-        )
+        .paginate(&state.db, sel, q.cursor.as_deref(), limit, q.include_total)
         .await?;
     Ok(page.map(to_dto))
 }

@@ -885,13 +885,7 @@ pub async fn list(
         task::Column::PriorityRank,
         task::Column::Id,
     ])
-    .paginate(
-        &state.db,
-        sel,
-        q.cursor.as_deref(),
-        limit,
-        q.include_total == Some(true),
-    )
+    .paginate(&state.db, sel, q.cursor.as_deref(), limit, q.include_total)
     .await?;
     Ok(page.map(to_dto))
 }

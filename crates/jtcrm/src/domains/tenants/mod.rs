@@ -363,13 +363,7 @@ pub async fn list(state: &AppState, q: TenantQuery) -> AppResult<Page<Tenant>> {
         );
     }
     let page = Keyset::asc([tenant::Column::Id])
-        .paginate(
-            &state.db,
-            sel,
-            q.cursor.as_deref(),
-            limit,
-            q.include_total == Some(true),
-        )
+        .paginate(&state.db, sel, q.cursor.as_deref(), limit, q.include_total)
         .await?;
     Ok(page.map(to_dto))
 }

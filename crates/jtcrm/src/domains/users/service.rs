@@ -189,13 +189,7 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: UserQuery) -> AppResult<
         );
     }
     let page = Keyset::asc([user::Column::Id])
-        .paginate(
-            &state.db,
-            sel,
-            q.cursor.as_deref(),
-            limit,
-            q.include_total == Some(true),
-        )
+        .paginate(&state.db, sel, q.cursor.as_deref(), limit, q.include_total)
         .await?;
     Ok(page.map(to_dto))
 }
