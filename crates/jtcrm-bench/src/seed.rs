@@ -33,7 +33,7 @@ use uuid::Uuid;
 
 use jtcrm::domains::leads::model::{lead, status_history, tag, term};
 use jtcrm::domains::leads::scoring::Scorer;
-use jtcrm::domains::leads::{self, LeadDraft, WriteMode, search};
+use jtcrm::domains::leads::{self, LeadDraft, search};
 use jtcrm::domains::plans;
 use jtcrm::domains::tenants::limits::{self, Resource};
 use jtcrm::domains::tenants::model::tenant;
@@ -42,6 +42,7 @@ use jtcrm::domains::users::{self, NewUser};
 use jtcrm_kernel::error::{AppError, Validator};
 use jtcrm_kernel::http::extract::RequestMeta;
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store::WriteMode;
 
 /// What to seed. Sizes are per tenant; tenant 0 is the big one.
 #[derive(Debug, Clone)]

@@ -5,10 +5,14 @@
 //! - [`config`], [`db`], [`kv`], [`security`], [`telemetry`]: settings, storage, key-value store,
 //!   keys and hashing, logging and metrics.
 //! - [`state`]: the shared [`state::AppState`] and write transactions ([`state::Tx`]).
+//! - [`store`]: how every domain writes rows: write modes, optimistic-lock updates, soft delete and
+//!   restore.
 //! - [`http`]: the request context (tenant, actor with role, request meta), role guards,
 //!   body/path/query extractors, pagination and cursors, idempotency keys.
 //! - [`tenancy`]: the per-request tenant snapshot (status, plan limits and features, settings).
+//! - [`visibility`]: who sees which owned records (own only, or the whole team).
 //! - [`error`]: the problem+json error type and its code table.
+//! - [`sql`]: shared SQL pieces (literal `LIKE` patterns).
 //! - [`events`], [`audit`]: the domain-event outbox and the audit log, written in the caller's
 //!   transaction.
 //! - [`jobs`]: the durable job queue, the worker and the registry domains register into.
@@ -23,6 +27,9 @@ pub mod jobs;
 pub mod kv;
 pub mod secrets;
 pub mod security;
+pub mod sql;
 pub mod state;
+pub mod store;
 pub mod telemetry;
 pub mod tenancy;
+pub mod visibility;

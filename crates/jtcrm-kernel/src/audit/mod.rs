@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 use uuid::Uuid;
 
 use crate::error::AppResult;
-use crate::http::extract::RequestMeta;
+use crate::http::extract::{RequestMeta, TenantCtx};
 
 /// Fields never written to the audit log, whatever entity they belong to.
 const SECRET_FIELDS: &[&str] = &[
@@ -30,6 +30,27 @@ pub struct Entry<'a> {
     pub entity_id: String,
     pub changes: Value,
     pub meta: &'a RequestMeta,
+}
+
+impl<'a> Entry<'a> {
+    /// A change made in `ctx`'s tenant by its user, in this request.
+    pub fn tenant(
+        ctx: &'a TenantCtx,
+        action: &'a str,
+        entity_type: &'a str,
+        entity_id: impl ToString,
+        changes: Value,
+    ) -> Self {
+        Entry {
+            tenant_id: Some(ctx.tenant_id),
+            actor_id: Some(ctx.user_id),
+            action,
+            entity_type,
+            entity_id: entity_id.to_string(),
+            changes,
+            meta: &ctx.meta,
+        }
+    }
 }
 
 fn row(e: Entry<'_>) -> model::ActiveModel {

@@ -8,7 +8,9 @@ use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult, is_unique_violation};
+use crate::http::extract::TenantCtx;
 use crate::security::sha256_hex;
+use crate::state::{AppState, Tx};
 
 pub mod model {
     use sea_orm::entity::prelude::*;
@@ -126,4 +128,30 @@ pub async fn store<C: ConnectionTrait>(
         Err(e) if is_unique_violation(&e) => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Stores the response for `idem` in `txn` and commits, or — when a concurrent request with the same
+/// key won — rolls back and answers as that request did.
+pub async fn commit(
+    state: &AppState,
+    txn: Tx,
+    ctx: &TenantCtx,
+    idem: Option<&IdempotencyKey>,
+    status: u16,
+    body: serde_json::Value,
+) -> AppResult<(u16, serde_json::Value)> {
+    if let Some(k) = idem
+        && !store(&*txn, ctx.tenant_id, k, status, &body).await?
+    {
+        drop(txn);
+        return match lookup(&state.db, ctx.tenant_id, k).await? {
+            Some(r) => Ok((r.status, r.body)),
+            None => Err(AppError::new(
+                ErrorCode::IdempotencyKeyInUse,
+                "Requisição com esta Idempotency-Key em andamento.",
+            )),
+        };
+    }
+    txn.commit().await?;
+    Ok((status, body))
 }

@@ -12,6 +12,17 @@ pub struct Page<T> {
     pub total: Option<u64>,
 }
 
+impl<T> Page<T> {
+    /// The same page with each item converted by `f`.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            next_cursor: self.next_cursor,
+            total: self.total,
+        }
+    }
+}
+
 /// Platform-wide roles. `super_admin` belongs to the platform, never to a tenant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -16,34 +16,4 @@ pub mod tenants;
 pub mod timeline;
 pub mod users;
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, IntoActiveModel,
-    QueryFilter,
-};
-
-use jtcrm_kernel::error::{AppError, AppResult};
-
-/// Saves `am` only if the row still has version `expected`; otherwise `412 precondition_failed`.
-pub async fn optimistic_update<E, C>(
-    conn: &C,
-    am: E::ActiveModel,
-    version_col: E::Column,
-    expected: i32,
-) -> AppResult<E::Model>
-where
-    E: EntityTrait,
-    E::Model: IntoActiveModel<E::ActiveModel>,
-    E::ActiveModel: ActiveModelTrait<Entity = E> + Send,
-    C: ConnectionTrait,
-{
-    match E::update(am)
-        .validate()?
-        .filter(version_col.eq(expected))
-        .exec(conn)
-        .await
-    {
-        Ok(m) => Ok(m),
-        Err(DbErr::RecordNotUpdated) => Err(AppError::stale_version()),
-        Err(e) => Err(e.into()),
-    }
-}
+pub use jtcrm_kernel::store::optimistic_update;

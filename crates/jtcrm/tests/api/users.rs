@@ -60,6 +60,50 @@ async fn admin_creates_lists_and_reads_users() {
 }
 
 #[tokio::test]
+async fn search_takes_percent_and_underscore_literally() {
+    let app = spawn_app().await;
+    let t = app.create_tenant().await;
+    let mut ids = vec![];
+    for name in ["Ana 100% Fibra", "Ana 1000 Fibra", "Rede_Sul", "RedeXSul"] {
+        let r = app
+            .post(
+                "/api/users",
+                &t.admin_token,
+                json!({"name": name, "email": format!("{}@x.com.br", unique("u")), "password": "12345678", "role": "sales"}),
+            )
+            .await;
+        r.assert(201);
+        ids.push(r.id());
+    }
+    let found = |q: &'static str| {
+        let app = &app;
+        let token = t.admin_token.clone();
+        async move {
+            let r = app.get(&format!("/api/users?q={q}"), &token).await;
+            r.assert(200);
+            r.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u["id"].as_str().unwrap().to_string())
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        found("100%25").await,
+        vec![ids[0].clone()],
+        "% is not a wildcard"
+    );
+    assert_eq!(
+        found("rede_sul").await,
+        vec![ids[2].clone()],
+        "_ is not a wildcard"
+    );
+    assert_eq!(found("%25").await, vec![ids[0].clone()]);
+    assert_eq!(found("fibra").await.len(), 2);
+}
+
+#[tokio::test]
 async fn create_user_bad_input() {
     let app = spawn_app().await;
     let t = app.create_tenant().await;

@@ -6,7 +6,7 @@ use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
 use jtcrm_types::dto::audit::AuditLog;
 use jtcrm_types::dto::{Page, Role};
-use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -15,7 +15,7 @@ use uuid::Uuid;
 use jtcrm_kernel::audit::{model, to_dto};
 use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::{AdminCtx, ApiQuery, Auth};
-use jtcrm_kernel::http::pagination;
+use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -73,7 +73,6 @@ pub async fn list_audit_logs(
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> AppResult<Json<Page<AuditLog>>> {
     let limit = pagination::limit(q.limit)?;
-    let after = pagination::decode_id_cursor(q.cursor.as_deref())?;
     let mut sel = model::Entity::find();
     match scope {
         AuditScope::Tenant(t) => sel = sel.filter(model::Column::TenantId.eq(t)),
@@ -101,23 +100,8 @@ pub async fn list_audit_logs(
     if let Some(v) = q.to {
         sel = sel.filter(model::Column::CreatedAt.lt(v));
     }
-    let total = if q.include_total == Some(true) {
-        Some(sel.clone().count(&state.db).await?)
-    } else {
-        None
-    };
-    if let Some(a) = after {
-        sel = sel.filter(model::Column::Id.lt(a));
-    }
-    let rows = sel
-        .order_by_desc(model::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
+    let page = Keyset::desc([model::Column::Id])
+        .paginate(&state.db, sel, q.cursor.as_deref(), limit, q.include_total)
         .await?;
-    let (rows, next_cursor) = pagination::finish_page(rows, limit, |r| r.id);
-    Ok(Json(Page {
-        items: rows.into_iter().map(to_dto).collect(),
-        next_cursor,
-        total,
-    }))
+    Ok(Json(page.map(to_dto)))
 }

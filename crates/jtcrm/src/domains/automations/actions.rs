@@ -32,13 +32,13 @@ use super::model::{automation, run, run_action};
 use super::templates::{clip, render};
 use super::{Parsed, actor_ctx, cadences};
 use crate::domains::leads::model::lead;
-use crate::domains::leads::{self, WriteMode, assignment, scoring};
+use crate::domains::leads::{self, assignment, scoring};
 use crate::domains::pipelines::model::{opportunity, stage};
 use crate::domains::pipelines::{self, board::Anchor, opportunities::Transition};
 use crate::domains::tasks;
 use crate::domains::tasks::model::task;
 use crate::domains::tenants::model::tenant;
-use crate::domains::users::user;
+use crate::domains::users::{self, user};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::events::{self, model as event};
@@ -46,6 +46,7 @@ use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::guard::{Sellers, Staff};
 use jtcrm_kernel::jobs::{JobCtx, JobError};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store::WriteMode;
 
 pub const ACTION_KIND: &str = "automations.action";
 const WEBHOOK_TIMEOUT: StdDuration = StdDuration::from_secs(10);
@@ -933,7 +934,7 @@ impl Env<'_> {
             AssigneeMode::Owner => Ok(l.owner_id.unwrap_or(self.ctx.user_id)),
             AssigneeMode::User => {
                 let u = user_id.ok_or_else(|| Failure::fatal("Usuário não configurado."))?;
-                if assignment::is_active_user(&self.state.db, self.tenant(), u).await? {
+                if users::is_active_user(&self.state.db, self.tenant(), u).await? {
                     Ok(u)
                 } else {
                     Err(Failure::fatal(

@@ -323,8 +323,7 @@ async fn execute(state: &AppState, tenant_id: Uuid, items: &[Item], attempt: i32
     // per-action job, which records the failure.
     assignees.sort();
     assignees.dedup();
-    let active =
-        crate::domains::leads::assignment::active_users_among(&*tx, tenant_id, &assignees).await?;
+    let active = crate::domains::users::active_users_among(&*tx, tenant_id, &assignees).await?;
     let now = Utc::now();
     let mut results: Vec<run_action::ActiveModel> = vec![];
     let mut done_runs: Vec<(&run::Model, &Parsed, usize)> = vec![];

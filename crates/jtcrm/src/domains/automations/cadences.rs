@@ -14,7 +14,7 @@ use jtcrm_types::dto::tasks::TaskInput;
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, TryInsertResult,
+    QuerySelect, TryInsertResult,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -27,16 +27,17 @@ use super::business_hours::{self, Hours};
 use super::model::{cadence, enrollment};
 use super::templates::{clip, render};
 use crate::domains::leads::model::lead;
-use crate::domains::leads::search;
 use crate::domains::tasks;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::events::{self, model as event};
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::guard::{Authorized, Managers, Staff};
-use jtcrm_kernel::http::pagination::{self, decode_id_cursor, finish_page};
+use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::jobs::{JobCtx, JobError, NewJob, enqueue};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store;
+use jtcrm_kernel::visibility;
 
 pub const STEP_KIND: &str = "automations.cadence_step";
 pub const MAX_STEPS: usize = 30;
@@ -147,23 +148,6 @@ fn validate_steps(v: &mut Validator, steps: Option<Vec<CadenceStep>>) -> Vec<Cad
     out
 }
 
-fn audit_entry<'a>(
-    ctx: &'a TenantCtx,
-    action: &'a str,
-    id: Uuid,
-    changes: Value,
-) -> audit::Entry<'a> {
-    audit::Entry {
-        tenant_id: Some(ctx.tenant_id),
-        actor_id: Some(ctx.user_id),
-        action,
-        entity_type: "cadence",
-        entity_id: id.to_string(),
-        changes,
-        meta: &ctx.meta,
-    }
-}
-
 async fn find<C: ConnectionTrait>(
     conn: &C,
     tenant_id: Uuid,
@@ -193,20 +177,10 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: CadenceQuery) -> AppResu
     if let Some(a) = q.active {
         sel = sel.filter(cadence::Column::Active.eq(a));
     }
-    if let Some(c) = decode_id_cursor(q.cursor.as_deref())? {
-        sel = sel.filter(cadence::Column::Id.lt(c));
-    }
-    let rows = sel
-        .order_by_desc(cadence::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
+    let page = Keyset::desc([cadence::Column::Id])
+        .paginate(&state.db, sel, q.cursor.as_deref(), limit, false)
         .await?;
-    let (rows, next_cursor) = finish_page(rows, limit, |r| r.id);
-    Ok(Page {
-        items: rows.into_iter().map(to_dto).collect(),
-        next_cursor,
-        total: None,
-    })
+    Ok(page.map(to_dto))
 }
 
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Cadence> {
@@ -247,7 +221,13 @@ pub async fn create(
     let snap = serde_json::to_value(&dto).unwrap_or_default();
     audit::record(
         &*txn,
-        audit_entry(ctx, "create", dto.id, audit::diff(&json!({}), &snap)),
+        audit::Entry::tenant(
+            ctx,
+            "create",
+            "cadence",
+            dto.id,
+            audit::diff(&json!({}), &snap),
+        ),
     )
     .await?;
     txn.commit().await?;
@@ -296,7 +276,7 @@ pub async fn update(
     let after = serde_json::to_value(&dto).unwrap_or_default();
     audit::record(
         &*txn,
-        audit_entry(ctx, "update", id, audit::diff(&before, &after)),
+        audit::Entry::tenant(ctx, "update", "cadence", id, audit::diff(&before, &after)),
     )
     .await?;
     txn.commit().await?;
@@ -307,19 +287,6 @@ pub async fn update(
 pub async fn delete(state: &AppState, ctx: &Authorized<Managers>, id: Uuid) -> AppResult<()> {
     let txn = state.begin().await?;
     let cur = find(&*txn, ctx.tenant_id, id).await?;
-    let version = cur.version;
-    let mut am = cur.into_active_model();
-    am.deleted_at = Set(Some(Utc::now()));
-    am.active = Set(false);
-    am.updated_at = Set(Utc::now());
-    am.version = Set(version + 1);
-    crate::domains::optimistic_update::<cadence::Entity, _>(
-        &*txn,
-        am,
-        cadence::Column::Version,
-        version,
-    )
-    .await?;
     end_enrollments(
         &*txn,
         ctx.tenant_id,
@@ -329,18 +296,10 @@ pub async fn delete(state: &AppState, ctx: &Authorized<Managers>, id: Uuid) -> A
         "cadence_deleted",
     )
     .await?;
-    audit::record(
-        &*txn,
-        audit_entry(
-            ctx,
-            "delete",
-            id,
-            json!({"deleted": {"from": false, "to": true}}),
-        ),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    store::soft_delete::<cadence::Entity>(txn, ctx, "cadence", cur, |am| {
+        am.active = Set(false);
+    })
+    .await
 }
 
 // ---------- enrolments ----------
@@ -479,7 +438,7 @@ async fn visible_leads<C: ConnectionTrait>(
         .await?;
     let ok: Vec<Uuid> = found
         .iter()
-        .filter(|l| search::visible_to(ctx, l.owner_id))
+        .filter(|l| visibility::visible_to(ctx, l.owner_id))
         .map(|l| l.id)
         .collect();
     let missing: Vec<Uuid> = ids.iter().copied().filter(|i| !ok.contains(i)).collect();
@@ -554,9 +513,10 @@ pub async fn enroll(
     }
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "enroll",
+            "cadence",
             id,
             json!({"lead_ids": out.iter().map(|e| e.lead_id).collect::<Vec<_>>()}),
         ),
@@ -620,7 +580,13 @@ pub async fn unenroll(
     let n = end_enrollments(&*txn, ctx.tenant_id, Some(id), Some(&ids), None, "manual").await?;
     audit::record(
         &*txn,
-        audit_entry(ctx, "unenroll", id, json!({"lead_ids": ids, "ended": n})),
+        audit::Entry::tenant(
+            ctx,
+            "unenroll",
+            "cadence",
+            id,
+            json!({"lead_ids": ids, "ended": n}),
+        ),
     )
     .await?;
     txn.commit().await?;
@@ -657,9 +623,10 @@ pub async fn exit(
     end_enrollments(&*txn, ctx.tenant_id, Some(id), None, Some(e.id), reason).await?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "exit",
+            "cadence",
             id,
             json!({"lead_id": lead_id, "reason": reason}),
         ),
@@ -702,7 +669,7 @@ pub async fn enrollments(
     if let Some(l) = q.lead_id {
         sel = sel.filter(enrollment::Column::LeadId.eq(l));
     }
-    if !search::visible_to(ctx, None) {
+    if !visibility::sees_all(ctx) {
         let mine = Query::select()
             .column(lead::Column::Id)
             .from(lead::Entity)
@@ -711,23 +678,10 @@ pub async fn enrollments(
             .take();
         sel = sel.filter(enrollment::Column::LeadId.in_subquery(mine));
     }
-    if let Some(cur) = decode_id_cursor(q.cursor.as_deref())? {
-        sel = sel.filter(enrollment::Column::Id.lt(cur));
-    }
-    let rows = sel
-        .order_by_desc(enrollment::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
+    let page = Keyset::desc([enrollment::Column::Id])
+        .paginate(&state.db, sel, q.cursor.as_deref(), limit, false)
         .await?;
-    let (rows, next_cursor) = finish_page(rows, limit, |r| r.id);
-    Ok(Page {
-        items: rows
-            .into_iter()
-            .map(|r| enrollment_dto(r, total_steps))
-            .collect(),
-        next_cursor,
-        total: None,
-    })
+    Ok(page.map(|r| enrollment_dto(r, total_steps)))
 }
 
 /// Exit events of a dispatch batch: a lead converted or lost, an opportunity won or lost (its lead

@@ -919,15 +919,13 @@ pub async fn execute(
         .collect();
     audit::record(
         &*tx,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "execute",
-            entity_type: "automation",
-            entity_id: id.to_string(),
-            changes: json!({"runs": runs.len(), "skipped": skipped}),
-            meta: &ctx.meta,
-        },
+        audit::Entry::tenant(
+            ctx,
+            "execute",
+            "automation",
+            id,
+            json!({"runs": runs.len(), "skipped": skipped}),
+        ),
     )
     .await?;
     tx.commit().await?;

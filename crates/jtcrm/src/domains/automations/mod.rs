@@ -27,8 +27,8 @@ use jtcrm_types::dto::tasks::{TaskPriority, TaskType};
 use jtcrm_types::dto::{Page, Role};
 use jtcrm_types::{ErrorCode, FieldError};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -38,13 +38,14 @@ use uuid::Uuid;
 use self::model::{automation, cadence, run, run_action};
 use crate::domains::leads::{self, fields};
 use crate::domains::tenants::limits::{self, Resource};
-use crate::domains::users::user;
+use crate::domains::users::{self, user};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx};
 use jtcrm_kernel::http::guard::{Authorized, Managers};
-use jtcrm_kernel::http::pagination::{self, decode_id_cursor, finish_page};
+use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store;
 
 /// Events caused by an automation at this depth trigger no further automation (loop guard).
 pub const MAX_DEPTH: i32 = 3;
@@ -634,7 +635,7 @@ pub async fn validate_definition<C: ConnectionTrait>(
     }
     // References: each must be a live record of this company.
     for (field, id) in users_to_check {
-        if !leads::assignment::is_active_user(conn, ctx.tenant_id, id).await? {
+        if !users::is_active_user(conn, ctx.tenant_id, id).await? {
             v.add(&field, "unknown_user", "Usuário inexistente ou inativo");
         }
     }
@@ -695,24 +696,6 @@ pub async fn validate_definition<C: ConnectionTrait>(
 
 // ---------- CRUD ----------
 
-fn audit_entry<'a>(
-    ctx: &'a TenantCtx,
-    action: &'a str,
-    entity_type: &'a str,
-    id: Uuid,
-    changes: Value,
-) -> audit::Entry<'a> {
-    audit::Entry {
-        tenant_id: Some(ctx.tenant_id),
-        actor_id: Some(ctx.user_id),
-        action,
-        entity_type,
-        entity_id: id.to_string(),
-        changes,
-        meta: &ctx.meta,
-    }
-}
-
 /// A live automation of the caller's company, else `404`.
 pub async fn find<C: ConnectionTrait>(
     conn: &C,
@@ -760,25 +743,10 @@ pub async fn list(
         }
         sel = sel.filter(automation::Column::TriggerEvent.eq(e));
     }
-    let total = if q.include_total == Some(true) {
-        Some(sel.clone().count(&state.db).await?)
-    } else {
-        None
-    };
-    if let Some(c) = decode_id_cursor(q.cursor.as_deref())? {
-        sel = sel.filter(automation::Column::Id.lt(c));
-    }
-    let rows = sel
-        .order_by_desc(automation::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
+    let page = Keyset::desc([automation::Column::Id])
+        .paginate(&state.db, sel, q.cursor.as_deref(), limit, q.include_total)
         .await?;
-    let (rows, next_cursor) = finish_page(rows, limit, |r| r.id);
-    Ok(Page {
-        items: rows.into_iter().map(to_dto).collect(),
-        next_cursor,
-        total,
-    })
+    Ok(page.map(to_dto))
 }
 
 pub async fn get(state: &AppState, ctx: &Authorized<Managers>, id: Uuid) -> AppResult<Automation> {
@@ -828,7 +796,7 @@ pub async fn create(
     let snapshot = store_json(&dto)?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "create",
             "automation",
@@ -883,7 +851,7 @@ pub async fn update(
     let after = store_json(&dto)?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "update",
             "automation",
@@ -901,33 +869,11 @@ pub async fn update(
 pub async fn delete(state: &AppState, ctx: &Authorized<Managers>, id: Uuid) -> AppResult<()> {
     let txn = state.begin().await?;
     let cur = find(&*txn, ctx, id).await?;
-    let version = cur.version;
-    let mut am = cur.into_active_model();
-    am.deleted_at = Set(Some(Utc::now()));
-    am.active = Set(false);
-    am.updated_at = Set(Utc::now());
-    am.version = Set(version + 1);
-    crate::domains::optimistic_update::<automation::Entity, _>(
-        &*txn,
-        am,
-        automation::Column::Version,
-        version,
-    )
-    .await?;
     limits::release(&*txn, ctx.tenant_id, Resource::Automations, 1).await?;
-    audit::record(
-        &*txn,
-        audit_entry(
-            ctx,
-            "delete",
-            "automation",
-            id,
-            json!({"deleted": {"from": false, "to": true}}),
-        ),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    store::soft_delete::<automation::Entity>(txn, ctx, "automation", cur, |am| {
+        am.active = Set(false);
+    })
+    .await
 }
 
 // ---------- run log ----------
@@ -989,16 +935,10 @@ pub async fn runs(
     if let Some(s) = q.status {
         sel = sel.filter(run::Column::Status.eq(s.as_str()));
     }
-    if let Some(c) = decode_id_cursor(q.cursor.as_deref())? {
-        sel = sel.filter(run::Column::Id.lt(c));
-    }
-    let rows = sel
-        .order_by_desc(run::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
+    let page = Keyset::desc([run::Column::Id])
+        .paginate(&state.db, sel, q.cursor.as_deref(), limit, false)
         .await?;
-    let (rows, next_cursor) = finish_page(rows, limit, |r| r.id);
-    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let ids: Vec<Uuid> = page.items.iter().map(|r| r.id).collect();
     let mut by_run: HashMap<Uuid, Vec<ActionResult>> = HashMap::new();
     if !ids.is_empty() {
         let acts = run_action::Entity::find()
@@ -1012,17 +952,10 @@ pub async fn runs(
             by_run.entry(a.run_id).or_default().push(action_result(a));
         }
     }
-    Ok(Page {
-        items: rows
-            .into_iter()
-            .map(|r| {
-                let acts = by_run.remove(&r.id).unwrap_or_default();
-                run_dto(r, acts)
-            })
-            .collect(),
-        next_cursor,
-        total: None,
-    })
+    Ok(page.map(|r| {
+        let acts = by_run.remove(&r.id).unwrap_or_default();
+        run_dto(r, acts)
+    }))
 }
 
 /// Field errors for a JSON filter object turned into lead-list query parameters.

@@ -197,15 +197,13 @@ pub async fn put_business_hours(
         business_hours::put(&*tx, ctx.tenant_id, &ctx.tenant.settings.timezone, &input).await?;
     jtcrm_kernel::audit::record(
         &*tx,
-        jtcrm_kernel::audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "update",
-            entity_type: "business_hours",
-            entity_id: ctx.tenant_id.to_string(),
-            changes: serde_json::to_value(&out).unwrap_or_default(),
-            meta: &ctx.meta,
-        },
+        jtcrm_kernel::audit::Entry::tenant(
+            &ctx,
+            "update",
+            "business_hours",
+            ctx.tenant_id,
+            serde_json::to_value(&out).unwrap_or_default(),
+        ),
     )
     .await?;
     tx.commit().await?;

@@ -12,7 +12,6 @@ use jtcrm_types::dto::email::{
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -21,12 +20,13 @@ use uuid::Uuid;
 
 use super::model::{email, preference};
 use super::{send, to_dto};
-use crate::domains::leads::{self, model::lead, search};
+use crate::domains::leads::{self, model::lead};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::TenantCtx;
-use jtcrm_kernel::http::pagination;
+use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::visibility;
 
 fn sees_all(ctx: &TenantCtx) -> bool {
     matches!(ctx.role, Role::Admin | Role::Manager)
@@ -54,8 +54,7 @@ fn visibility(ctx: &TenantCtx) -> Condition {
         .column(lead::Column::Id)
         .from(lead::Entity)
         .and_where(Expr::col(lead::Column::TenantId).eq(ctx.tenant_id));
-    // `visible_to(ctx, None)` is true exactly when the caller sees every lead of the company.
-    let leads_cond = if search::visible_to(ctx, None) {
+    let leads_cond = if visibility::sees_all(ctx) {
         email::Column::LeadId.is_not_null()
     } else {
         own_leads.and_where(Expr::col(lead::Column::OwnerId).eq(ctx.user_id));
@@ -68,7 +67,6 @@ fn visibility(ctx: &TenantCtx) -> Condition {
 
 pub async fn list(state: &AppState, ctx: &TenantCtx, q: EmailQuery) -> AppResult<Page<Email>> {
     let limit = pagination::limit(q.limit)?;
-    let after = pagination::decode_id_cursor(q.cursor.as_deref())?;
     let mut errors = vec![];
     let status = match q.status.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => None,
@@ -104,20 +102,10 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: EmailQuery) -> AppResult
     if let Some(k) = kind {
         sel = sel.filter(email::Column::Kind.eq(k));
     }
-    if let Some(a) = after {
-        sel = sel.filter(email::Column::Id.lt(a));
-    }
-    let rows = sel
-        .order_by_desc(email::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
+    let page = Keyset::desc([email::Column::Id])
+        .paginate(&state.db, sel, q.cursor.as_deref(), limit, false)
         .await?;
-    let (rows, next_cursor) = pagination::finish_page(rows, limit, |r| r.id);
-    Ok(Page {
-        items: rows.into_iter().map(to_dto).collect(),
-        next_cursor,
-        total: None,
-    })
+    Ok(page.map(to_dto))
 }
 
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Email> {
@@ -197,15 +185,13 @@ pub async fn put_preferences(
     if before.daily_digest != input.daily_digest {
         audit::record(
             &*txn,
-            audit::Entry {
-                tenant_id: Some(ctx.tenant_id),
-                actor_id: Some(ctx.user_id),
-                action: "update",
-                entity_type: "user_preferences",
-                entity_id: ctx.user_id.to_string(),
-                changes: json!({"daily_digest": {"from": before.daily_digest, "to": input.daily_digest}}),
-                meta: &ctx.meta,
-            },
+            audit::Entry::tenant(
+                ctx,
+                "update",
+                "user_preferences",
+                ctx.user_id,
+                json!({"daily_digest": {"from": before.daily_digest, "to": input.daily_digest}}),
+            ),
         )
         .await?;
     }

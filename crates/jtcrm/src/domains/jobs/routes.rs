@@ -8,10 +8,7 @@ use chrono::Utc;
 use jtcrm_types::dto::jobs::{Job, JobStatus};
 use jtcrm_types::dto::{Page, Role};
 use jtcrm_types::{ErrorCode, Problem};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
@@ -21,7 +18,7 @@ use uuid::Uuid;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::{AdminCtx, ApiPath, ApiQuery, Auth, RequestMeta};
-use jtcrm_kernel::http::pagination;
+use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::jobs::{MAX_KIND_LEN, model, to_dto, wake_workers};
 use jtcrm_kernel::state::AppState;
 
@@ -109,7 +106,6 @@ pub async fn list_jobs(
     ApiQuery(q): ApiQuery<JobQuery>,
 ) -> AppResult<Json<Page<Job>>> {
     let limit = pagination::limit(q.limit)?;
-    let after = pagination::decode_id_cursor(q.cursor.as_deref())?;
     let mut sel = scope.select();
     if let Some(t) = q.tenant_id {
         sel = sel.filter(model::Column::TenantId.eq(t));
@@ -127,25 +123,10 @@ pub async fn list_jobs(
         }
         sel = sel.filter(model::Column::Kind.eq(k));
     }
-    let total = if q.include_total == Some(true) {
-        Some(sel.clone().count(&state.db).await?)
-    } else {
-        None
-    };
-    if let Some(a) = after {
-        sel = sel.filter(model::Column::Id.lt(a));
-    }
-    let rows = sel
-        .order_by_desc(model::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
+    let page = Keyset::desc([model::Column::Id])
+        .paginate(&state.db, sel, q.cursor.as_deref(), limit, q.include_total)
         .await?;
-    let (rows, next_cursor) = pagination::finish_page(rows, limit, |r| r.id);
-    Ok(Json(Page {
-        items: rows.into_iter().map(to_dto).collect(),
-        next_cursor,
-        total,
-    }))
+    Ok(Json(page.map(to_dto)))
 }
 
 /// Get a job.

@@ -12,7 +12,7 @@ use sea_orm::{
 use uuid::Uuid;
 
 use crate::domains::tenants::model::counter;
-use crate::domains::users::user;
+use crate::domains::users::{self, user};
 use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::tenancy::TenantSnapshot;
 
@@ -27,7 +27,7 @@ pub async fn pick_owner<C: ConnectionTrait>(
     match cfg.mode {
         AssignmentMode::None => Ok(None),
         AssignmentMode::Fixed => match cfg.user_id {
-            Some(u) if is_active_user(conn, tenant.id, u).await? => Ok(Some(u)),
+            Some(u) if users::is_active_user(conn, tenant.id, u).await? => Ok(Some(u)),
             _ => Ok(None),
         },
         AssignmentMode::RoundRobin => round_robin(conn, tenant.id).await,
@@ -120,36 +120,4 @@ pub async fn round_robin<C: ConnectionTrait>(conn: &C, tenant_id: Uuid) -> AppRe
     let n = advance(conn, tenant_id, 1).await?;
     let idx = ((n - 1).rem_euclid(sellers.len() as i64)) as usize;
     Ok(sellers.get(idx).copied())
-}
-
-/// Which of `ids` are active, live users of the tenant (one query).
-pub async fn active_users_among<C: ConnectionTrait>(
-    conn: &C,
-    tenant_id: Uuid,
-    ids: &[Uuid],
-) -> AppResult<std::collections::HashSet<Uuid>> {
-    if ids.is_empty() {
-        return Ok(Default::default());
-    }
-    Ok(user::Entity::find()
-        .filter(user::Column::TenantId.eq(tenant_id))
-        .filter(user::Column::Id.is_in(ids.iter().copied()))
-        .filter(user::Column::Active.eq(true))
-        .filter(user::Column::DeletedAt.is_null())
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|u| u.id)
-        .collect())
-}
-
-pub async fn is_active_user<C: ConnectionTrait>(
-    conn: &C,
-    tenant_id: Uuid,
-    user_id: Uuid,
-) -> AppResult<bool> {
-    Ok(user::Entity::find_by_id((tenant_id, user_id))
-        .one(conn)
-        .await?
-        .is_some_and(|u| u.active && u.deleted_at.is_none()))
 }

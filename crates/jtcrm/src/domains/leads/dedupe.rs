@@ -21,6 +21,7 @@ use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::guard::{Authorized, Sellers};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::visibility;
 
 #[derive(Debug, FromQueryResult)]
 struct KeyCount {
@@ -46,7 +47,7 @@ pub async fn groups(
             .filter(lead::Column::TenantId.eq(ctx.tenant_id))
             .filter(lead::Column::DeletedAt.is_null())
             .filter(col.is_not_null());
-        if !super::search::visible_to(ctx, None) {
+        if !visibility::sees_all(ctx) {
             q = q.filter(lead::Column::OwnerId.eq(ctx.user_id));
         }
         let keys: Vec<KeyCount> = q
@@ -62,7 +63,7 @@ pub async fn groups(
                 .filter(lead::Column::TenantId.eq(ctx.tenant_id))
                 .filter(lead::Column::DeletedAt.is_null())
                 .filter(col.eq(k.as_str()));
-            if !super::search::visible_to(ctx, None) {
+            if !visibility::sees_all(ctx) {
                 lq = lq.filter(lead::Column::OwnerId.eq(ctx.user_id));
             }
             let leads: Vec<Lead> = lq
@@ -268,30 +269,26 @@ pub async fn merge(
         .await?;
         audit::record(
             &*txn,
-            audit::Entry {
-                tenant_id: Some(ctx.tenant_id),
-                actor_id: Some(ctx.user_id),
-                action: "merged_into",
-                entity_type: "lead",
-                entity_id: id.to_string(),
-                changes: json!({"merged_into": {"from": null, "to": survivor_id}}),
-                meta: &ctx.meta,
-            },
+            audit::Entry::tenant(
+                ctx,
+                "merged_into",
+                "lead",
+                id,
+                json!({"merged_into": {"from": null, "to": survivor_id}}),
+            ),
         )
         .await?;
     }
     limits::release(&*txn, ctx.tenant_id, Resource::Leads, dup_ids.len() as i64).await?;
     audit::record(
         &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "merge",
-            entity_type: "lead",
-            entity_id: survivor_id.to_string(),
-            changes: json!({"merged_ids": dup_ids, "fields_from": Value::Object(provenance)}),
-            meta: &ctx.meta,
-        },
+        audit::Entry::tenant(
+            ctx,
+            "merge",
+            "lead",
+            survivor_id,
+            json!({"merged_ids": dup_ids, "fields_from": Value::Object(provenance)}),
+        ),
     )
     .await?;
     txn.commit().await?;

@@ -308,15 +308,13 @@ pub async fn create(
     let dto = to_dto(created);
     audit::record(
         &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "create",
-            entity_type: "lead_field",
-            entity_id: dto.id.to_string(),
-            changes: audit::diff(&json!({}), &serde_json::to_value(&dto).unwrap_or_default()),
-            meta: &ctx.meta,
-        },
+        audit::Entry::tenant(
+            ctx,
+            "create",
+            "lead_field",
+            dto.id,
+            audit::diff(&json!({}), &serde_json::to_value(&dto).unwrap_or_default()),
+        ),
     )
     .await?;
     txn.commit().await?;
@@ -364,18 +362,16 @@ pub async fn update(
     let dto = to_dto(updated);
     audit::record(
         &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "update",
-            entity_type: "lead_field",
-            entity_id: id.to_string(),
-            changes: audit::diff(
+        audit::Entry::tenant(
+            ctx,
+            "update",
+            "lead_field",
+            id,
+            audit::diff(
                 &serde_json::to_value(&cur_dto).unwrap_or_default(),
                 &serde_json::to_value(&dto).unwrap_or_default(),
             ),
-            meta: &ctx.meta,
-        },
+        ),
     )
     .await?;
     txn.commit().await?;
@@ -394,15 +390,13 @@ pub async fn delete(state: &AppState, ctx: &AdminCtx, id: Uuid) -> AppResult<()>
         .await?;
     audit::record(
         &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "delete",
-            entity_type: "lead_field",
-            entity_id: id.to_string(),
-            changes: json!({"key": {"from": current.key, "to": null}}),
-            meta: &ctx.meta,
-        },
+        audit::Entry::tenant(
+            ctx,
+            "delete",
+            "lead_field",
+            id,
+            json!({"key": {"from": current.key, "to": null}}),
+        ),
     )
     .await?;
     txn.commit().await?;

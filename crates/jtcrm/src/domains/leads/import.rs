@@ -25,7 +25,7 @@ use jtcrm_types::{ErrorCode, FieldError};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, Iterable,
-    QueryFilter, QueryOrder, QuerySelect, TransactionSession, TransactionTrait,
+    QueryFilter, QuerySelect, TransactionSession, TransactionTrait,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -35,7 +35,7 @@ use uuid::Uuid;
 
 use super::model::{import, lead};
 use super::scoring::Scorer;
-use super::{LeadDraft, WriteMode, export, fields, search, service, to_dto as lead_dto};
+use super::{LeadDraft, export, fields, service, to_dto as lead_dto};
 use crate::domains::tenants::limits::Resource;
 use crate::domains::tenants::model::counter;
 use crate::domains::users::model::user;
@@ -43,9 +43,11 @@ use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx, nul_byte_error};
 use jtcrm_kernel::http::guard::{Authorized, RoleSet, Sellers};
-use jtcrm_kernel::http::pagination;
+use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::jobs::{self, JobCtx, JobError, NewJob};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store::WriteMode;
+use jtcrm_kernel::visibility;
 
 /// Job kind of the import worker.
 pub const KIND: &str = "leads.import";
@@ -879,16 +881,8 @@ pub async fn start(
     .await?;
     audit::record(
         &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "create",
-            entity_type: "lead_import",
-            entity_id: id.to_string(),
-            changes: json!({"filename": {"from": null, "to": m.filename}, "dedupe": {"from": null, "to": options.dedupe},
-                            "dry_run": {"from": null, "to": options.dry_run}}),
-            meta: &ctx.meta,
-        },
+        audit::Entry::tenant(ctx, "create", "lead_import", id, json!({"filename": {"from": null, "to": m.filename}, "dedupe": {"from": null, "to": options.dedupe},
+                            "dry_run": {"from": null, "to": options.dry_run}})),
     )
     .await?;
     txn.commit().await?;
@@ -970,7 +964,6 @@ pub async fn list(
     cursor: Option<&str>,
 ) -> AppResult<Page<LeadImport>> {
     let limit = pagination::limit(limit)?;
-    let after = pagination::decode_id_cursor(cursor)?;
     let mut q = import::Entity::find()
         .select_only()
         .columns(import::Column::iter().filter(|c| !matches!(c, import::Column::Errors)))
@@ -978,21 +971,10 @@ pub async fn list(
     if !sees_all_imports(ctx) {
         q = q.filter(import::Column::CreatedBy.eq(ctx.user_id));
     }
-    if let Some(a) = after {
-        q = q.filter(import::Column::Id.lt(a));
-    }
-    let rows = q
-        .order_by_desc(import::Column::Id)
-        .limit(limit + 1)
-        .into_model::<ImportSummary>()
-        .all(&state.db)
+    let page = Keyset::desc([import::Column::Id])
+        .paginate_as::<ImportSummary, _>(&state.db, q, cursor, limit, false)
         .await?;
-    let (rows, next_cursor) = pagination::finish_page(rows, limit, |r| r.id);
-    Ok(Page {
-        items: rows.into_iter().map(|r| to_dto(r.into(), false)).collect(),
-        next_cursor,
-        total: None,
-    })
+    Ok(page.map(|m| to_dto(m, false)))
 }
 
 // ---------- the job ----------
@@ -1371,15 +1353,7 @@ fn audit_lead<'a>(
     id: Uuid,
     changes: Value,
 ) -> audit::Entry<'a> {
-    audit::Entry {
-        tenant_id: Some(ctx.tenant_id),
-        actor_id: Some(ctx.user_id),
-        action,
-        entity_type: "lead",
-        entity_id: id.to_string(),
-        changes,
-        meta: &ctx.meta,
-    }
+    audit::Entry::tenant(ctx, action, "lead", id, changes)
 }
 
 /// Parses, resolves the owner and validates one row: no writes.
@@ -1546,7 +1520,7 @@ async fn update_row<C: ConnectionTrait>(
     let existing = lead::Entity::find_by_id((ctx.tenant_id, existing_id))
         .one(conn)
         .await?;
-    let Some(existing) = existing.filter(|m| search::visible_to(ctx, m.owner_id)) else {
+    let Some(existing) = existing.filter(|m| visibility::visible_to(ctx, m.owner_id)) else {
         p.error(
             line,
             on,

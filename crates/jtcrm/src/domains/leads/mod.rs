@@ -23,6 +23,7 @@ use uuid::Uuid;
 
 use self::model::lead;
 use jtcrm_kernel::error::Validator;
+use jtcrm_kernel::store::WriteMode;
 
 pub const MAX_TAGS: usize = 30;
 pub const MAX_TAG_LEN: usize = 60;
@@ -107,31 +108,6 @@ impl LeadDraft {
 
     pub fn name_sort(&self) -> String {
         fold_for_search(&self.name).chars().take(200).collect()
-    }
-}
-
-/// How absent keys of the body are treated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteMode {
-    Create,
-    /// Absent optional keys are cleared.
-    Replace,
-    /// Absent keys are kept.
-    Patch,
-}
-
-fn text_field(
-    v: &mut Validator,
-    field: &str,
-    incoming: &Option<Option<String>>,
-    current: Option<&String>,
-    mode: WriteMode,
-    max: usize,
-) -> Option<String> {
-    match incoming {
-        None if mode == WriteMode::Patch => current.cloned(),
-        None | Some(None) => None,
-        Some(Some(s)) => v.optional_text(field, Some(s), max),
     }
 }
 
@@ -221,36 +197,32 @@ pub fn validate(
         Uf::parse,
         |u| u.as_str().to_string(),
     );
-    let company = text_field(
+    let company = mode.optional_text(
         v,
         "company",
         &input.company,
         cur.and_then(|c| c.company.as_ref()),
-        mode,
         200,
     );
-    let position = text_field(
+    let position = mode.optional_text(
         v,
         "position",
         &input.position,
         cur.and_then(|c| c.position.as_ref()),
-        mode,
         120,
     );
-    let city = text_field(
+    let city = mode.optional_text(
         v,
         "city",
         &input.city,
         cur.and_then(|c| c.city.as_ref()),
-        mode,
         120,
     );
-    let notes = text_field(
+    let notes = mode.optional_text(
         v,
         "notes",
         &input.notes,
         cur.and_then(|c| c.notes.as_ref()),
-        mode,
         20_000,
     );
 

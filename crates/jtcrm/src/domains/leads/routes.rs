@@ -17,7 +17,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::search::{LeadQuery, LeadQueryDoc};
-use super::{WriteMode, dedupe, fields, scoring, service};
+use super::{dedupe, fields, scoring, service};
 use jtcrm_kernel::error::AppResult;
 use jtcrm_kernel::http::extract::{
     AdminCtx, ApiJson, ApiPath, ApiQuery, IfMatch, JsonBytes, TenantCtx, etag, parse_json,
@@ -26,6 +26,7 @@ use jtcrm_kernel::http::extract::{
 use jtcrm_kernel::http::guard::{Authorized, Managers, Sellers, Staff};
 use jtcrm_kernel::http::idempotency;
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store::WriteMode;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -590,15 +590,13 @@ async fn rules_changed<C: ConnectionTrait>(
 ) -> AppResult<()> {
     audit::record(
         conn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
+        audit::Entry::tenant(
+            ctx,
             action,
-            entity_type: "lead_scoring_rule",
-            entity_id: id.to_string(),
-            changes: audit::diff(&before, &after),
-            meta: &ctx.meta,
-        },
+            "lead_scoring_rule",
+            id,
+            audit::diff(&before, &after),
+        ),
     )
     .await?;
     enqueue_rescore(conn, ctx.tenant_id).await

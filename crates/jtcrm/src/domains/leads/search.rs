@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Utc};
 use jtcrm_types::FieldError;
 use jtcrm_types::br::fold_for_search;
+use jtcrm_types::dto::Page;
 use jtcrm_types::dto::leads::{CustomFieldDef, CustomFieldType, Lead, LeadSource, LeadStatus};
-use jtcrm_types::dto::{Page, Role};
 use sea_orm::sea_query::{Expr, ExprTrait, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, PaginatorTrait,
@@ -21,8 +21,9 @@ use super::LeadDraft;
 use super::model::{lead, tag, term};
 use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::{TenantCtx, query_bool, query_pairs};
-use jtcrm_kernel::http::pagination::{self, decode_cursor, encode_cursor};
+use jtcrm_kernel::http::pagination::{self, Cursor, Keyset};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::visibility;
 
 const MAX_TERM: usize = 64;
 
@@ -152,6 +153,10 @@ impl SortKey {
             SortKey::Score => lead::Column::Score,
             SortKey::Name => lead::Column::NameSort,
         }
+    }
+    /// The list order of this sort, and its cursor: `(sort, value, id)`.
+    pub fn keyset(self, descending: bool) -> Keyset<lead::Entity> {
+        Keyset::new([self.column(), lead::Column::Id], descending).tagged(self.as_str())
     }
 }
 
@@ -404,15 +409,6 @@ fn prefix_upper_bound(prefix: &str) -> String {
     String::from('\u{10FFFF}')
 }
 
-fn can_see_all(ctx: &TenantCtx) -> bool {
-    !matches!(ctx.role, Role::Sales | Role::Support) || ctx.tenant.settings.team_visibility
-}
-
-/// Sales and support users see only their own leads unless the tenant enables team visibility.
-pub fn visible_to(ctx: &TenantCtx, owner_id: Option<Uuid>) -> bool {
-    can_see_all(ctx) || owner_id == Some(ctx.user_id)
-}
-
 /// The filtered selection (no order, no keyset): shared by the list, its total and the export.
 pub fn filtered(ctx: &TenantCtx, q: &LeadQuery, backend: DbBackend) -> Select<lead::Entity> {
     filtered_but(ctx, q, backend, false)
@@ -433,7 +429,7 @@ fn filtered_but(
     } else {
         sel.filter(lead::Column::DeletedAt.is_null())
     };
-    if !can_see_all(ctx) {
+    if !visibility::sees_all(ctx) {
         sel = sel.filter(lead::Column::OwnerId.eq(ctx.user_id));
     }
     match &q.owner {
@@ -512,65 +508,14 @@ fn sqlite_json_text(v: &str) -> String {
     }
 }
 
-fn cursor_for(sort: SortKey, m: &lead::Model) -> String {
-    let v = match sort {
-        SortKey::CreatedAt => m
-            .created_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        SortKey::UpdatedAt => m
-            .updated_at
-            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-        SortKey::Score => m.score.to_string(),
-        SortKey::Name => m.name_sort.clone(),
-    };
-    encode_cursor(&[sort.as_str(), &v, &m.id.to_string()])
-}
-
 /// The keyset cursor that continues after `m` (for callers paging through a whole selection).
 pub fn page_cursor(sort: SortKey, m: &lead::Model) -> String {
-    cursor_for(sort, m)
+    sort.keyset(false).cursor_of(m)
 }
 
 /// Applies order and the keyset condition `(sort_col, id) <|> (value, id)`.
-pub fn ordered(mut sel: Select<lead::Entity>, q: &LeadQuery) -> AppResult<Select<lead::Entity>> {
-    let col = q.sort.column();
-    if let Some(c) = &q.cursor {
-        let parts = decode_cursor(c)?;
-        let invalid = || {
-            AppError::validation(vec![FieldError::new(
-                "cursor",
-                "invalid_cursor",
-                "Cursor inválido",
-            )])
-        };
-        if parts.len() != 3 || parts[0] != q.sort.as_str() {
-            return Err(invalid());
-        }
-        let id = Uuid::parse_str(&parts[2]).map_err(|_| invalid())?;
-        let value: sea_orm::Value = match q.sort {
-            SortKey::CreatedAt | SortKey::UpdatedAt => DateTime::parse_from_rfc3339(&parts[1])
-                .map_err(|_| invalid())?
-                .with_timezone(&Utc)
-                .into(),
-            SortKey::Score => parts[1].parse::<i32>().map_err(|_| invalid())?.into(),
-            SortKey::Name => parts[1].clone().into(),
-        };
-        let left = Expr::tuple([
-            Expr::col((lead::Entity, col)),
-            Expr::col((lead::Entity, lead::Column::Id)),
-        ]);
-        let right = Expr::tuple([Expr::val(value), Expr::val(id)]);
-        sel = sel.filter(if q.descending {
-            left.lt(right)
-        } else {
-            left.gt(right)
-        });
-    }
-    Ok(if q.descending {
-        sel.order_by_desc(col).order_by_desc(lead::Column::Id)
-    } else {
-        sel.order_by_asc(col).order_by_asc(lead::Column::Id)
-    })
+pub fn ordered(sel: Select<lead::Entity>, q: &LeadQuery) -> AppResult<Select<lead::Entity>> {
+    q.sort.keyset(q.descending).apply(sel, q.cursor.as_deref())
 }
 
 /// A text search sorted by creation, answered from a window of the index instead of every match.
@@ -597,8 +542,8 @@ async fn text_candidates_by_id(
     let after = match &q.cursor {
         None => None,
         Some(c) => {
-            let parts = decode_cursor(c)?;
-            match parts.get(2).map(|x| Uuid::parse_str(x)) {
+            let cursor = Cursor::parse(c)?;
+            match cursor.parts().get(2).map(|x| Uuid::parse_str(x)) {
                 Some(Ok(id)) => Some(id),
                 // Malformed: the general path reports it.
                 _ => return Ok(None),
@@ -645,21 +590,27 @@ async fn text_candidates_by_id(
 pub async fn list(state: &AppState, ctx: &TenantCtx, q: &LeadQuery) -> AppResult<Page<Lead>> {
     let backend = state.db.get_database_backend();
     let base = filtered(ctx, q, backend);
+    let keyset = q.sort.keyset(q.descending);
+    // The text-search fast path reads its rows from a window of the term index, which `paginate`
+    // cannot express; it shares the rest of the tail (total, `limit + 1`, next cursor).
+    let Some(rows) = text_candidates_by_id(state, ctx, q).await? else {
+        let page = keyset
+            .paginate(
+                &state.db,
+                base,
+                q.cursor.as_deref(),
+                q.limit,
+                q.include_total,
+            )
+            .await?;
+        return Ok(page.map(super::to_dto));
+    };
     let total = if q.include_total {
-        Some(base.clone().count(&state.db).await?)
+        Some(base.count(&state.db).await?)
     } else {
         None
     };
-    let mut rows = match text_candidates_by_id(state, ctx, q).await? {
-        Some(rows) => rows,
-        None => ordered(base, q)?.limit(q.limit + 1).all(&state.db).await?,
-    };
-    let next_cursor = if rows.len() as u64 > q.limit {
-        rows.truncate(q.limit as usize);
-        rows.last().map(|m| cursor_for(q.sort, m))
-    } else {
-        None
-    };
+    let (rows, next_cursor) = keyset.finish(rows, q.limit);
     Ok(Page {
         items: rows.into_iter().map(super::to_dto).collect(),
         next_cursor,

@@ -14,9 +14,10 @@ use uuid::Uuid;
 
 use super::model::{lead, status_history};
 use super::scoring::Scorer;
-use super::{LeadDraft, WriteMode, assignment, fields, search, to_dto};
+use super::{LeadDraft, assignment, fields, search, to_dto};
 use crate::domains::tenants::limits::{self, Resource};
 use crate::domains::timeline;
+use crate::domains::users;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::events;
@@ -24,6 +25,8 @@ use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::guard::{Authorized, Staff};
 use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store::{self, WriteMode};
+use jtcrm_kernel::visibility;
 
 pub fn can_reassign(ctx: &TenantCtx) -> bool {
     matches!(ctx.role, Role::Admin | Role::Manager)
@@ -40,7 +43,7 @@ pub async fn find_visible<C: ConnectionTrait>(
         .one(conn)
         .await?
         .ok_or_else(AppError::not_found)?;
-    if (!include_deleted && m.deleted_at.is_some()) || !search::visible_to(ctx, m.owner_id) {
+    if (!include_deleted && m.deleted_at.is_some()) || !visibility::visible_to(ctx, m.owner_id) {
         return Err(AppError::not_found());
     }
     Ok(m)
@@ -67,7 +70,7 @@ pub async fn visible_ids<C: ConnectionTrait>(
         .await?;
     Ok(rows
         .into_iter()
-        .filter(|(_, owner)| search::visible_to(ctx, *owner))
+        .filter(|(_, owner)| visibility::visible_to(ctx, *owner))
         .map(|(id, _)| id)
         .collect())
 }
@@ -122,16 +125,7 @@ async fn check_owner<C: ConnectionTrait>(
     ctx: &TenantCtx,
     owner: Option<Uuid>,
 ) -> AppResult<()> {
-    if let Some(o) = owner
-        && !assignment::is_active_user(conn, ctx.tenant_id, o).await?
-    {
-        return Err(AppError::field(
-            "owner_id",
-            "unknown_user",
-            "Usuário responsável inexistente ou inativo",
-        ));
-    }
-    Ok(())
+    users::check_active_owner(conn, ctx.tenant_id, owner).await
 }
 
 async fn record_status<C: ConnectionTrait>(
@@ -321,23 +315,6 @@ pub async fn load_scorer<C: ConnectionTrait>(conn: &C, ctx: &TenantCtx) -> AppRe
     Scorer::load(conn, ctx.tenant_id, &ctx.tenant.settings.coverage_states).await
 }
 
-fn audit_entry<'a>(
-    ctx: &'a TenantCtx,
-    action: &'a str,
-    id: Uuid,
-    changes: Value,
-) -> audit::Entry<'a> {
-    audit::Entry {
-        tenant_id: Some(ctx.tenant_id),
-        actor_id: Some(ctx.user_id),
-        action,
-        entity_type: "lead",
-        entity_id: id.to_string(),
-        changes,
-        meta: &ctx.meta,
-    }
-}
-
 /// `POST /api/leads`. Returns the status and body to send (a replay of an earlier response when the
 /// same `Idempotency-Key` was already used).
 pub async fn create(
@@ -378,24 +355,16 @@ pub async fn create(
     let body = serde_json::to_value(&dto).map_err(AppError::internal)?;
     audit::record(
         &*txn,
-        audit_entry(ctx, "create", dto.id, audit::diff(&json!({}), &body)),
+        audit::Entry::tenant(
+            ctx,
+            "create",
+            "lead",
+            dto.id,
+            audit::diff(&json!({}), &body),
+        ),
     )
     .await?;
-    if let Some(k) = &idem
-        && !idempotency::store(&*txn, ctx.tenant_id, k, 201, &body).await?
-    {
-        // A concurrent request with the same key won: drop our insert and answer as it did.
-        drop(txn);
-        return match idempotency::lookup(&state.db, ctx.tenant_id, k).await? {
-            Some(r) => Ok((r.status, r.body)),
-            None => Err(AppError::new(
-                ErrorCode::IdempotencyKeyInUse,
-                "Requisição com esta Idempotency-Key em andamento.",
-            )),
-        };
-    }
-    txn.commit().await?;
-    Ok((201, body))
+    idempotency::commit(state, txn, ctx, idem.as_ref(), 201, body).await
 }
 
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Lead> {
@@ -448,7 +417,7 @@ pub async fn update(
     let after = serde_json::to_value(&dto).unwrap_or_default();
     audit::record(
         &*txn,
-        audit_entry(ctx, "update", id, audit::diff(&before_dto, &after)),
+        audit::Entry::tenant(ctx, "update", "lead", id, audit::diff(&before_dto, &after)),
     )
     .await?;
     txn.commit().await?;
@@ -601,26 +570,8 @@ pub fn status_pt(s: &str) -> &'static str {
 pub async fn delete(state: &AppState, ctx: &Authorized<Staff>, id: Uuid) -> AppResult<()> {
     let txn = state.begin().await?;
     let current = find_visible(&*txn, ctx, id, false).await?;
-    let version = current.version;
-    let mut m = current.into_active_model();
-    m.deleted_at = Set(Some(Utc::now()));
-    m.updated_at = Set(Utc::now());
-    m.version = Set(version + 1);
-    crate::domains::optimistic_update::<lead::Entity, _>(&*txn, m, lead::Column::Version, version)
-        .await?;
     limits::release(&*txn, ctx.tenant_id, Resource::Leads, 1).await?;
-    audit::record(
-        &*txn,
-        audit_entry(
-            ctx,
-            "delete",
-            id,
-            json!({"deleted": {"from": false, "to": true}}),
-        ),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    store::soft_delete::<lead::Entity>(txn, ctx, "lead", current, |_| {}).await
 }
 
 pub async fn restore(state: &AppState, ctx: &Authorized<Staff>, id: Uuid) -> AppResult<Lead> {
@@ -647,29 +598,7 @@ pub async fn restore(state: &AppState, ctx: &Authorized<Staff>, id: Uuid) -> App
         ctx.tenant.limits.max_leads,
     )
     .await?;
-    let version = current.version;
-    let mut m = current.into_active_model();
-    m.deleted_at = Set(None);
-    m.updated_at = Set(Utc::now());
-    m.version = Set(version + 1);
-    let restored = crate::domains::optimistic_update::<lead::Entity, _>(
-        &*txn,
-        m,
-        lead::Column::Version,
-        version,
-    )
-    .await?;
-    audit::record(
-        &*txn,
-        audit_entry(
-            ctx,
-            "restore",
-            id,
-            json!({"deleted": {"from": true, "to": false}}),
-        ),
-    )
-    .await?;
-    txn.commit().await?;
+    let restored = store::restore::<lead::Entity>(txn, ctx, "lead", current).await?;
     Ok(to_dto(restored))
 }
 
@@ -703,9 +632,10 @@ pub async fn assign(
     .await?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "assign",
+            "lead",
             id,
             json!({"owner_id": {"from": before, "to": owner}}),
         ),

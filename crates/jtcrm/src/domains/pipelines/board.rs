@@ -33,12 +33,13 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::model::{opportunity, stage, stage_totals};
+use super::opportunities::SortKey;
 use super::service::{find_pipeline, not_found_in_body, stages_of};
-use super::{money, opportunity_dto, sees_all, stage_kind, visible_to};
+use super::{money, opportunity_dto, stage_kind};
 use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::TenantCtx;
-use jtcrm_kernel::http::pagination::encode_cursor;
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::visibility::{sees_all, visible_to};
 
 pub const GAP: i64 = 1 << 32;
 pub const DEFAULT_CARDS: u64 = 20;
@@ -273,11 +274,6 @@ pub struct BoardQuery {
     pub owner_id: Option<String>,
 }
 
-/// The list cursor that continues a stage's cards (`sort=position`).
-pub fn position_cursor(m: &opportunity::Model) -> String {
-    encode_cursor(&["position", &m.position.to_string(), &m.id.to_string()])
-}
-
 /// The first `n` live cards of each stage (by position, id), in one statement:
 /// `SELECT * FROM (top n of stage 1) s0 UNION ALL SELECT * FROM (top n of stage 2) s1 …`. Each
 /// branch is its own index range, so the cost does not grow with the deals in the pipeline.
@@ -380,16 +376,13 @@ pub async fn board(
         x.tcv_cents += r.tcv_cents;
         x.weighted_x100 += r.weighted_x100;
     }
+    // Each stage's cards come from one UNION ALL branch (see `first_cards`), not from `paginate`;
+    // their cursor is the one the list continues with (`sort=position`).
     let mut cards = first_cards(&state.db, t, &stages, owner, limit + 1).await?;
+    let keyset = SortKey::Position.keyset(false);
     let mut out = Vec::with_capacity(stages.len());
     for s in &stages {
-        let mut rows = cards.remove(&s.id).unwrap_or_default();
-        let next_cursor = if rows.len() as u64 > limit {
-            rows.truncate(limit as usize);
-            rows.last().map(position_cursor)
-        } else {
-            None
-        };
+        let (rows, next_cursor) = keyset.finish(cards.remove(&s.id).unwrap_or_default(), limit);
         let tot = totals.get(&s.id);
         out.push(BoardStage {
             id: s.id,

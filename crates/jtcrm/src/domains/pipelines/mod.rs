@@ -11,21 +11,16 @@ pub mod routes;
 pub mod service;
 
 use chrono::{DateTime, Utc};
-use jtcrm_types::ErrorCode;
 use jtcrm_types::dto::pipelines::{
     Opportunity, OpportunityItem, OpportunityStatus, Pipeline, Stage, StageKind,
 };
 use jtcrm_types::dto::products::Billing;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
-use serde_json::Value;
 use uuid::Uuid;
 
 use self::model::{item, opportunity, pipeline, stage};
 use crate::domains::tenants::limits::{self, Resource};
-use jtcrm_kernel::error::{AppError, AppResult};
-use jtcrm_kernel::http::extract::TenantCtx;
-use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
-use jtcrm_kernel::state::{AppState, Tx};
+use jtcrm_kernel::error::AppResult;
 
 pub const MAX_STAGES: usize = 30;
 pub const DEFAULT_PIPELINE_NAME: &str = "Funil de Vendas";
@@ -135,41 +130,6 @@ pub fn opportunity_dto(m: opportunity::Model, items: Option<Vec<item::Model>>) -
         updated_at: m.updated_at,
         version: m.version,
     }
-}
-
-/// Sales and support see only their own deals unless the tenant turned team visibility on.
-pub fn sees_all(ctx: &TenantCtx) -> bool {
-    crate::domains::leads::search::visible_to(ctx, None)
-}
-
-pub fn visible_to(ctx: &TenantCtx, owner_id: Option<Uuid>) -> bool {
-    crate::domains::leads::search::visible_to(ctx, owner_id)
-}
-
-/// Stores the response for `idem` in `txn` and commits, or — when a concurrent request with the same
-/// key won — rolls back and answers as that request did.
-pub async fn finish_idempotent(
-    state: &AppState,
-    txn: Tx,
-    ctx: &TenantCtx,
-    idem: Option<&IdempotencyKey>,
-    status: u16,
-    body: Value,
-) -> AppResult<(u16, Value)> {
-    if let Some(k) = idem
-        && !idempotency::store(&*txn, ctx.tenant_id, k, status, &body).await?
-    {
-        drop(txn);
-        return match idempotency::lookup(&state.db, ctx.tenant_id, k).await? {
-            Some(r) => Ok((r.status, r.body)),
-            None => Err(AppError::new(
-                ErrorCode::IdempotencyKeyInUse,
-                "Requisição com esta Idempotency-Key em andamento.",
-            )),
-        };
-    }
-    txn.commit().await?;
-    Ok((status, body))
 }
 
 /// Inserts a pipeline with its stages (`(name, probability, kind, color)` in order).

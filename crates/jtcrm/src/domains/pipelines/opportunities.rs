@@ -12,10 +12,10 @@ use jtcrm_types::dto::pipelines::{
 use jtcrm_types::dto::products::Billing;
 use jtcrm_types::dto::{Page, Role};
 use jtcrm_types::{ErrorCode, FieldError};
-use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect, Select,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
+    QueryOrder, QuerySelect, Select,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -27,20 +27,22 @@ use super::model::{history, item, opportunity, stage};
 use super::service::{
     default_pipeline, find_pipeline, find_stage_ref, first_open, not_found_in_body, stages_of,
 };
-use super::{
-    finish_idempotent, money, opportunity_dto, sees_all, stage_kind, status_for, visible_to,
-};
-use crate::domains::leads::{self, LeadDraft, WriteMode};
+use super::{money, opportunity_dto, stage_kind, status_for};
+use crate::domains::leads::{self, LeadDraft};
 use crate::domains::products::{self, model::product};
 use crate::domains::timeline;
+use crate::domains::users;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::events;
 use jtcrm_kernel::http::extract::{TenantCtx, query_bool, query_pairs};
 use jtcrm_kernel::http::guard::{Authorized, Sellers};
 use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
-use jtcrm_kernel::http::pagination::{self, decode_cursor, encode_cursor};
+use jtcrm_kernel::http::pagination::{self, Keyset};
+use jtcrm_kernel::sql;
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store::{self, WriteMode};
+use jtcrm_kernel::visibility::{sees_all, visible_to};
 
 pub const DEFAULT_TERM_MONTHS: i32 = 12;
 
@@ -76,23 +78,6 @@ async fn items_of<C: ConnectionTrait>(
         .order_by_asc(item::Column::Position)
         .all(conn)
         .await?)
-}
-
-fn audit_entry<'a>(
-    ctx: &'a TenantCtx,
-    action: &'a str,
-    id: Uuid,
-    changes: Value,
-) -> audit::Entry<'a> {
-    audit::Entry {
-        tenant_id: Some(ctx.tenant_id),
-        actor_id: Some(ctx.user_id),
-        action,
-        entity_type: "opportunity",
-        entity_id: id.to_string(),
-        changes,
-        meta: &ctx.meta,
-    }
 }
 
 // ---------- lines and totals ----------
@@ -691,31 +676,7 @@ async fn check_owner<C: ConnectionTrait>(
             "Apenas gestores atribuem oportunidades a outros usuários.",
         ));
     }
-    if let Some(o) = owner
-        && !leads::assignment::is_active_user(conn, ctx.tenant_id, o).await?
-    {
-        return Err(AppError::field(
-            "owner_id",
-            "unknown_user",
-            "Usuário responsável inexistente ou inativo",
-        ));
-    }
-    Ok(())
-}
-
-fn opt_text(
-    v: &mut Validator,
-    field: &str,
-    incoming: &Option<Option<String>>,
-    current: Option<&String>,
-    mode: WriteMode,
-    max: usize,
-) -> Option<String> {
-    match incoming {
-        None if mode == WriteMode::Patch => current.cloned(),
-        None | Some(None) => None,
-        Some(Some(s)) => v.optional_text(field, Some(s), max),
-    }
+    users::check_active_owner(conn, ctx.tenant_id, owner).await
 }
 
 fn parse_status(v: &mut Validator, s: &Option<String>) -> Option<OpportunityStatus> {
@@ -877,22 +838,9 @@ pub async fn create(
         _ => v.required_text("title", None, 200),
     };
     let status_in = parse_status(&mut v, &input.status);
-    let lost_reason = opt_text(
-        &mut v,
-        "lost_reason",
-        &input.lost_reason,
-        None,
-        WriteMode::Create,
-        500,
-    );
-    let notes = opt_text(
-        &mut v,
-        "notes",
-        &input.notes,
-        None,
-        WriteMode::Create,
-        20_000,
-    );
+    let lost_reason =
+        WriteMode::Create.optional_text(&mut v, "lost_reason", &input.lost_reason, None, 500);
+    let notes = WriteMode::Create.optional_text(&mut v, "notes", &input.notes, None, 20_000);
     let prob = probability(&mut v, input.probability.flatten());
     let term_months = term(&mut v, input.term_months, DEFAULT_TERM_MONTHS);
     let owner_id = match input.owner_id {
@@ -948,10 +896,16 @@ pub async fn create(
     let body = serde_json::to_value(opportunity_dto(m, Some(items))).map_err(AppError::internal)?;
     audit::record(
         &*txn,
-        audit_entry(ctx, "create", id, audit::diff(&json!({}), &body)),
+        audit::Entry::tenant(
+            ctx,
+            "create",
+            "opportunity",
+            id,
+            audit::diff(&json!({}), &body),
+        ),
     )
     .await?;
-    finish_idempotent(state, txn, ctx, idem.as_ref(), 201, body).await
+    idempotency::commit(state, txn, ctx, idem.as_ref(), 201, body).await
 }
 
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Opportunity> {
@@ -1026,12 +980,11 @@ pub async fn update(
         Some(Some(s)) => v.optional_text("lost_reason", Some(s), 500),
     };
     check_lost_reason(&mut v, status, &lost_reason, "lost_reason");
-    let notes = opt_text(
+    let notes = mode.optional_text(
         &mut v,
         "notes",
         &input.notes,
         current.notes.as_ref(),
-        mode,
         20_000,
     );
     let lead_id = match input.lead_id {
@@ -1154,7 +1107,11 @@ pub async fn update(
     let after = serde_json::to_value(&dto).unwrap_or_default();
     let changes = audit::diff(&before, &after);
     emit_updated(&*txn, ctx, id, &changes).await?;
-    audit::record(&*txn, audit_entry(ctx, "update", id, changes)).await?;
+    audit::record(
+        &*txn,
+        audit::Entry::tenant(ctx, "update", "opportunity", id, changes),
+    )
+    .await?;
     txn.commit().await?;
     Ok(dto)
 }
@@ -1214,30 +1171,7 @@ fn event_for(from: OpportunityStatus, to: OpportunityStatus) -> StageEvent {
 pub async fn delete(state: &AppState, ctx: &Authorized<Sellers>, id: Uuid) -> AppResult<()> {
     let txn = state.begin().await?;
     let current = find_visible(&*txn, ctx, id, false).await?;
-    let version = current.version;
-    let mut am = current.into_active_model();
-    am.deleted_at = Set(Some(Utc::now()));
-    am.updated_at = Set(Utc::now());
-    am.version = Set(version + 1);
-    crate::domains::optimistic_update::<opportunity::Entity, _>(
-        &*txn,
-        am,
-        opportunity::Column::Version,
-        version,
-    )
-    .await?;
-    audit::record(
-        &*txn,
-        audit_entry(
-            ctx,
-            "delete",
-            id,
-            json!({"deleted": {"from": false, "to": true}}),
-        ),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    store::soft_delete::<opportunity::Entity>(txn, ctx, "opportunity", current, |_| {}).await
 }
 
 // ---------- moves, won, lost, reopen ----------
@@ -1434,7 +1368,13 @@ pub async fn transition(
     let after = json!({"stage_id": updated.stage_id, "status": updated.status, "position": updated.position});
     audit::record(
         &*txn,
-        audit_entry(ctx, tr.action(), id, audit::diff(&before, &after)),
+        audit::Entry::tenant(
+            ctx,
+            tr.action(),
+            "opportunity",
+            id,
+            audit::diff(&before, &after),
+        ),
     )
     .await?;
     let items = items_of(&*txn, ctx.tenant_id, id).await?;
@@ -1546,26 +1486,30 @@ pub async fn convert_lead(
     let body = serde_json::to_value(opportunity_dto(m, Some(items))).map_err(AppError::internal)?;
     audit::record(
         &*txn,
-        audit_entry(ctx, "create", opp_id, audit::diff(&json!({}), &body)),
+        audit::Entry::tenant(
+            ctx,
+            "create",
+            "opportunity",
+            opp_id,
+            audit::diff(&json!({}), &body),
+        ),
     )
     .await?;
     audit::record(
         &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "convert",
-            entity_type: "lead",
-            entity_id: lead_id.to_string(),
-            changes: json!({
+        audit::Entry::tenant(
+            ctx,
+            "convert",
+            "lead",
+            lead_id,
+            json!({
                 "status": {"from": old_status.as_str(), "to": "converted"},
                 "opportunity_id": {"from": null, "to": opp_id}
             }),
-            meta: &ctx.meta,
-        },
+        ),
     )
     .await?;
-    finish_idempotent(state, txn, ctx, idem.as_ref(), 201, body).await
+    idempotency::commit(state, txn, ctx, idem.as_ref(), 201, body).await
 }
 
 async fn already_converted<C: ConnectionTrait>(
@@ -1636,17 +1580,9 @@ impl SortKey {
             SortKey::Position => opportunity::Column::Position,
         }
     }
-    fn value_of(self, m: &opportunity::Model) -> String {
-        let ts = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-        match self {
-            SortKey::CreatedAt => ts(m.created_at),
-            SortKey::UpdatedAt => ts(m.updated_at),
-            SortKey::Title => m.title_sort.clone(),
-            SortKey::Value => m.value_cents.to_string(),
-            SortKey::Mrr => m.mrr_cents.to_string(),
-            SortKey::Tcv => m.tcv_cents.to_string(),
-            SortKey::Position => m.position.to_string(),
-        }
+    /// The list order of this sort, and its cursor: `(sort, value, id)`.
+    pub fn keyset(self, descending: bool) -> Keyset<opportunity::Entity> {
+        Keyset::new([self.column(), opportunity::Column::Id], descending).tagged(self.as_str())
     }
 }
 
@@ -1858,80 +1794,23 @@ fn filtered(ctx: &TenantCtx, q: &OppQuery) -> Select<opportunity::Entity> {
         // Every word must appear in the folded title.
         let folded = jtcrm_types::br::fold_for_search(text);
         for word in folded.split_whitespace().take(6) {
-            sel = sel.filter(
-                Expr::col(opportunity::Column::TitleSort)
-                    .like(LikeExpr::new(products::like_pattern(word)).escape('\\')),
-            );
+            sel = sel.filter(Expr::col(opportunity::Column::TitleSort).like(sql::contains(word)));
         }
     }
     sel
 }
 
-fn ordered(
-    mut sel: Select<opportunity::Entity>,
-    q: &OppQuery,
-) -> AppResult<Select<opportunity::Entity>> {
-    let col = q.sort.column();
-    if let Some(c) = &q.cursor {
-        let parts = decode_cursor(c)?;
-        let invalid = || {
-            AppError::validation(vec![FieldError::new(
-                "cursor",
-                "invalid_cursor",
-                "Cursor inválido",
-            )])
-        };
-        if parts.len() != 3 || parts[0] != q.sort.as_str() {
-            return Err(invalid());
-        }
-        let id = Uuid::parse_str(&parts[2]).map_err(|_| invalid())?;
-        let value: sea_orm::Value = match q.sort {
-            SortKey::CreatedAt | SortKey::UpdatedAt => DateTime::parse_from_rfc3339(&parts[1])
-                .map_err(|_| invalid())?
-                .with_timezone(&Utc)
-                .into(),
-            SortKey::Title => parts[1].clone().into(),
-            SortKey::Value | SortKey::Mrr | SortKey::Tcv | SortKey::Position => {
-                parts[1].parse::<i64>().map_err(|_| invalid())?.into()
-            }
-        };
-        let left = Expr::tuple([
-            Expr::col((opportunity::Entity, col)),
-            Expr::col((opportunity::Entity, opportunity::Column::Id)),
-        ]);
-        let right = Expr::tuple([Expr::val(value), Expr::val(id)]);
-        sel = sel.filter(if q.descending {
-            left.lt(right)
-        } else {
-            left.gt(right)
-        });
-    }
-    Ok(if q.descending {
-        sel.order_by_desc(col)
-            .order_by_desc(opportunity::Column::Id)
-    } else {
-        sel.order_by_asc(col).order_by_asc(opportunity::Column::Id)
-    })
-}
-
 pub async fn list(state: &AppState, ctx: &TenantCtx, q: &OppQuery) -> AppResult<Page<Opportunity>> {
-    let base = filtered(ctx, q);
-    let total = if q.include_total {
-        Some(base.clone().count(&state.db).await?)
-    } else {
-        None
-    };
-    let mut rows = ordered(base, q)?.limit(q.limit + 1).all(&state.db).await?;
-    let next_cursor = if rows.len() as u64 > q.limit {
-        rows.truncate(q.limit as usize);
-        rows.last()
-            .map(|m| encode_cursor(&[q.sort.as_str(), &q.sort.value_of(m), &m.id.to_string()]))
-    } else {
-        None
-    };
-    Ok(Page {
-        items: rows.into_iter().map(|m| opportunity_dto(m, None)).collect(),
-        next_cursor,
-        total,
-    })
+    let page = q
+        .sort
+        .keyset(q.descending)
+        .paginate(
+            &state.db,
+            filtered(ctx, q),
+            q.cursor.as_deref(),
+            q.limit,
+            q.include_total,
+        )
+        .await?;
+    Ok(page.map(|m| opportunity_dto(m, None)))
 }

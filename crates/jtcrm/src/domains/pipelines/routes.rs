@@ -20,7 +20,6 @@ use uuid::Uuid;
 use super::board::{Anchor, BoardQuery};
 use super::opportunities::{self, OppQuery, OppQueryDoc, Transition};
 use super::service;
-use crate::domains::leads::WriteMode;
 use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::{
     ApiJson, ApiPath, ApiQuery, IfMatch, JsonBytes, OptionalJson, TenantCtx, etag, parse_json,
@@ -28,6 +27,7 @@ use jtcrm_kernel::http::extract::{
 use jtcrm_kernel::http::guard::{Authorized, Managers, Sellers};
 use jtcrm_kernel::http::idempotency;
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store::WriteMode;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -10,15 +10,15 @@ use jtcrm_types::dto::pipelines::{Pipeline, PipelineInput, Stage, StageInput, St
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveModelTrait, ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::model::{history, opportunity, pipeline, stage};
 use super::{
-    DEFAULT_STAGES, MAX_STAGES, board, default_color, default_probability, finish_idempotent,
-    insert_pipeline, pipeline_dto, stage_dto, stage_kind,
+    DEFAULT_STAGES, MAX_STAGES, board, default_color, default_probability, insert_pipeline,
+    pipeline_dto, stage_dto, stage_kind,
 };
 use crate::domains::tenants::limits::{self, Resource};
 use jtcrm_kernel::audit;
@@ -26,8 +26,9 @@ use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::guard::{Authorized, Managers};
 use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
-use jtcrm_kernel::http::pagination;
+use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store;
 
 /// A live pipeline of the tenant; otherwise `404`.
 pub async fn find_pipeline<C: ConnectionTrait>(
@@ -125,24 +126,6 @@ async fn lock_pipeline<C: ConnectionTrait>(
     find_pipeline(conn, tenant_id, id).await
 }
 
-fn audit_entry<'a>(
-    ctx: &'a TenantCtx,
-    action: &'a str,
-    entity_type: &'a str,
-    id: Uuid,
-    changes: Value,
-) -> audit::Entry<'a> {
-    audit::Entry {
-        tenant_id: Some(ctx.tenant_id),
-        actor_id: Some(ctx.user_id),
-        action,
-        entity_type,
-        entity_id: id.to_string(),
-        changes,
-        meta: &ctx.meta,
-    }
-}
-
 fn valid_color(c: &str) -> bool {
     c.len() == 7 && c.starts_with('#') && c[1..].chars().all(|x| x.is_ascii_hexdigit())
 }
@@ -236,13 +219,16 @@ pub async fn default_pipeline<C: ConnectionTrait>(
     conn: &C,
     tenant_id: Uuid,
 ) -> AppResult<Option<pipeline::Model>> {
-    Ok(pipeline::Entity::find()
+    Ok(default_first(tenant_id).one(conn).await?)
+}
+
+/// The live pipelines of the tenant, the default first, then the oldest.
+fn default_first(tenant_id: Uuid) -> Select<pipeline::Entity> {
+    pipeline::Entity::find()
         .filter(pipeline::Column::TenantId.eq(tenant_id))
         .filter(pipeline::Column::DeletedAt.is_null())
         .order_by_desc(pipeline::Column::IsDefault)
         .order_by_asc(pipeline::Column::Id)
-        .one(conn)
-        .await?)
 }
 
 // ---------- pipelines ----------
@@ -255,26 +241,13 @@ pub async fn list(
     include_total: bool,
 ) -> AppResult<Page<Pipeline>> {
     let limit = pagination::limit(limit)?;
-    let after = pagination::decode_id_cursor(cursor)?;
-    let base = pipeline::Entity::find()
+    let sel = pipeline::Entity::find()
         .filter(pipeline::Column::TenantId.eq(ctx.tenant_id))
         .filter(pipeline::Column::DeletedAt.is_null());
-    let total = if include_total {
-        Some(base.clone().count(&state.db).await?)
-    } else {
-        None
-    };
-    let mut sel = base;
-    if let Some(a) = after {
-        sel = sel.filter(pipeline::Column::Id.gt(a));
-    }
-    let rows = sel
-        .order_by_asc(pipeline::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
+    let page = Keyset::asc([pipeline::Column::Id])
+        .paginate(&state.db, sel, cursor, limit, include_total)
         .await?;
-    let (rows, next_cursor) = pagination::finish_page(rows, limit, |r| r.id);
-    let ids: Vec<Uuid> = rows.iter().map(|p| p.id).collect();
+    let ids: Vec<Uuid> = page.items.iter().map(|p| p.id).collect();
     let stages = if ids.is_empty() {
         vec![]
     } else {
@@ -286,22 +259,14 @@ pub async fn list(
             .all(&state.db)
             .await?
     };
-    let items = rows
-        .into_iter()
-        .map(|p| {
-            let mine: Vec<stage::Model> = stages
-                .iter()
-                .filter(|s| s.pipeline_id == p.id)
-                .cloned()
-                .collect();
-            pipeline_dto(p, &mine)
-        })
-        .collect();
-    Ok(Page {
-        items,
-        next_cursor,
-        total,
-    })
+    Ok(page.map(|p| {
+        let mine: Vec<stage::Model> = stages
+            .iter()
+            .filter(|s| s.pipeline_id == p.id)
+            .cloned()
+            .collect();
+        pipeline_dto(p, &mine)
+    }))
 }
 
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Pipeline> {
@@ -370,7 +335,7 @@ pub async fn create(
         serde_json::to_value(pipeline_dto(p.clone(), &stage_rows)).map_err(AppError::internal)?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "create",
             "pipeline",
@@ -379,7 +344,7 @@ pub async fn create(
         ),
     )
     .await?;
-    finish_idempotent(state, txn, ctx, idem.as_ref(), 201, body).await
+    idempotency::commit(state, txn, ctx, idem.as_ref(), 201, body).await
 }
 
 /// Renames the pipeline and/or makes it the default. Stages change through the stage endpoints.
@@ -441,7 +406,7 @@ pub async fn update(
     let after = serde_json::to_value(&dto).unwrap_or_default();
     audit::record(
         &*txn,
-        audit_entry(ctx, "update", "pipeline", id, audit::diff(&before, &after)),
+        audit::Entry::tenant(ctx, "update", "pipeline", id, audit::diff(&before, &after)),
     )
     .await?;
     txn.commit().await?;
@@ -461,30 +426,21 @@ pub async fn delete(state: &AppState, ctx: &Authorized<Managers>, id: Uuid) -> A
         )
         .with_context(json!({"opportunities": n})));
     }
-    let was_default = current.is_default;
-    let mut am = current.into_active_model();
-    am.deleted_at = Set(Some(Utc::now()));
-    am.is_default = Set(false);
-    am.update(&*txn).await?;
     limits::release(&*txn, ctx.tenant_id, Resource::Pipelines, 1).await?;
-    if was_default && let Some(next) = default_pipeline(&*txn, ctx.tenant_id).await? {
+    if current.is_default
+        && let Some(next) = default_first(ctx.tenant_id)
+            .filter(pipeline::Column::Id.ne(id))
+            .one(&*txn)
+            .await?
+    {
         let mut am = next.into_active_model();
         am.is_default = Set(true);
         am.update(&*txn).await?;
     }
-    audit::record(
-        &*txn,
-        audit_entry(
-            ctx,
-            "delete",
-            "pipeline",
-            id,
-            json!({"deleted": {"from": false, "to": true}}),
-        ),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    store::soft_delete::<pipeline::Entity>(txn, ctx, "pipeline", current, |am| {
+        am.is_default = Set(false);
+    })
+    .await
 }
 
 // ---------- stages ----------
@@ -579,7 +535,7 @@ pub async fn create_stage(
     let dto = stage_dto(&row);
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "create_stage",
             "pipeline",
@@ -672,7 +628,7 @@ pub async fn update_stage(
     let after = serde_json::to_value(&dto).unwrap_or_default();
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "update_stage",
             "pipeline",
@@ -717,7 +673,7 @@ pub async fn reorder_stages(
     write_positions(&*txn, ctx.tenant_id, &stages, &ids).await?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "reorder_stages",
             "pipeline",
@@ -827,13 +783,7 @@ pub async fn delete_stage(
     write_positions(&*txn, ctx.tenant_id, &stages, &order).await?;
     audit::record(
         &*txn,
-        audit_entry(
-            ctx,
-            "delete_stage",
-            "pipeline",
-            pipeline_id,
-            json!({"stage": stage_dto(&current), "move_to": target.as_ref().map(|t| t.id), "moved": moved}),
-        ),
+        audit::Entry::tenant(ctx, "delete_stage", "pipeline", pipeline_id, json!({"stage": stage_dto(&current), "move_to": target.as_ref().map(|t| t.id), "moved": moved})),
     )
     .await?;
     txn.commit().await?;

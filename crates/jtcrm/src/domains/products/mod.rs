@@ -10,10 +10,10 @@ use jtcrm_types::br::fold_for_search;
 use jtcrm_types::dto::Page;
 use jtcrm_types::dto::products::{Billing, Product, ProductCategory, ProductInput, TaxClass};
 use jtcrm_types::{ErrorCode, FieldError};
-use sea_orm::sea_query::{Expr, ExprTrait, LikeExpr};
+use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    PaginatorTrait, QueryFilter,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -21,15 +21,16 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use self::model::product;
-use crate::domains::leads::WriteMode;
-use crate::domains::pipelines::{finish_idempotent, money};
+use crate::domains::pipelines::money;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::guard::{Authorized, Managers};
 use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
-use jtcrm_kernel::http::pagination::{self, decode_cursor, encode_cursor};
+use jtcrm_kernel::http::pagination::{self, Keyset};
+use jtcrm_kernel::sql;
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store::{self, WriteMode};
 
 pub fn to_dto(m: product::Model) -> Product {
     Product {
@@ -258,23 +259,6 @@ async fn sku_in_use<C: ConnectionTrait>(
     Ok(q.count(conn).await? > 0)
 }
 
-fn audit_entry<'a>(
-    ctx: &'a TenantCtx,
-    action: &'a str,
-    id: Uuid,
-    changes: Value,
-) -> audit::Entry<'a> {
-    audit::Entry {
-        tenant_id: Some(ctx.tenant_id),
-        actor_id: Some(ctx.user_id),
-        action,
-        entity_type: "product",
-        entity_id: id.to_string(),
-        changes,
-        meta: &ctx.meta,
-    }
-}
-
 fn apply(m: &mut product::ActiveModel, d: &Draft) {
     m.name = Set(d.name.clone());
     m.name_sort = Set(fold_for_search(&d.name).chars().take(200).collect());
@@ -330,10 +314,10 @@ pub async fn create(
     let body = serde_json::to_value(to_dto(m)).map_err(AppError::internal)?;
     audit::record(
         &*txn,
-        audit_entry(ctx, "create", id, audit::diff(&json!({}), &body)),
+        audit::Entry::tenant(ctx, "create", "product", id, audit::diff(&json!({}), &body)),
     )
     .await?;
-    finish_idempotent(state, txn, ctx, idem.as_ref(), 201, body).await
+    idempotency::commit(state, txn, ctx, idem.as_ref(), 201, body).await
 }
 
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Product> {
@@ -385,7 +369,13 @@ pub async fn update(
     let after = serde_json::to_value(&dto).unwrap_or_default();
     audit::record(
         &*txn,
-        audit_entry(ctx, "update", id, audit::diff(&before_dto, &after)),
+        audit::Entry::tenant(
+            ctx,
+            "update",
+            "product",
+            id,
+            audit::diff(&before_dto, &after),
+        ),
     )
     .await?;
     txn.commit().await?;
@@ -400,33 +390,11 @@ fn is_sku_violation(e: &sea_orm::DbErr) -> bool {
 pub async fn delete(state: &AppState, ctx: &Authorized<Managers>, id: Uuid) -> AppResult<()> {
     let txn = state.begin().await?;
     let current = find(&*txn, ctx.tenant_id, id).await?;
-    let version = current.version;
-    let mut am = current.into_active_model();
-    let now = Utc::now();
-    am.deleted_at = Set(Some(now));
-    am.sku_key = Set(None);
-    am.active = Set(false);
-    am.updated_at = Set(now);
-    am.version = Set(version + 1);
-    crate::domains::optimistic_update::<product::Entity, _>(
-        &*txn,
-        am,
-        product::Column::Version,
-        version,
-    )
-    .await?;
-    audit::record(
-        &*txn,
-        audit_entry(
-            ctx,
-            "delete",
-            id,
-            json!({"deleted": {"from": false, "to": true}}),
-        ),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    store::soft_delete::<product::Entity>(txn, ctx, "product", current, |am| {
+        am.sku_key = Set(None);
+        am.active = Set(false);
+    })
+    .await
 }
 
 /// Query parameters of `GET /api/products`.
@@ -445,19 +413,6 @@ pub struct ProductQuery {
 
 fn bad(field: &str, msg: &str) -> AppError {
     AppError::validation(vec![FieldError::new(field, "invalid_value", msg)])
-}
-
-pub fn like_pattern(text: &str) -> String {
-    let mut s = String::with_capacity(text.len() + 2);
-    s.push('%');
-    for c in text.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            s.push('\\');
-        }
-        s.push(c);
-    }
-    s.push('%');
-    s
 }
 
 /// Products by name (then id), keyset-paginated.
@@ -495,55 +450,16 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: ProductQuery) -> AppResu
             Condition::any()
                 .add(
                     Expr::col(product::Column::NameSort)
-                        .like(LikeExpr::new(like_pattern(&fold_for_search(text))).escape('\\')),
+                        .like(sql::contains(&fold_for_search(text))),
                 )
                 .add(
                     Expr::col(product::Column::SkuKey)
-                        .like(LikeExpr::new(like_pattern(&text.to_ascii_uppercase())).escape('\\')),
+                        .like(sql::contains(&text.to_ascii_uppercase())),
                 ),
         );
     }
-    let total = if q.include_total == Some(true) {
-        Some(sel.clone().count(&state.db).await?)
-    } else {
-        None
-    };
-    if let Some(c) = &q.cursor {
-        let parts = decode_cursor(c)?;
-        let (Some(name), Some(id)) = (
-            parts.first(),
-            parts.get(1).and_then(|s| Uuid::parse_str(s).ok()),
-        ) else {
-            return Err(AppError::validation(vec![FieldError::new(
-                "cursor",
-                "invalid_cursor",
-                "Cursor inválido",
-            )]));
-        };
-        sel = sel.filter(
-            Expr::tuple([
-                Expr::col((product::Entity, product::Column::NameSort)),
-                Expr::col((product::Entity, product::Column::Id)),
-            ])
-            .gt(Expr::tuple([Expr::val(name.clone()), Expr::val(id)])),
-        );
-    }
-    let mut rows = sel
-        .order_by_asc(product::Column::NameSort)
-        .order_by_asc(product::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
+    let page = Keyset::asc([product::Column::NameSort, product::Column::Id])
+        .paginate(&state.db, sel, q.cursor.as_deref(), limit, q.include_total)
         .await?;
-    let next_cursor = if rows.len() as u64 > limit {
-        rows.truncate(limit as usize);
-        rows.last()
-            .map(|m| encode_cursor(&[&m.name_sort, &m.id.to_string()]))
-    } else {
-        None
-    };
-    Ok(Page {
-        items: rows.into_iter().map(to_dto).collect(),
-        next_cursor,
-        total,
-    })
+    Ok(page.map(to_dto))
 }

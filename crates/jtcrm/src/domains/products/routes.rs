@@ -11,7 +11,6 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::ProductQuery;
-use crate::domains::leads::WriteMode;
 use crate::domains::pipelines::routes::created_response;
 use jtcrm_kernel::error::AppResult;
 use jtcrm_kernel::http::extract::{
@@ -20,6 +19,7 @@ use jtcrm_kernel::http::extract::{
 use jtcrm_kernel::http::guard::{Authorized, Managers};
 use jtcrm_kernel::http::idempotency;
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store::WriteMode;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -11,7 +11,7 @@ use jtcrm_types::{ErrorCode, FieldError};
 use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
-    QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter, QueryOrder,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -23,13 +23,15 @@ use super::{agenda, no_date_sort, to_dto};
 use crate::domains::leads;
 use crate::domains::leads::model::lead;
 use crate::domains::timeline::{self, kinds};
+use crate::domains::users;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::events;
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::guard::{Authorized, Staff};
-use jtcrm_kernel::http::pagination::{self, decode_cursor, encode_cursor};
+use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store;
 
 fn sees_all(ctx: &TenantCtx) -> bool {
     matches!(ctx.role, Role::Admin | Role::Manager | Role::Viewer)
@@ -78,7 +80,7 @@ async fn check_lead<C: ConnectionTrait>(
 }
 
 async fn check_assignee<C: ConnectionTrait>(conn: &C, ctx: &TenantCtx, id: Uuid) -> AppResult<()> {
-    if leads::assignment::is_active_user(conn, ctx.tenant_id, id).await? {
+    if users::is_active_user(conn, ctx.tenant_id, id).await? {
         Ok(())
     } else {
         Err(AppError::field(
@@ -266,23 +268,6 @@ async fn emit<C: ConnectionTrait>(
     Ok(())
 }
 
-fn audit_entry<'a>(
-    ctx: &'a TenantCtx,
-    action: &'a str,
-    id: Uuid,
-    changes: serde_json::Value,
-) -> audit::Entry<'a> {
-    audit::Entry {
-        tenant_id: Some(ctx.tenant_id),
-        actor_id: Some(ctx.user_id),
-        action,
-        entity_type: "task",
-        entity_id: id.to_string(),
-        changes,
-        meta: &ctx.meta,
-    }
-}
-
 pub async fn create(
     state: &AppState,
     ctx: &Authorized<Staff>,
@@ -389,7 +374,7 @@ pub async fn create_many_in<C: ConnectionTrait>(
     let mut users: Vec<Uuid> = drafts.iter().map(|(d, _)| d.assignee_id).collect();
     users.sort();
     users.dedup();
-    let active = leads::assignment::active_users_among(conn, ctx.tenant_id, &users).await?;
+    let active = users::active_users_among(conn, ctx.tenant_id, &users).await?;
     if users.iter().any(|u| !active.contains(u)) {
         return Err(AppError::field(
             "assignee_id",
@@ -465,7 +450,7 @@ async fn write_created<C: ConnectionTrait>(
             kinds::TASK_CREATED,
             format!("Tarefa criada: {}", short(&m.title)),
         ));
-        audits.push(audit_entry(ctx, "create", m.id, changes));
+        audits.push(audit::Entry::tenant(ctx, "create", "task", m.id, changes));
     }
     events::emit_many(conn, evs).await?;
     timeline::record_many(conn, entries).await?;
@@ -564,7 +549,7 @@ pub async fn update(
     let after = serde_json::to_value(&dto).unwrap_or_default();
     audit::record(
         &*txn,
-        audit_entry(ctx, "update", id, audit::diff(&before, &after)),
+        audit::Entry::tenant(ctx, "update", "task", id, audit::diff(&before, &after)),
     )
     .await?;
     txn.commit().await?;
@@ -575,25 +560,7 @@ pub async fn delete(state: &AppState, ctx: &Authorized<Staff>, id: Uuid) -> AppR
     let txn = state.begin().await?;
     let cur = find_visible(&*txn, ctx, id).await?;
     can_act(ctx, &cur)?;
-    let version = cur.version;
-    let mut m = cur.into_active_model();
-    m.deleted_at = Set(Some(Utc::now()));
-    m.updated_at = Set(Utc::now());
-    m.version = Set(version + 1);
-    crate::domains::optimistic_update::<task::Entity, _>(&*txn, m, task::Column::Version, version)
-        .await?;
-    audit::record(
-        &*txn,
-        audit_entry(
-            ctx,
-            "delete",
-            id,
-            json!({"deleted": {"from": false, "to": true}}),
-        ),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    store::soft_delete::<task::Entity>(txn, ctx, "task", cur, |_| {}).await
 }
 
 fn already_completed() -> AppError {
@@ -684,9 +651,10 @@ pub async fn complete(
     .await?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "complete",
+            "task",
             id,
             json!({"status": {"from": "pending", "to": "completed"}}),
         ),
@@ -771,9 +739,10 @@ pub async fn reschedule(
     .await?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "reschedule",
+            "task",
             id,
             json!({"due_at": {"from": from, "to": to}}),
         ),
@@ -812,9 +781,10 @@ pub async fn reopen(state: &AppState, ctx: &Authorized<Staff>, id: Uuid) -> AppR
     .await?;
     audit::record(
         &*txn,
-        audit_entry(
+        audit::Entry::tenant(
             ctx,
             "reopen",
+            "task",
             id,
             json!({"status": {"from": from, "to": "pending"}}),
         ),
@@ -923,66 +893,14 @@ pub async fn list(
             .filter(task::Column::DueSort.gte(from))
             .filter(task::Column::DueSort.lt(to));
     }
-    let total = if q.include_total == Some(true) {
-        Some(sel.clone().count(&state.db).await?)
-    } else {
-        None
-    };
-    if let Some(c) = &q.cursor {
-        let invalid = || {
-            AppError::validation(vec![FieldError::new(
-                "cursor",
-                "invalid_cursor",
-                "Cursor inválido",
-            )])
-        };
-        let parts = decode_cursor(c)?;
-        if parts.len() != 3 {
-            return Err(invalid());
-        }
-        let due = DateTime::parse_from_rfc3339(&parts[0])
-            .map_err(|_| invalid())?
-            .with_timezone(&Utc);
-        let rank: i32 = parts[1].parse().map_err(|_| invalid())?;
-        let id = Uuid::parse_str(&parts[2]).map_err(|_| invalid())?;
-        sel = sel.filter(
-            Expr::tuple([
-                Expr::col(task::Column::DueSort),
-                Expr::col(task::Column::PriorityRank),
-                Expr::col(task::Column::Id),
-            ])
-            .gt(Expr::tuple([
-                Expr::val(due),
-                Expr::val(rank),
-                Expr::val(id),
-            ])),
-        );
-    }
-    let mut rows = sel
-        .order_by_asc(task::Column::DueSort)
-        .order_by_asc(task::Column::PriorityRank)
-        .order_by_asc(task::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
-        .await?;
-    let next_cursor = if rows.len() as u64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|t| {
-            encode_cursor(&[
-                &t.due_sort
-                    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-                &t.priority_rank.to_string(),
-                &t.id.to_string(),
-            ])
-        })
-    } else {
-        None
-    };
-    Ok(jtcrm_types::dto::Page {
-        items: rows.into_iter().map(to_dto).collect(),
-        next_cursor,
-        total,
-    })
+    let page = Keyset::asc([
+        task::Column::DueSort,
+        task::Column::PriorityRank,
+        task::Column::Id,
+    ])
+    .paginate(&state.db, sel, q.cursor.as_deref(), limit, q.include_total)
+    .await?;
+    Ok(page.map(to_dto))
 }
 
 /// Counts of the caller's own agenda.

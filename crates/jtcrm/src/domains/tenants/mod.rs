@@ -18,7 +18,7 @@ use jtcrm_types::dto::{Role, TenantStatus};
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    QueryFilter,
 };
 use serde::Deserialize;
 use serde_json::json;
@@ -32,7 +32,8 @@ use crate::domains::users::{self, NewUser, NewUserInput};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::{RequestMeta, rate_key};
-use jtcrm_kernel::http::pagination;
+use jtcrm_kernel::http::pagination::{self, Keyset};
+use jtcrm_kernel::sql;
 use jtcrm_kernel::state::AppState;
 use jtcrm_kernel::tenancy::NewTenantSeed;
 
@@ -354,7 +355,6 @@ pub struct TenantQuery {
 
 pub async fn list(state: &AppState, q: TenantQuery) -> AppResult<Page<Tenant>> {
     let limit = pagination::limit(q.limit)?;
-    let after = pagination::decode_id_cursor(q.cursor.as_deref())?;
     let mut sel = tenant::Entity::find();
     if let Some(s) = q.status {
         sel = sel.filter(tenant::Column::Status.eq(s.as_str()));
@@ -363,7 +363,7 @@ pub async fn list(state: &AppState, q: TenantQuery) -> AppResult<Page<Tenant>> {
         sel = sel.filter(tenant::Column::SubscriptionPlan.eq(p.as_str()));
     }
     if let Some(text) = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        let pattern = format!("%{}%", users::service::escape_like(&text.to_lowercase()));
+        let pattern = sql::contains(&text.to_lowercase());
         sel = sel.filter(
             Condition::any()
                 .add(Expr::expr(Func::lower(Expr::col(tenant::Column::Name))).like(pattern.clone()))
@@ -371,25 +371,10 @@ pub async fn list(state: &AppState, q: TenantQuery) -> AppResult<Page<Tenant>> {
                 .add(Expr::col(tenant::Column::Email).like(pattern)),
         );
     }
-    let total = if q.include_total == Some(true) {
-        Some(sel.clone().count(&state.db).await?)
-    } else {
-        None
-    };
-    if let Some(a) = after {
-        sel = sel.filter(tenant::Column::Id.gt(a));
-    }
-    let rows = sel
-        .order_by_asc(tenant::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
+    let page = Keyset::asc([tenant::Column::Id])
+        .paginate(&state.db, sel, q.cursor.as_deref(), limit, q.include_total)
         .await?;
-    let (rows, next_cursor) = pagination::finish_page(rows, limit, |r| r.id);
-    Ok(Page {
-        items: rows.into_iter().map(to_dto).collect(),
-        next_cursor,
-        total,
-    })
+    Ok(page.map(to_dto))
 }
 
 pub async fn get(state: &AppState, id: Uuid) -> AppResult<Tenant> {
@@ -539,9 +524,7 @@ pub async fn update(
         if let Some(a) = &si.lead_assignment {
             if a.mode == jtcrm_types::dto::tenants::AssignmentMode::Fixed {
                 let ok = match a.user_id {
-                    Some(u) => {
-                        crate::domains::leads::assignment::is_active_user(&*txn, id, u).await?
-                    }
+                    Some(u) => crate::domains::users::is_active_user(&*txn, id, u).await?,
                     None => false,
                 };
                 if !ok {

@@ -5,11 +5,8 @@
 use chrono::{DateTime, Utc};
 use jtcrm_types::FieldError;
 use jtcrm_types::dto::Page;
-use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -19,7 +16,7 @@ use jtcrm_kernel::error::{AppError, AppResult};
 
 pub mod notes;
 pub mod routes;
-use jtcrm_kernel::http::pagination::{self, decode_cursor, encode_cursor};
+use jtcrm_kernel::http::pagination::{self, Keyset};
 
 pub mod model {
     use sea_orm::entity::prelude::*;
@@ -216,64 +213,17 @@ pub async fn feed<C: ConnectionTrait>(
         }
         sel = sel.filter(model::Column::Kind.is_in(kinds));
     }
-    if let Some(c) = &q.cursor {
-        let invalid = || {
-            AppError::validation(vec![FieldError::new(
-                "cursor",
-                "invalid_cursor",
-                "Cursor inválido",
-            )])
-        };
-        let parts = decode_cursor(c)?;
-        if parts.len() != 2 {
-            return Err(invalid());
-        }
-        let at = DateTime::parse_from_rfc3339(&parts[0])
-            .map_err(|_| invalid())?
-            .with_timezone(&Utc);
-        let id = Uuid::parse_str(&parts[1]).map_err(|_| invalid())?;
-        sel = sel.filter(
-            Expr::tuple([
-                Expr::col(model::Column::OccurredAt),
-                Expr::col(model::Column::Id),
-            ])
-            .lt(Expr::tuple([Expr::val(at), Expr::val(id)])),
-        );
-    }
-    let mut rows = sel
-        .order_by_desc(model::Column::OccurredAt)
-        .order_by_desc(model::Column::Id)
-        .limit(limit + 1)
-        .all(conn)
+    let page = Keyset::desc([model::Column::OccurredAt, model::Column::Id])
+        .paginate(conn, sel, q.cursor.as_deref(), limit, false)
         .await?;
-    let next_cursor = if rows.len() as u64 > limit {
-        rows.truncate(limit as usize);
-        rows.last().map(|r| {
-            encode_cursor(&[
-                &r.occurred_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
-                &r.id.to_string(),
-            ])
-        })
-    } else {
-        None
-    };
-    let items = rows
-        .into_iter()
-        .map(|r| TimelineEntry {
-            id: r.id,
-            kind: r.kind,
-            occurred_at: r.occurred_at,
-            actor: r.actor_id,
-            summary: r.summary,
-            lead_id: r.lead_id,
-            opportunity_id: r.opportunity_id,
-            data: r.data,
-        })
-        .collect();
-    Ok(Page {
-        items,
-        next_cursor,
-        total: None,
-    })
+    Ok(page.map(|r| TimelineEntry {
+        id: r.id,
+        kind: r.kind,
+        occurred_at: r.occurred_at,
+        actor: r.actor_id,
+        summary: r.summary,
+        lead_id: r.lead_id,
+        opportunity_id: r.opportunity_id,
+        data: r.data,
+    }))
 }

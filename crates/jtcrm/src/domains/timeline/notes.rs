@@ -44,6 +44,7 @@ use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::guard::{Authorized, Staff};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store;
 
 pub const MAX_NOTE: usize = 20_000;
 
@@ -137,15 +138,13 @@ pub async fn create_on_lead(
     let m = insert(&*txn, ctx, Some(lead_id), None, &body).await?;
     audit::record(
         &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "create",
-            entity_type: "note",
-            entity_id: m.id.to_string(),
-            changes: json!({"subject": {"from": null, "to": format!("lead:{lead_id}")}}),
-            meta: &ctx.meta,
-        },
+        audit::Entry::tenant(
+            ctx,
+            "create",
+            "note",
+            m.id,
+            json!({"subject": {"from": null, "to": format!("lead:{lead_id}")}}),
+        ),
     )
     .await?;
     txn.commit().await?;
@@ -166,15 +165,13 @@ pub async fn create_on_opportunity(
     let m = insert(&*txn, ctx, opp.lead_id, Some(opportunity_id), &body).await?;
     audit::record(
         &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "create",
-            entity_type: "note",
-            entity_id: m.id.to_string(),
-            changes: json!({"subject": {"from": null, "to": format!("opportunity:{opportunity_id}")}}),
-            meta: &ctx.meta,
-        },
+        audit::Entry::tenant(
+            ctx,
+            "create",
+            "note",
+            m.id,
+            json!({"subject": {"from": null, "to": format!("opportunity:{opportunity_id}")}}),
+        ),
     )
     .await?;
     txn.commit().await?;
@@ -250,15 +247,13 @@ pub async fn update(
     .await?;
     audit::record(
         &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "update",
-            entity_type: "note",
-            entity_id: id.to_string(),
-            changes: json!({"body": {"from": old, "to": body}}),
-            meta: &ctx.meta,
-        },
+        audit::Entry::tenant(
+            ctx,
+            "update",
+            "note",
+            id,
+            json!({"body": {"from": old, "to": body}}),
+        ),
     )
     .await?;
     txn.commit().await?;
@@ -269,26 +264,6 @@ pub async fn delete(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<()
     let txn = state.begin().await?;
     let cur = find(&*txn, ctx, id).await?;
     can_edit(ctx, &cur)?;
-    let version = cur.version;
-    let mut m = cur.into_active_model();
-    m.deleted_at = Set(Some(Utc::now()));
-    m.version = Set(version + 1);
-    crate::domains::optimistic_update::<note::Entity, _>(&*txn, m, note::Column::Version, version)
-        .await?;
     timeline::delete_ref(&*txn, ctx.tenant_id, "note", id).await?;
-    audit::record(
-        &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "delete",
-            entity_type: "note",
-            entity_id: id.to_string(),
-            changes: json!({"deleted": {"from": false, "to": true}}),
-            meta: &ctx.meta,
-        },
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(())
+    store::soft_delete::<note::Entity>(txn, ctx, "note", cur, |_| {}).await
 }

@@ -14,6 +14,7 @@ use jtcrm_kernel::error::{AppError, Validator};
 use jtcrm_kernel::security::check_password_policy;
 
 pub use model::{platform_admin, user};
+pub use service::{active_users_among, check_active_owner, is_active_user};
 
 pub fn to_dto(u: user::Model) -> User {
     User {

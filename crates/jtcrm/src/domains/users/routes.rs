@@ -131,7 +131,6 @@ pub async fn delete_user(
     ctx: AdminCtx,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<StatusCode> {
-    let meta = ctx.meta.clone();
-    service::delete(&state, &ctx, id, &meta).await?;
+    service::delete(&state, &ctx, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -8,7 +8,7 @@ use jtcrm_types::dto::{Page, Role};
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    PaginatorTrait, QueryFilter,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -18,10 +18,12 @@ use super::{NewUser, platform_admin, to_dto, unique_conflict, user};
 use crate::domains::tenants::limits::{self, Resource};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
-use jtcrm_kernel::http::extract::{AdminCtx, RequestMeta, TenantCtx, user_invalidation_key};
+use jtcrm_kernel::http::extract::{AdminCtx, TenantCtx, user_invalidation_key};
 use jtcrm_kernel::http::guard::{Authorized, Managers};
-use jtcrm_kernel::http::pagination;
+use jtcrm_kernel::http::pagination::{self, Keyset};
+use jtcrm_kernel::sql;
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::store;
 
 pub async fn email_in_use<C: ConnectionTrait>(conn: &C, email: &str) -> AppResult<bool> {
     let in_users = user::Entity::find()
@@ -72,6 +74,57 @@ pub async fn insert_user<C: ConnectionTrait>(
     }
 }
 
+/// Which of `ids` are active, live users of the tenant (one query).
+pub async fn active_users_among<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    ids: &[Uuid],
+) -> AppResult<std::collections::HashSet<Uuid>> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(user::Entity::find()
+        .filter(user::Column::TenantId.eq(tenant_id))
+        .filter(user::Column::Id.is_in(ids.iter().copied()))
+        .filter(user::Column::Active.eq(true))
+        .filter(user::Column::DeletedAt.is_null())
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|u| u.id)
+        .collect())
+}
+
+/// `422 unknown_user` on `owner_id` unless `owner` is absent or an active, live user of the tenant.
+pub async fn check_active_owner<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    owner: Option<Uuid>,
+) -> AppResult<()> {
+    if let Some(o) = owner
+        && !is_active_user(conn, tenant_id, o).await?
+    {
+        return Err(AppError::field(
+            "owner_id",
+            "unknown_user",
+            "Usuário responsável inexistente ou inativo",
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `user_id` is an active, live user of the tenant.
+pub async fn is_active_user<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    user_id: Uuid,
+) -> AppResult<bool> {
+    Ok(user::Entity::find_by_id((tenant_id, user_id))
+        .one(conn)
+        .await?
+        .is_some_and(|u| u.active && u.deleted_at.is_none()))
+}
+
 pub fn audit_created(u: &User) -> serde_json::Value {
     audit::diff(
         &serde_json::json!({}),
@@ -95,15 +148,7 @@ pub async fn create(state: &AppState, ctx: &TenantCtx, new: NewUser) -> AppResul
     let dto = to_dto(created);
     audit::record(
         &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "create",
-            entity_type: "user",
-            entity_id: dto.id.to_string(),
-            changes: audit_created(&dto),
-            meta: &ctx.meta,
-        },
+        audit::Entry::tenant(ctx, "create", "user", dto.id, audit_created(&dto)),
     )
     .await?;
     txn.commit().await?;
@@ -129,7 +174,6 @@ pub async fn list(
     q: UserQuery,
 ) -> AppResult<Page<User>> {
     let limit = pagination::limit(q.limit)?;
-    let after = pagination::decode_id_cursor(q.cursor.as_deref())?;
     let mut sel = user::Entity::find()
         .filter(user::Column::TenantId.eq(ctx.tenant_id))
         .filter(user::Column::DeletedAt.is_null());
@@ -140,36 +184,17 @@ pub async fn list(
         sel = sel.filter(user::Column::Active.eq(a));
     }
     if let Some(text) = q.q.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        let pattern = format!("%{}%", escape_like(&text.to_lowercase()));
+        let pattern = sql::contains(&text.to_lowercase());
         sel = sel.filter(
             Condition::any()
                 .add(Expr::expr(Func::lower(Expr::col(user::Column::Name))).like(pattern.clone()))
                 .add(Expr::col(user::Column::Email).like(pattern)),
         );
     }
-    let total = if q.include_total == Some(true) {
-        Some(sel.clone().count(&state.db).await?)
-    } else {
-        None
-    };
-    if let Some(a) = after {
-        sel = sel.filter(user::Column::Id.gt(a));
-    }
-    let rows = sel
-        .order_by_asc(user::Column::Id)
-        .limit(limit + 1)
-        .all(&state.db)
+    let page = Keyset::asc([user::Column::Id])
+        .paginate(&state.db, sel, q.cursor.as_deref(), limit, q.include_total)
         .await?;
-    let (rows, next_cursor) = pagination::finish_page(rows, limit, |r| r.id);
-    Ok(Page {
-        items: rows.into_iter().map(to_dto).collect(),
-        next_cursor,
-        total,
-    })
-}
-
-pub fn escape_like(s: &str) -> String {
-    s.replace(['\\', '%'], "").replace('_', " ")
+    Ok(page.map(to_dto))
 }
 
 async fn find<C: ConnectionTrait>(conn: &C, tenant_id: Uuid, id: Uuid) -> AppResult<user::Model> {
@@ -381,15 +406,7 @@ pub async fn update(
     }
     audit::record(
         &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "update",
-            entity_type: "user",
-            entity_id: id.to_string(),
-            changes,
-            meta: &ctx.meta,
-        },
+        audit::Entry::tenant(ctx, "update", "user", id, changes),
     )
     .await?;
     if access_changed {
@@ -403,12 +420,7 @@ pub async fn update(
 
 /// Soft-deletes a user: it can no longer log in, its seat is freed, its extension released and its
 /// records keep pointing at it. The email stays reserved.
-pub async fn delete(
-    state: &AppState,
-    ctx: &AdminCtx,
-    id: Uuid,
-    meta: &RequestMeta,
-) -> AppResult<()> {
+pub async fn delete(state: &AppState, ctx: &AdminCtx, id: Uuid) -> AppResult<()> {
     let txn = state.begin().await?;
     let current = find(&*txn, ctx.tenant_id, id).await?;
     if id == ctx.user_id {
@@ -426,29 +438,10 @@ pub async fn delete(
     if current.active {
         limits::release(&*txn, ctx.tenant_id, Resource::Users, 1).await?;
     }
-    let version = current.version;
-    let mut m = current.into_active_model();
-    m.active = Set(false);
-    m.extension = Set(None);
-    m.deleted_at = Set(Some(Utc::now()));
-    m.updated_at = Set(Utc::now());
-    m.version = Set(version + 1);
-    crate::domains::optimistic_update::<user::Entity, _>(&*txn, m, user::Column::Version, version)
-        .await?;
-    audit::record(
-        &*txn,
-        audit::Entry {
-            tenant_id: Some(ctx.tenant_id),
-            actor_id: Some(ctx.user_id),
-            action: "delete",
-            entity_type: "user",
-            entity_id: id.to_string(),
-            changes: serde_json::json!({"deleted": {"from": false, "to": true}}),
-            meta,
-        },
-    )
-    .await?;
     invalidate_sessions(state, &*txn, id).await?;
-    txn.commit().await?;
-    Ok(())
+    store::soft_delete::<user::Entity>(txn, ctx, "user", current, |m| {
+        m.active = Set(false);
+        m.extension = Set(None);
+    })
+    .await
 }
