@@ -12,9 +12,11 @@ ROOT=$(pwd)
 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/jtcrm-target}"
 BIN="${JTCRM_FUZZ_BIN:-$CARGO_TARGET_DIR/release/jtcrm}"
 PG_ADMIN_URL="${JTCRM_FUZZ_PG_URL:-postgres://postgres@127.0.0.1:5432}"
-# Per-operation examples of the fuzzing phase, for each mode (positive, negative); with the
-# examples, coverage and stateful phases this makes well over 10,000 requests per backend.
-MAX_EXAMPLES="${JTCRM_FUZZ_MAX_EXAMPLES:-40}"
+# Per-operation examples of the fuzzing phase; with the examples, coverage and stateful phases this
+# makes over 10,000 requests per backend (measured: 30 gave 11,048 on SQLite). One worker: the run
+# is then reproducible from its seed, and Schemathesis 4.32.5 with two workers hit a Hypothesis
+# runtime error ("AST constructor recursion depth mismatch", a thread-safety bug of the tool).
+MAX_EXAMPLES="${JTCRM_FUZZ_MAX_EXAMPLES:-35}"
 SEED="${JTCRM_FUZZ_SEED:-20261211}"
 MIN_REQUESTS="${JTCRM_FUZZ_MIN_REQUESTS:-10000}"
 BACKENDS="${JTCRM_FUZZ_BACKENDS:-sqlite postgres}"
@@ -112,7 +114,7 @@ PY
   local args=(--config-file "$ROOT/ci/schemathesis.toml" run "$base/apidocs/openapi.json"
     --checks all --mode all --phases examples,coverage,fuzzing,stateful
     --generation-allow-x00 true --max-examples "$MAX_EXAMPLES" --seed "$SEED"
-    --header "Authorization: Bearer $token" --workers 2 --no-color
+    --header "Authorization: Bearer $token" --workers 1 --no-color
     --report junit,ndjson --report-dir "$CARGO_TARGET_DIR/fuzz/$name")
   echo "+ schemathesis ${args[*]//$token/<admin token>}"
   # From the temp dir: Schemathesis keeps a crash cache (`.schemathesis/`) in its working directory.
