@@ -106,19 +106,8 @@ fn shared_response(status: &str, description: &str) -> Value {
 /// `modifiers(...)` would run before the routes are merged, and utoipa's typed `Link` writes
 /// `operation_id` where OpenAPI says `operationId`, so the rules edit the JSON.
 pub fn exact(doc: &mut Value) {
-    let responses = doc
-        .as_object_mut()
-        .expect("an object")
-        .entry("components")
-        .or_insert_with(|| json!({}))
-        .as_object_mut()
-        .expect("components is an object")
-        .entry("responses")
-        .or_insert_with(|| json!({}))
-        .as_object_mut()
-        .expect("components.responses is an object");
     for (status, name, description) in SHARED {
-        responses.insert(name.to_string(), shared_response(status, description));
+        doc["components"]["responses"][name] = shared_response(status, description);
     }
     let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
         return;
@@ -282,18 +271,13 @@ pub fn machinery_statuses(path: &str, op: &Value) -> Vec<&'static str> {
 
 fn statuses(path: &str, op: &mut Value) {
     let wanted = machinery_statuses(path, op);
-    let responses = op
-        .as_object_mut()
-        .expect("an operation is an object")
-        .entry("responses")
-        .or_insert_with(|| json!({}))
-        .as_object_mut()
-        .expect("responses is an object");
+    let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) else {
+        return;
+    };
     for status in wanted {
-        let (_, name, description) = SHARED
-            .iter()
-            .find(|(s, _, _)| *s == status)
-            .expect("a shared response");
+        let Some((_, name, description)) = SHARED.iter().find(|(s, _, _)| *s == status) else {
+            continue;
+        };
         match responses.get_mut(status) {
             None => {
                 responses.insert(
@@ -308,14 +292,12 @@ fn statuses(path: &str, op: &mut Value) {
                 }
                 // The machinery answers problem+json whatever else the operation answers
                 // (e.g. `/health`'s own 503 body).
-                let content = existing
-                    .as_object_mut()
-                    .expect("a response is an object")
-                    .entry("content")
-                    .or_insert_with(|| json!({}));
-                if let Some(c) = content.as_object_mut() {
-                    c.entry("application/problem+json")
-                        .or_insert_with(|| problem_content()["application/problem+json"].clone());
+                if existing["content"]
+                    .get("application/problem+json")
+                    .is_none()
+                {
+                    existing["content"]["application/problem+json"] =
+                        problem_content()["application/problem+json"].clone();
                 }
                 if status == "429" && existing.get("headers").is_none() {
                     existing["headers"] = shared_response("429", "")["headers"].clone();
