@@ -216,8 +216,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Openapi => {
             println!(
                 "{}",
-                jtcrm::http::openapi()
-                    .to_pretty_json()
+                serde_json::to_string_pretty(&jtcrm::http::openapi())
                     .context("serializing OpenAPI")?
             );
             Ok(ExitCode::SUCCESS)

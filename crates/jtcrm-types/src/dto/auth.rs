@@ -7,12 +7,18 @@ use super::common::Role;
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[schema(example = json!({"email": "admin@provedor.com.br", "password": "s3nh4-forte"}))]
 pub struct LoginRequest {
+    /// Required (not blank), at most 254 characters.
+    #[schema(required = true, value_type = String, pattern = r"\S", max_length = 254)]
     pub email: Option<String>,
+    /// Required.
+    #[schema(required = true, value_type = String, min_length = 1)]
     pub password: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct RefreshRequest {
+    /// Required (not blank).
+    #[schema(required = true, value_type = String, pattern = r"\S")]
     pub refresh_token: Option<String>,
 }
 

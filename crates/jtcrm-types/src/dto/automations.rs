@@ -250,6 +250,8 @@ impl AutomationAction {
     ]
 }))]
 pub struct AutomationInput {
+    /// Required (not blank) on create and on update, at most 200 characters.
+    #[schema(required = true, value_type = String, pattern = r"\S", max_length = 200)]
     pub name: Option<String>,
     pub description: Option<String>,
     /// Default `true`.
@@ -430,6 +432,8 @@ pub struct CadenceStep {
     ]
 }))]
 pub struct CadenceInput {
+    /// Required (not blank) on create and on update, at most 200 characters.
+    #[schema(required = true, value_type = String, pattern = r"\S", max_length = 200)]
     pub name: Option<String>,
     pub description: Option<String>,
     /// Default `true`. An inactive cadence accepts no new enrolments and pauses its steps.

@@ -75,6 +75,8 @@ pub struct Pipeline {
     {"name": "Contato", "probability": 10}, {"name": "Proposta", "probability": 50},
     {"name": "Ganho", "kind": "won"}, {"name": "Perdido", "kind": "lost"}]}))]
 pub struct PipelineInput {
+    /// Required (not blank) on create and on update, at most 120 characters.
+    #[schema(required = true, value_type = String, pattern = r"\S", max_length = 120)]
     pub name: Option<String>,
     /// `true` makes this the tenant's default pipeline (the previous default stops being it).
     pub is_default: Option<bool>,

@@ -19,6 +19,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use uuid::Uuid;
 
 use crate::domains;
+
+pub mod openapi;
 use jtcrm_kernel::error::{AppError, REQUEST_ID};
 use jtcrm_kernel::state::AppState;
 
@@ -89,9 +91,18 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(domains::automations::routes::router())
 }
 
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, api) = api_router().split_for_parts();
-    api
+/// The routes and their OpenAPI document (JSON), made exact by [`openapi::exact`].
+fn split() -> (Router<AppState>, serde_json::Value) {
+    let (router, api) = api_router().split_for_parts();
+    // Serializing plain data (maps, strings, JSON values) cannot fail.
+    let mut doc = serde_json::to_value(&api).unwrap_or_default();
+    openapi::exact(&mut doc);
+    (router, doc)
+}
+
+/// The OpenAPI document served at `/apidocs/openapi.json` and printed by `jtcrm openapi`.
+pub fn openapi() -> serde_json::Value {
+    split().1
 }
 
 pub fn build_router(state: AppState) -> Router {
@@ -101,13 +112,13 @@ pub fn build_router(state: AppState) -> Router {
 /// [`build_router`] with `extra` routes merged in under the same middleware (tests mount routes
 /// that production never has, e.g. one that panics).
 pub fn build_router_with(state: AppState, extra: Router<AppState>) -> Router {
-    let (router, api) = api_router().split_for_parts();
+    let (router, api) = split();
     let max_body = state.settings.max_body_bytes;
     router
         .merge(extra)
         .merge(
             SwaggerUi::new("/apidocs")
-                .url("/apidocs/openapi.json", api)
+                .external_url_unchecked("/apidocs/openapi.json", api)
                 // The online validator badge would load an image from swagger.io (and hand it the
                 // document's URL); the page's CSP allows only this origin.
                 .config(utoipa_swagger_ui::Config::default().validator_url("none")),

@@ -14,6 +14,7 @@ mod jobs;
 mod kv;
 mod lead_import;
 mod leads;
+mod openapi;
 mod pipelines;
 mod plans;
 mod products;

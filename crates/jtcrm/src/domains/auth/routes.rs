@@ -95,7 +95,7 @@ pub async fn me(State(state): State<AppState>, caller: AnyCaller) -> AppResult<J
 /// Register a user. With a bearer token: a tenant admin creates a user in its own tenant
 /// (`name`, `email`, `password`, `role`). Anonymous, when public signup is enabled: creates a `trial`
 /// company (`company_name`, `name`, `email`, `password`) and returns tokens for its new admin.
-#[utoipa::path(post, path = "/api/auth/register", tag = "auth", request_body = RegisterRequest,
+#[utoipa::path(post, path = "/api/auth/register", tag = "auth", security((), ("bearer" = [])), request_body = RegisterRequest,
     responses(
         (status = 201, description = "User created by an admin (a `User`), or a new trial company (a `TokenResponse`)", body = User),
         (status = 402, body = Problem, content_type = "application/problem+json"),

@@ -52,11 +52,18 @@ pub struct LeadImportForm {
     /// as skipped, `update` changes the existing lead with the file's non-empty cells, `create`
     /// creates a duplicate.
     pub dedupe: Option<DedupePolicy>,
-    /// `true` validates and counts without writing leads.
+    /// `true` validates and counts without writing leads (a form field: the text `true` or
+    /// `false`; also `1`/`0`, `yes`/`no`, `sim`/`nao`, `on`/`off`, in any case).
+    #[schema(value_type = Option<String>, pattern = r"^\s*(true|false|1|0|yes|no|sim|nao|on|off)?\s*$")]
     pub dry_run: Option<bool>,
-    /// Forces `utf-8` or `windows-1252` instead of detecting it.
+    /// Forces `utf-8` or `windows-1252` (also `utf8`, `cp1252`, `latin1`, `latin-1`,
+    /// `iso-8859-1`, `ansi`, in any case) instead of detecting it.
+    #[schema(
+        pattern = r"^\s*(utf-8|utf8|windows-1252|cp1252|latin1|latin-1|iso-8859-1|ansi)?\s*$"
+    )]
     pub encoding: Option<String>,
-    /// Forces `;`, `,` or `tab` instead of detecting it.
+    /// Forces `;`, `,` or `tab` (also a tab character or `\t`) instead of detecting it.
+    #[schema(pattern = r"^(|\t|\s*(;|,|tab|TAB|\\t)\s*)$")]
     pub delimiter: Option<String>,
 }
 
