@@ -4,7 +4,7 @@
 //! - a product catalog (8 telecom products) and, in the tenant's default pipeline, `--open`
 //!   open opportunities spread over its open stages plus `--closed` won/lost ones, each with 1–3
 //!   items priced from the catalog and totals computed by the same rules as the API
-//!   (`pipelines::money`), a stage history row, positions `k·GAP` per stage, owners among the
+//!   (`jtcrm_types::money`), a stage history row, positions `k·GAP` per stage, owners among the
 //!   sellers, leads from the tenant;
 //! - `--tasks` tasks over two years, `--agenda-tasks` of them assigned to one seller (the agenda
 //!   scenario's user), the rest spread over the other users; past ones mostly completed, a few
@@ -33,13 +33,13 @@ use uuid::Uuid;
 use jtcrm::domains::leads::model::lead;
 use jtcrm::domains::pipelines::board::GAP;
 use jtcrm::domains::pipelines::model::{history, item, opportunity, pipeline, stage};
-use jtcrm::domains::pipelines::money;
 use jtcrm::domains::products::model::product;
 use jtcrm::domains::tasks::model::task;
 use jtcrm::domains::tenants::model::tenant;
-use jtcrm::domains::timeline;
-use jtcrm::domains::users::user;
+use jtcrm::domains::users::model::user;
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::timeline;
+use jtcrm_types::money;
 
 #[derive(Debug, Clone)]
 pub struct SalesOptions {

@@ -518,7 +518,16 @@ async fn whatsapp_inbound_then_reply_inside_window_with_status_webhooks() -> Res
             MessageStatus::Read
         ]
     );
-    let deliveries = mock.webhook_deliveries();
+    // The mock records a delivery after our receiver answered it: wait for the three records.
+    let deliveries = wait_for("three status deliveries recorded", || {
+        let d = mock.webhook_deliveries();
+        let n = d
+            .iter()
+            .filter(|d| d.kind == DeliveryKind::Status && d.status.is_some())
+            .count();
+        (n >= 3).then_some(d)
+    })
+    .await?;
     let status_deliveries: Vec<_> = deliveries
         .iter()
         .filter(|d| d.kind == DeliveryKind::Status)

@@ -4,6 +4,8 @@
 //!
 //! - [`config`], [`db`], [`kv`], [`security`], [`telemetry`]: settings, storage, key-value store,
 //!   keys and hashing, logging and metrics.
+//! - [`sessions`]: refresh tokens (issued by `auth`, revoked by whoever ends a user's access).
+//! - [`quota`]: per-tenant counters: plan-limit reservations and named sequences.
 //! - [`state`]: the shared [`state::AppState`] and write transactions ([`state::Tx`]).
 //! - [`store`]: how every domain writes rows: write modes, optimistic-lock updates, soft delete and
 //!   restore.
@@ -15,6 +17,7 @@
 //! - [`sql`]: shared SQL pieces (literal `LIKE` patterns).
 //! - [`events`], [`audit`]: the domain-event outbox and the audit log, written in the caller's
 //!   transaction.
+//! - [`timeline`]: the lead/opportunity feed every domain appends to in its own transaction.
 //! - [`jobs`]: the durable job queue, the worker and the registry domains register into.
 
 pub mod audit;
@@ -25,11 +28,14 @@ pub mod events;
 pub mod http;
 pub mod jobs;
 pub mod kv;
+pub mod quota;
 pub mod secrets;
 pub mod security;
+pub mod sessions;
 pub mod sql;
 pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod tenancy;
+pub mod timeline;
 pub mod visibility;

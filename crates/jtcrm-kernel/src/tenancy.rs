@@ -34,6 +34,8 @@ pub trait TenantDirectory: Send + Sync {
 pub struct TenantSnapshot {
     pub id: Uuid,
     pub slug: String,
+    /// The company's display name.
+    pub name: String,
     pub status: TenantStatus,
     pub plan_code: String,
     pub limits: PlanLimits,

@@ -4,5 +4,6 @@
 pub mod br;
 pub mod dto;
 pub mod error;
+pub mod money;
 
 pub use error::{ErrorCode, FieldError, Problem};

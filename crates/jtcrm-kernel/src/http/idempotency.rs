@@ -1,14 +1,16 @@
 //! `Idempotency-Key` support for `POST`: the first response is stored in the same transaction as the
 //! change it reports, and a retry with the same key replays it instead of creating a second record.
 
-use axum::http::HeaderMap;
+use axum::Json;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 use jtcrm_types::{ErrorCode, FieldError};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
+use serde::Serialize;
 use uuid::Uuid;
 
 use crate::error::{AppError, AppResult, is_unique_violation};
-use crate::http::extract::TenantCtx;
 use crate::security::sha256_hex;
 use crate::state::{AppState, Tx};
 
@@ -130,28 +132,100 @@ pub async fn store<C: ConnectionTrait>(
     }
 }
 
-/// Stores the response for `idem` in `txn` and commits, or — when a concurrent request with the same
-/// key won — rolls back and answers as that request did.
-pub async fn commit(
+/// A change made in `txn` and not yet committed, with the value it produced. A service whose
+/// create supports `Idempotency-Key` returns this: the route layer commits it with [`finish`], which
+/// stores the response in the same transaction; any other caller just calls [`Uncommitted::commit`].
+pub struct Uncommitted<T> {
+    pub txn: Tx,
+    pub value: T,
+}
+
+impl<T> Uncommitted<T> {
+    pub fn new(txn: Tx, value: T) -> Self {
+        Self { txn, value }
+    }
+
+    pub async fn commit(self) -> AppResult<T> {
+        self.txn.commit().await?;
+        Ok(self.value)
+    }
+}
+
+/// What a create answers: its own result, or the stored response of an earlier request with the
+/// same key.
+pub enum Answer<T> {
+    Fresh(T),
+    Replay(Replay),
+}
+
+/// The stored response for `idem`, when a request with that key already completed.
+pub async fn replay(
     state: &AppState,
-    txn: Tx,
-    ctx: &TenantCtx,
+    tenant_id: Uuid,
+    idem: Option<&IdempotencyKey>,
+) -> AppResult<Option<Replay>> {
+    match idem {
+        Some(k) => lookup(&state.db, tenant_id, k).await,
+        None => Ok(None),
+    }
+}
+
+/// Commits `done`, storing `status` and its value as the response for `idem` in the same
+/// transaction. When a concurrent request with the same key won, rolls back and answers as it did.
+pub async fn finish<T: Serialize>(
+    state: &AppState,
+    tenant_id: Uuid,
     idem: Option<&IdempotencyKey>,
     status: u16,
-    body: serde_json::Value,
-) -> AppResult<(u16, serde_json::Value)> {
-    if let Some(k) = idem
-        && !store(&*txn, ctx.tenant_id, k, status, &body).await?
-    {
-        drop(txn);
-        return match lookup(&state.db, ctx.tenant_id, k).await? {
-            Some(r) => Ok((r.status, r.body)),
-            None => Err(AppError::new(
-                ErrorCode::IdempotencyKeyInUse,
-                "Requisição com esta Idempotency-Key em andamento.",
-            )),
-        };
+    done: Uncommitted<T>,
+) -> AppResult<Answer<T>> {
+    if let Some(k) = idem {
+        let body = serde_json::to_value(&done.value).map_err(AppError::internal)?;
+        if !store(&*done.txn, tenant_id, k, status, &body).await? {
+            drop(done);
+            return match lookup(&state.db, tenant_id, k).await? {
+                Some(r) => Ok(Answer::Replay(r)),
+                None => Err(AppError::new(
+                    ErrorCode::IdempotencyKeyInUse,
+                    "Requisição com esta Idempotency-Key em andamento.",
+                )),
+            };
+        }
     }
-    txn.commit().await?;
-    Ok((status, body))
+    Ok(Answer::Fresh(done.commit().await?))
+}
+
+/// A create over HTTP: replays an earlier response for the same key, or runs `work` and answers
+/// `201 Created` with its value, a `Location` of `{location}/{id}` and an `ETag` of its `version`
+/// (when the value has those fields). `work` is not started when the request is a replay.
+pub async fn created<T: Serialize>(
+    state: &AppState,
+    tenant_id: Uuid,
+    idem: Option<IdempotencyKey>,
+    location: &str,
+    work: impl Future<Output = AppResult<Uncommitted<T>>>,
+) -> AppResult<Response> {
+    let (status, body) = match replay(state, tenant_id, idem.as_ref()).await? {
+        Some(r) => (r.status, r.body),
+        None => match finish(state, tenant_id, idem.as_ref(), 201, work.await?).await? {
+            Answer::Fresh(v) => (201, serde_json::to_value(&v).map_err(AppError::internal)?),
+            Answer::Replay(r) => (r.status, r.body),
+        },
+    };
+    let mut res = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED),
+        Json(&body),
+    )
+        .into_response();
+    if let Some(id) = body.get("id").and_then(|v| v.as_str())
+        && let Ok(v) = HeaderValue::from_str(&format!("{location}/{id}"))
+    {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    if let Some(ver) = body.get("version").and_then(|v| v.as_i64())
+        && let Ok(v) = HeaderValue::from_str(&format!("\"{ver}\""))
+    {
+        res.headers_mut().insert(header::ETAG, v);
+    }
+    Ok(res)
 }

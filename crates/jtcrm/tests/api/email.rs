@@ -446,10 +446,10 @@ async fn task_reminder_emails_the_assignee_exactly_once() {
     .assert(201);
 
     // The scan twice (the worker's own scan may run too): one email.
-    let a = jtcrm::domains::email::reminders::scan(&app.state)
+    let a = jtcrm::domains::tasks::reminders::scan(&app.state)
         .await
         .unwrap();
-    let b = jtcrm::domains::email::reminders::scan(&app.state)
+    let b = jtcrm::domains::tasks::reminders::scan(&app.state)
         .await
         .unwrap();
     assert!(a + b <= 1, "{a} {b}");
@@ -473,7 +473,7 @@ async fn task_reminder_emails_the_assignee_exactly_once() {
     )
     .await
     .assert(200);
-    jtcrm::domains::email::reminders::scan(&app.state)
+    jtcrm::domains::tasks::reminders::scan(&app.state)
         .await
         .unwrap();
     app.wait_jobs_settled(&[jtcrm::domains::email::send::KIND], 20)
@@ -550,12 +550,12 @@ async fn daily_digest_goes_to_opted_in_users_only() {
 
     let tz = jtcrm::domains::tasks::agenda::tz_of("America/Sao_Paulo");
     let today = now.with_timezone(&tz).date_naive();
-    let n = jtcrm::domains::email::digest::send_for(&app.state, tid(&t), today)
+    let n = jtcrm::domains::tasks::digest::send_for(&app.state, tid(&t), today)
         .await
         .unwrap();
     assert_eq!(n, 1);
     // A second run (retried job, second worker) queues nothing new.
-    jtcrm::domains::email::digest::send_for(&app.state, tid(&t), today)
+    jtcrm::domains::tasks::digest::send_for(&app.state, tid(&t), today)
         .await
         .unwrap();
     let msgs = sink.wait_for(1, Duration::from_secs(15)).await;
@@ -587,14 +587,14 @@ async fn daily_digest_goes_to_opted_in_users_only() {
     );
 
     // The planner schedules the company's digest for 07:00 local time tomorrow.
-    jtcrm::domains::email::digest::plan(&app.state)
+    jtcrm::domains::tasks::digest::plan(&app.state)
         .await
         .unwrap();
     let tomorrow = today.succ_opt().unwrap();
     let job = job_model::Entity::find()
         .filter(job_model::Column::IdempotencyKey.eq(format!(
             "{}:{}:{tomorrow}",
-            jtcrm::domains::email::digest::KIND,
+            jtcrm::domains::tasks::digest::KIND,
             t.id
         )))
         .one(&app.state.db)
@@ -615,7 +615,7 @@ async fn daily_digest_goes_to_opted_in_users_only() {
     .await
     .assert(200);
     assert_eq!(
-        jtcrm::domains::email::digest::send_for(&app.state, tid(&t), tomorrow)
+        jtcrm::domains::tasks::digest::send_for(&app.state, tid(&t), tomorrow)
             .await
             .unwrap(),
         0

@@ -719,7 +719,7 @@ async fn heartbeat_extends_the_lease_and_reports_losing_it() {
 
 #[tokio::test]
 async fn daily_cleanup_deletes_old_rows_and_schedules_tomorrow() {
-    use jtcrm::domains::auth::model as rt;
+    use jtcrm_kernel::sessions::refresh_token as rt;
     let app = app_without_worker().await;
     let now = Utc::now();
     let token = |expires: chrono::DateTime<Utc>| rt::ActiveModel {

@@ -8,7 +8,7 @@ use jtcrm_kernel::state::AppState;
 use sea_orm::Condition;
 use sea_orm::sea_query::{Expr, ExprTrait};
 
-use super::model as refresh_token;
+use jtcrm_kernel::sessions::refresh_token;
 
 pub const KIND: &str = "auth.cleanup";
 pub const SCHEDULE: Periodic = Periodic::daily_at(KIND, 6, 5);

@@ -2,7 +2,6 @@
 //! logout (family revocation + access-token denylist), registration and the super-admin bootstrap.
 
 pub mod jobs;
-pub mod model;
 pub mod routes;
 pub mod service;
 

@@ -8,78 +8,17 @@ use jtcrm_types::dto::auth::{AuthUser, LoginRequest, MeResponse, MeTenant, Token
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
-use super::model as refresh;
 use crate::domains::tenants;
-use crate::domains::users::{platform_admin, user};
+use crate::domains::users::{self, accounts};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::{Auth, RequestMeta, deny_key, suspended};
 use jtcrm_kernel::security::{random_token, sha256_hex};
+use jtcrm_kernel::sessions::refresh_token as refresh;
 use jtcrm_kernel::state::AppState;
 
 fn bad_credentials() -> AppError {
     AppError::new(ErrorCode::InvalidCredentials, "E-mail ou senha inválidos.")
-}
-
-/// Identity found by email: a tenant user or a platform admin.
-enum Account {
-    User(user::Model),
-    Admin(platform_admin::Model),
-}
-
-impl Account {
-    fn id(&self) -> Uuid {
-        match self {
-            Account::User(u) => u.id,
-            Account::Admin(a) => a.id,
-        }
-    }
-    fn hash(&self) -> &str {
-        match self {
-            Account::User(u) => &u.password_hash,
-            Account::Admin(a) => &a.password_hash,
-        }
-    }
-    fn active(&self) -> bool {
-        match self {
-            Account::User(u) => u.active && u.deleted_at.is_none(),
-            Account::Admin(a) => a.active,
-        }
-    }
-    fn auth_user(&self) -> AuthUser {
-        match self {
-            Account::User(u) => AuthUser {
-                id: u.id,
-                name: u.name.clone(),
-                email: u.email.clone(),
-                role: Role::parse(&u.role).unwrap_or(Role::Viewer),
-                tenant_id: Some(u.tenant_id),
-            },
-            Account::Admin(a) => AuthUser {
-                id: a.id,
-                name: a.name.clone(),
-                email: a.email.clone(),
-                role: Role::SuperAdmin,
-                tenant_id: None,
-            },
-        }
-    }
-}
-
-async fn find_account<C: ConnectionTrait>(conn: &C, email: &str) -> AppResult<Option<Account>> {
-    if let Some(u) = user::Entity::find()
-        .filter(user::Column::Email.eq(email))
-        .filter(user::Column::DeletedAt.is_null())
-        .one(conn)
-        .await?
-    {
-        return Ok(Some(Account::User(u)));
-    }
-    Ok(platform_admin::Entity::find()
-        .filter(platform_admin::Column::Email.eq(email))
-        .one(conn)
-        .await?
-        .map(Account::Admin))
 }
 
 /// Inserts a new refresh token (in `family`, or a new family) and signs an access token for it.
@@ -182,16 +121,21 @@ pub async fn login(
         return Err(AppError::rate_limited(s.login_window_secs));
     }
 
-    let account = find_account(&state.db, &email).await?;
+    let account = accounts::by_email(&state.db, &email).await?;
     let ok = match &account {
-        Some(a) => state.hasher.verify(password, a.hash().to_string()).await?,
+        Some(a) => {
+            state
+                .hasher
+                .verify(password, a.password_hash.clone())
+                .await?
+        }
         None => {
             state.hasher.dummy_verify(password).await?;
             false
         }
     };
     let account = match account {
-        Some(a) if ok && a.active() => a,
+        Some(a) if ok && a.active => a,
         _ => {
             state
                 .kv
@@ -201,7 +145,7 @@ pub async fn login(
             return Err(bad_credentials());
         }
     };
-    let who = account.auth_user();
+    let who = account.user;
     tenant_usable(state, who.tenant_id).await?;
     if let Some(slug) = requested_slug {
         let id = state.tenants.id_for_slug(&state.db, &slug).await?;
@@ -220,42 +164,20 @@ pub async fn login(
 
     let txn = state.begin().await?;
     let now = Utc::now();
-    match &account {
-        Account::User(u) => {
-            user::Entity::update_many()
-                .col_expr(
-                    user::Column::LastLoginAt,
-                    sea_orm::sea_query::Expr::value(now),
-                )
-                .filter(user::Column::TenantId.eq(u.tenant_id))
-                .filter(user::Column::Id.eq(u.id))
-                .exec(&*txn)
-                .await?;
-        }
-        Account::Admin(a) => {
-            platform_admin::Entity::update_many()
-                .col_expr(
-                    platform_admin::Column::LastLoginAt,
-                    sea_orm::sea_query::Expr::value(now),
-                )
-                .filter(platform_admin::Column::Id.eq(a.id))
-                .exec(&*txn)
-                .await?;
-        }
-    }
+    accounts::record_login(&*txn, &who, now).await?;
     let tokens = issue(state, &*txn, who.clone(), None).await?;
     audit::record(
         &*txn,
         audit::Entry {
             tenant_id: who.tenant_id,
-            actor_id: Some(account.id()),
+            actor_id: Some(who.id),
             action: "login",
             entity_type: if who.tenant_id.is_some() {
                 "user"
             } else {
                 "platform_admin"
             },
-            entity_id: account.id().to_string(),
+            entity_id: who.id.to_string(),
             changes: serde_json::json!({}),
             meta,
         },
@@ -272,19 +194,6 @@ async fn revoke_family<C: ConnectionTrait>(conn: &C, family_id: Uuid) -> AppResu
             sea_orm::sea_query::Expr::value(Utc::now()),
         )
         .filter(refresh::Column::FamilyId.eq(family_id))
-        .filter(refresh::Column::RevokedAt.is_null())
-        .exec(conn)
-        .await?;
-    Ok(())
-}
-
-pub async fn revoke_user_tokens<C: ConnectionTrait>(conn: &C, user_id: Uuid) -> AppResult<()> {
-    refresh::Entity::update_many()
-        .col_expr(
-            refresh::Column::RevokedAt,
-            sea_orm::sea_query::Expr::value(Utc::now()),
-        )
-        .filter(refresh::Column::UserId.eq(user_id))
         .filter(refresh::Column::RevokedAt.is_null())
         .exec(conn)
         .await?;
@@ -343,24 +252,9 @@ pub async fn refresh(state: &AppState, token: Option<String>) -> AppResult<Token
         txn.commit().await?;
         return Err(AppError::invalid_token());
     }
-    let who = match row.tenant_id {
-        Some(t) => {
-            let u = user::Entity::find_by_id((t, row.user_id))
-                .one(&*txn)
-                .await?;
-            match u.map(Account::User) {
-                Some(a) if a.active() => a.auth_user(),
-                _ => return Err(AppError::invalid_token()),
-            }
-        }
-        None => match platform_admin::Entity::find_by_id(row.user_id)
-            .one(&*txn)
-            .await?
-            .map(Account::Admin)
-        {
-            Some(a) if a.active() => a.auth_user(),
-            _ => return Err(AppError::invalid_token()),
-        },
+    let who = match accounts::by_id(&*txn, row.tenant_id, row.user_id).await? {
+        Some(a) if a.active => a.user,
+        _ => return Err(AppError::invalid_token()),
     };
     tenant_usable(state, who.tenant_id).await?;
     let tokens = issue(state, &*txn, who, Some(row.family_id)).await?;
@@ -395,9 +289,7 @@ pub async fn me(state: &AppState, auth: &Auth) -> AppResult<MeResponse> {
     let c = &auth.claims;
     match c.tenant_id {
         Some(t) => {
-            let u = user::Entity::find_by_id((t, c.sub))
-                .filter(user::Column::DeletedAt.is_null())
-                .one(&state.db)
+            let u = accounts::by_id(&state.db, Some(t), c.sub)
                 .await?
                 .ok_or_else(AppError::invalid_token)?;
             let tenant = tenants::get(state, t).await?;
@@ -405,10 +297,10 @@ pub async fn me(state: &AppState, auth: &Auth) -> AppResult<MeResponse> {
                 return Err(suspended());
             }
             Ok(MeResponse {
-                id: u.id,
-                name: u.name,
-                email: u.email,
-                role: Role::parse(&u.role).unwrap_or(Role::Viewer),
+                id: u.user.id,
+                name: u.user.name,
+                email: u.user.email,
+                role: u.user.role,
                 tenant_id: Some(t),
                 phone: u.phone,
                 extension: u.extension,
@@ -422,14 +314,13 @@ pub async fn me(state: &AppState, auth: &Auth) -> AppResult<MeResponse> {
             })
         }
         None => {
-            let a = platform_admin::Entity::find_by_id(c.sub)
-                .one(&state.db)
+            let a = accounts::by_id(&state.db, None, c.sub)
                 .await?
                 .ok_or_else(AppError::invalid_token)?;
             Ok(MeResponse {
-                id: a.id,
-                name: a.name,
-                email: a.email,
+                id: a.user.id,
+                name: a.user.name,
+                email: a.user.email,
                 role: Role::SuperAdmin,
                 tenant_id: None,
                 phone: None,
@@ -448,7 +339,7 @@ pub async fn create_super_admin(
     password: &str,
 ) -> AppResult<Uuid> {
     let mut v = Validator::new();
-    let email = crate::domains::users::parse_email(&mut v, "email", Some(email));
+    let email = users::parse_email(&mut v, "email", Some(email));
     jtcrm_kernel::security::check_password_policy("password", password, &mut v);
     v.finish()?;
     let Some(email) = email else {
@@ -456,29 +347,7 @@ pub async fn create_super_admin(
     };
     let hash = state.hasher.hash(password.to_string()).await?;
     let txn = state.begin().await?;
-    if crate::domains::users::service::email_in_use(&*txn, &email).await? {
-        return Err(crate::domains::users::email_taken());
-    }
-    let now = Utc::now();
-    let id = Uuid::now_v7();
-    platform_admin::Entity::insert(platform_admin::ActiveModel {
-        id: Set(id),
-        name: Set(name.to_string()),
-        email: Set(email),
-        password_hash: Set(hash),
-        active: Set(true),
-        last_login_at: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
-    })
-    .exec_without_returning(&*txn)
-    .await
-    .map_err(|e| match crate::migration::unique_violation(&e) {
-        Some(v) if v.is(&crate::migration::UX_PLATFORM_ADMINS_EMAIL) => {
-            crate::domains::users::email_taken()
-        }
-        _ => e.into(),
-    })?;
+    let id = accounts::insert_platform_admin(&*txn, name, email, hash).await?;
     txn.commit().await?;
     Ok(id)
 }
@@ -491,8 +360,10 @@ pub async fn ensure_super_admin(state: &AppState) -> anyhow::Result<Option<Strin
     ) else {
         return Ok(None);
     };
-    use sea_orm::PaginatorTrait;
-    if platform_admin::Entity::find().count(&state.db).await? > 0 {
+    let admins = accounts::platform_admin_count(&state.db)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if admins > 0 {
         return Ok(None);
     }
     match create_super_admin(state, "Super Admin", email, password.expose()).await {

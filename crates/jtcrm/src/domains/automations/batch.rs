@@ -33,13 +33,13 @@ use super::business_hours::{self, Hours};
 use super::engine::{action_job, finalize_many, schedule_from};
 use super::model::{automation, run, run_action};
 use super::{Parsed, actor_ctx};
-use crate::domains::leads::model::lead;
-use crate::domains::tasks;
+use crate::domains::{leads, tasks};
 use jtcrm_kernel::error::AppResult;
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::guard::Staff;
 use jtcrm_kernel::jobs::{JobCtx, JobError, NewJob, model as job};
 use jtcrm_kernel::state::AppState;
+use jtcrm_types::dto::leads::Lead;
 
 pub const BATCH_KIND: &str = "automations.action_batch";
 /// Most runs in one batch job.
@@ -257,11 +257,7 @@ async fn execute(state: &AppState, tenant_id: Uuid, items: &[Item], attempt: i32
         }
     }
     let lead_ids: BTreeSet<Uuid> = ready.iter().map(|x| x.run.entity_id).collect();
-    let leads: HashMap<Uuid, lead::Model> = lead::Entity::find()
-        .filter(lead::Column::TenantId.eq(tenant_id))
-        .filter(lead::Column::Id.is_in(lead_ids))
-        .filter(lead::Column::DeletedAt.is_null())
-        .all(&*tx)
+    let leads: HashMap<Uuid, Lead> = leads::find_live_many(&*tx, tenant_id, lead_ids)
         .await?
         .into_iter()
         .map(|l| (l.id, l))

@@ -71,7 +71,7 @@ pub async fn create(
 ) -> AppResult<Automation> {
     let txn = state.begin().await?;
     let d = validate_definition(&*txn, state, ctx, input, None).await?;
-    limits::reserve(
+    quota::reserve(
         &*txn,
         ctx.tenant_id,
         Resource::Automations,
@@ -176,7 +176,7 @@ pub async fn update(
 pub async fn delete(state: &AppState, ctx: &Authorized<Managers>, id: Uuid) -> AppResult<()> {
     let txn = state.begin().await?;
     let cur = find(&*txn, ctx, id).await?;
-    limits::release(&*txn, ctx.tenant_id, Resource::Automations, 1).await?;
+    quota::release(&*txn, ctx.tenant_id, Resource::Automations, 1).await?;
     store::soft_delete::<automation::Entity>(txn, ctx, "automation", cur, |am| {
         am.active = Set(false);
     })

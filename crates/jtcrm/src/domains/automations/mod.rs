@@ -8,7 +8,10 @@ pub mod business_hours;
 pub mod cadences;
 pub mod conditions;
 pub mod engine;
+#[cfg(feature = "internals")]
 pub mod model;
+#[cfg(not(feature = "internals"))]
+mod model;
 pub mod routes;
 pub mod templates;
 
@@ -37,13 +40,13 @@ use uuid::Uuid;
 
 use self::model::{automation, cadence, run, run_action};
 use crate::domains::leads::{self, fields};
-use crate::domains::tenants::limits::{self, Resource};
-use crate::domains::users::{self, user};
+use crate::domains::users;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx};
 use jtcrm_kernel::http::guard::{Authorized, Managers};
 use jtcrm_kernel::http::pagination::{self, Keyset};
+use jtcrm_kernel::quota::{self, Resource};
 use jtcrm_kernel::state::AppState;
 use jtcrm_kernel::store;
 
@@ -184,15 +187,10 @@ pub async fn actor_ctx(
     let (user_id, role) = match acting {
         Some(a) => a,
         None => {
-            let admin = user::Entity::find()
-                .filter(user::Column::TenantId.eq(tenant_id))
-                .filter(user::Column::Role.eq(Role::Admin.as_str()))
-                .filter(user::Column::Active.eq(true))
-                .filter(user::Column::DeletedAt.is_null())
-                .order_by_asc(user::Column::Id)
-                .one(&state.db)
+            let admin = users::service::active_with_role(&state.db, tenant_id, Role::Admin)
                 .await?
-                .map(|u| u.id)
+                .first()
+                .copied()
                 .ok_or_else(|| {
                     AppError::new(
                         ErrorCode::NoActiveAdmin,
@@ -221,15 +219,10 @@ async fn user_role(
     if let Some(role) = recently_active(tenant_id, user_id) {
         return Ok(Some((role, true)));
     }
-    let Some(u) = user::Entity::find_by_id((tenant_id, user_id))
-        .one(&state.db)
-        .await?
-    else {
+    // A role this build does not know acts with the least rights (`role_of` reads it as viewer).
+    let Some((role, active)) = users::service::role_of(&state.db, tenant_id, user_id).await? else {
         return Ok(None);
     };
-    // A role this build does not know acts with the least rights.
-    let role = Role::parse(&u.role).unwrap_or(Role::Viewer);
-    let active = u.active && u.deleted_at.is_none();
     if active {
         ACTIVE_ACTORS.insert((tenant_id, user_id), (Instant::now(), role));
     }

@@ -5,9 +5,10 @@
 //!
 //! Producers call [`queue`] inside their own transaction (outbox). See docs/email.md.
 
-pub mod digest;
+#[cfg(feature = "internals")]
 pub mod model;
-pub mod reminders;
+#[cfg(not(feature = "internals"))]
+mod model;
 pub mod routes;
 pub mod send;
 pub mod service;
@@ -15,7 +16,6 @@ pub mod smtp;
 
 use chrono::Utc;
 use jtcrm_types::dto::email::{Email, EmailStatus};
-use jtcrm_types::dto::tenants::{TenantSettings, TenantSettingsInput};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect,
     TryInsertResult,
@@ -23,9 +23,8 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
-use self::model::email;
-use crate::domains::leads::model::lead;
-use crate::domains::users::model::user;
+use self::model::{email, preference};
+use crate::domains::{leads, users};
 use jtcrm_kernel::config::Settings;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::jobs::{self, NewJob, Registry};
@@ -34,7 +33,6 @@ pub const MAX_SUBJECT_CHARS: usize = 300;
 pub const MAX_BODY_CHARS: usize = 100_000;
 pub const MAX_KIND_CHARS: usize = 40;
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 200;
-pub const MAX_SENDER_NAME_CHARS: usize = 100;
 /// The subject of an email whose subject is blank.
 pub const NO_SUBJECT: &str = "(sem assunto)";
 
@@ -129,35 +127,23 @@ pub async fn queue<C: ConnectionTrait>(
     v.finish()?;
 
     // Links stay inside the tenant: a lead or user of another tenant is refused.
-    if let Some(l) = e.lead_id {
-        let found: Option<Uuid> = lead::Entity::find_by_id((e.tenant_id, l))
-            .select_only()
-            .column(lead::Column::Id)
-            .into_tuple()
-            .one(conn)
-            .await?;
-        if found.is_none() {
-            return Err(AppError::field(
-                "lead_id",
-                "unknown_lead",
-                "Lead inexistente",
-            ));
-        }
+    if let Some(l) = e.lead_id
+        && !leads::exists(conn, e.tenant_id, l).await?
+    {
+        return Err(AppError::field(
+            "lead_id",
+            "unknown_lead",
+            "Lead inexistente",
+        ));
     }
-    if let Some(u) = e.user_id {
-        let found: Option<Uuid> = user::Entity::find_by_id((e.tenant_id, u))
-            .select_only()
-            .column(user::Column::Id)
-            .into_tuple()
-            .one(conn)
-            .await?;
-        if found.is_none() {
-            return Err(AppError::field(
-                "user_id",
-                "unknown_user",
-                "Usuário inexistente",
-            ));
-        }
+    if let Some(u) = e.user_id
+        && !users::service::exists(conn, e.tenant_id, u).await?
+    {
+        return Err(AppError::field(
+            "user_id",
+            "unknown_user",
+            "Usuário inexistente",
+        ));
     }
 
     let configured = state_settings.smtp_configured();
@@ -234,9 +220,6 @@ pub async fn queue<C: ConnectionTrait>(
 /// Registers the e-mail jobs: sending, and the periodic reminder scan and digest planner.
 pub fn register(r: &mut Registry) {
     r.register(send::KIND, send::run);
-    r.periodic(reminders::SCHEDULE, reminders::run);
-    r.periodic(digest::PLAN_SCHEDULE, digest::run_plan);
-    r.register(digest::KIND, digest::run);
 }
 
 pub fn to_dto(m: email::Model) -> Email {
@@ -259,74 +242,29 @@ pub fn to_dto(m: email::Model) -> Email {
     }
 }
 
-// ---------- the company's sender identity (tenant settings) ----------
-
-/// A validated change of the company's `email_sender_name` / `email_reply_to`
-/// (`None` = unchanged, `Some(None)` = cleared).
-#[derive(Debug, Clone, Default)]
-pub struct IdentityUpdate {
-    pub sender_name: Option<Option<String>>,
-    pub reply_to: Option<Option<String>>,
+/// Companies with at least one user opted in to the daily digest.
+pub async fn digest_tenants<C: ConnectionTrait>(conn: &C) -> AppResult<Vec<Uuid>> {
+    Ok(preference::Entity::find()
+        .select_only()
+        .column(preference::Column::TenantId)
+        .distinct()
+        .filter(preference::Column::DailyDigest.eq(true))
+        .into_tuple()
+        .all(conn)
+        .await?)
 }
 
-impl IdentityUpdate {
-    pub fn apply(&self, s: &mut TenantSettings) {
-        if let Some(n) = &self.sender_name {
-            s.email_sender_name = n.clone();
-        }
-        if let Some(r) = &self.reply_to {
-            s.email_reply_to = r.clone();
-        }
-    }
-}
-
-/// Validates the email identity fields of a settings update (called by the tenants module).
-pub fn parse_identity(v: &mut Validator, si: &TenantSettingsInput) -> IdentityUpdate {
-    let sender_name = si.email_sender_name.as_ref().map(|n| {
-        match n.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            None => None,
-            Some(s) if s.chars().count() > MAX_SENDER_NAME_CHARS => {
-                v.add(
-                    "settings.email_sender_name",
-                    "too_long",
-                    &format!("Máximo de {MAX_SENDER_NAME_CHARS} caracteres"),
-                );
-                None
-            }
-            Some(s) if s.chars().any(char::is_control) => {
-                v.add(
-                    "settings.email_sender_name",
-                    "invalid_value",
-                    "O nome do remetente não pode conter quebras de linha",
-                );
-                None
-            }
-            Some(s) => Some(s.to_string()),
-        }
-    });
-    let reply_to = si.email_reply_to.as_ref().map(|r| {
-        match r.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-            None => None,
-            Some(s) => {
-                let parsed =
-                    crate::domains::users::parse_email(v, "settings.email_reply_to", Some(s));
-                if parsed
-                    .as_deref()
-                    .is_some_and(|p| !smtp::is_valid_address(p))
-                {
-                    v.add(
-                        "settings.email_reply_to",
-                        "invalid_email",
-                        "E-mail de resposta inválido",
-                    );
-                    return None;
-                }
-                parsed
-            }
-        }
-    });
-    IdentityUpdate {
-        sender_name,
-        reply_to,
-    }
+/// The users of the company opted in to the daily digest.
+pub async fn digest_subscribers<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+) -> AppResult<Vec<Uuid>> {
+    Ok(preference::Entity::find()
+        .select_only()
+        .column(preference::Column::UserId)
+        .filter(preference::Column::TenantId.eq(tenant_id))
+        .filter(preference::Column::DailyDigest.eq(true))
+        .into_tuple()
+        .all(conn)
+        .await?)
 }

@@ -26,10 +26,9 @@ use uuid::Uuid;
 
 use super::model::email;
 use super::smtp::{self, Outgoing, SendError};
-use crate::domains::tenants::{self, model::tenant};
-use crate::domains::timeline;
 use jtcrm_kernel::jobs::{JobCtx, JobError};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::timeline;
 
 pub const KIND: &str = "email.send";
 /// With the default backoff (2 s doubling, capped at 1 h) this spans about 2 h 15 min of outage.
@@ -56,10 +55,12 @@ pub struct Identity {
     pub from: String,
 }
 
-pub async fn identity(state: &AppState, tenant_id: Uuid) -> Result<Identity, sea_orm::DbErr> {
-    let t = tenant::Entity::find_by_id(tenant_id).one(&state.db).await?;
-    let (name, settings) = match &t {
-        Some(t) => (t.name.clone(), tenants::settings_of(t)),
+pub async fn identity(
+    state: &AppState,
+    tenant_id: Uuid,
+) -> jtcrm_kernel::error::AppResult<Identity> {
+    let (name, settings) = match state.tenants.get(&state.db, tenant_id).await? {
+        Some(t) => (t.name, t.settings),
         None => (String::from("jtcrm"), Default::default()),
     };
     Ok(Identity {

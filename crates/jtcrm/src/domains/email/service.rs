@@ -9,7 +9,7 @@ use jtcrm_types::dto::Role;
 use jtcrm_types::dto::email::{
     Email, EmailStatus, EmailStatusInfo, UserPreferences, UserPreferencesInput,
 };
-use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
+use sea_orm::sea_query::OnConflict;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
 };
@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::model::{email, preference};
 use super::{send, to_dto};
-use crate::domains::leads::{self, model::lead};
+use crate::domains::leads;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::TenantCtx;
@@ -49,16 +49,10 @@ pub struct EmailQuery {
 
 /// What a non-manager may see: emails to themselves, and emails about leads visible to them.
 fn visibility(ctx: &TenantCtx) -> Condition {
-    let mut own_leads = Query::select();
-    own_leads
-        .column(lead::Column::Id)
-        .from(lead::Entity)
-        .and_where(Expr::col(lead::Column::TenantId).eq(ctx.tenant_id));
     let leads_cond = if visibility::sees_all(ctx) {
         email::Column::LeadId.is_not_null()
     } else {
-        own_leads.and_where(Expr::col(lead::Column::OwnerId).eq(ctx.user_id));
-        email::Column::LeadId.in_subquery(own_leads)
+        email::Column::LeadId.in_subquery(leads::owned_by(ctx.tenant_id, ctx.user_id))
     };
     Condition::any()
         .add(email::Column::UserId.eq(ctx.user_id))

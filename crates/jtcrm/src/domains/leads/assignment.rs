@@ -4,16 +4,11 @@
 
 use jtcrm_types::dto::Role;
 use jtcrm_types::dto::tenants::AssignmentMode;
-use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    TryInsertResult,
-};
+use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
-use crate::domains::tenants::model::counter;
-use crate::domains::users::{self, user};
-use jtcrm_kernel::error::{AppError, AppResult};
+use crate::domains::users;
+use jtcrm_kernel::error::AppResult;
 use jtcrm_kernel::tenancy::TenantSnapshot;
 
 const RR_COUNTER: &str = "lead_round_robin";
@@ -60,55 +55,11 @@ pub async fn pick_owners<C: ConnectionTrait>(
 }
 
 async fn active_sellers<C: ConnectionTrait>(conn: &C, tenant_id: Uuid) -> AppResult<Vec<Uuid>> {
-    Ok(user::Entity::find()
-        .filter(user::Column::TenantId.eq(tenant_id))
-        .filter(user::Column::Role.eq(Role::Sales.as_str()))
-        .filter(user::Column::Active.eq(true))
-        .filter(user::Column::DeletedAt.is_null())
-        .order_by_asc(user::Column::Id)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(|u| u.id)
-        .collect())
+    users::service::active_with_role(conn, tenant_id, Role::Sales).await
 }
 
-/// Advances the rotation counter by `n` and returns its new value. The UPDATE takes the row lock
-/// (PostgreSQL) / the write lock (SQLite) until commit, so the values up to it are ours alone.
 async fn advance<C: ConnectionTrait>(conn: &C, tenant_id: Uuid, n: i64) -> AppResult<i64> {
-    // The first use creates the row. Two first uses at once: the loser's INSERT waits for the
-    // winner's commit and does nothing, and its second UPDATE then counts after the winner's.
-    for _ in 0..2 {
-        let updated = counter::Entity::update_many()
-            .col_expr(
-                counter::Column::Count,
-                Expr::col(counter::Column::Count).add(n),
-            )
-            .filter(counter::Column::TenantId.eq(tenant_id))
-            .filter(counter::Column::Resource.eq(RR_COUNTER))
-            .exec(conn)
-            .await?
-            .rows_affected;
-        if updated == 1 {
-            break;
-        }
-        let inserted = counter::Entity::insert(counter::ActiveModel {
-            tenant_id: Set(tenant_id),
-            resource: Set(RR_COUNTER.to_string()),
-            count: Set(n),
-        })
-        .on_conflict_do_nothing()
-        .exec(conn)
-        .await?;
-        if matches!(inserted, TryInsertResult::Inserted(_)) {
-            break;
-        }
-    }
-    counter::Entity::find_by_id((tenant_id, RR_COUNTER.to_string()))
-        .one(conn)
-        .await?
-        .map(|c| c.count)
-        .ok_or_else(|| AppError::internal_msg("round-robin counter missing"))
+    jtcrm_kernel::quota::advance(conn, tenant_id, RR_COUNTER, n).await
 }
 
 /// The next active `sales` user in the company's rotation (shared with automations).

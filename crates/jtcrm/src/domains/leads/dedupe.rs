@@ -15,11 +15,11 @@ use uuid::Uuid;
 use super::model::lead;
 use super::service::{find_visible, load_scorer, save_draft};
 use super::{LeadDraft, to_dto};
-use crate::domains::tenants::limits::{self, Resource};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::guard::{Authorized, Sellers};
+use jtcrm_kernel::quota::{self, Resource};
 use jtcrm_kernel::state::AppState;
 use jtcrm_kernel::visibility;
 
@@ -279,7 +279,7 @@ pub async fn merge(
         )
         .await?;
     }
-    limits::release(&*txn, ctx.tenant_id, Resource::Leads, dup_ids.len() as i64).await?;
+    quota::release(&*txn, ctx.tenant_id, Resource::Leads, dup_ids.len() as i64).await?;
     audit::record(
         &*txn,
         audit::Entry::tenant(

@@ -6,7 +6,11 @@ pub mod dedupe;
 pub mod export;
 pub mod fields;
 pub mod import;
+#[cfg(feature = "internals")]
 pub mod model;
+#[cfg(not(feature = "internals"))]
+mod model;
+mod queries;
 pub mod routes;
 pub mod scoring;
 pub mod search;
@@ -22,6 +26,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use self::model::lead;
+pub use self::queries::*;
 use jtcrm_kernel::error::Validator;
 use jtcrm_kernel::store::WriteMode;
 

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jtcrm_types::Problem;
 use jtcrm_types::dto::Page;
@@ -100,23 +100,14 @@ pub async fn create_lead(
         &format!("POST /api/leads?{}", raw.as_deref().unwrap_or("")),
         &body,
     )?;
-    let (status, body) = service::create(&state, &ctx, input, allow_duplicate, idem).await?;
-    let mut res = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED),
-        Json(&body),
+    idempotency::created(
+        &state,
+        ctx.tenant_id,
+        idem,
+        "/api/leads",
+        service::create(&state, &ctx, input, allow_duplicate),
     )
-        .into_response();
-    if let Some(id) = body.get("id").and_then(|v| v.as_str())
-        && let Ok(v) = HeaderValue::from_str(&format!("/api/leads/{id}"))
-    {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    if let Some(ver) = body.get("version").and_then(|v| v.as_i64())
-        && let Ok(v) = HeaderValue::from_str(&format!("\"{ver}\""))
-    {
-        res.headers_mut().insert(header::ETAG, v);
-    }
-    Ok(res)
+    .await
 }
 
 /// Get a lead.

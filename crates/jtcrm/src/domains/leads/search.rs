@@ -414,6 +414,23 @@ pub fn filtered(ctx: &TenantCtx, q: &LeadQuery, backend: DbBackend) -> Select<le
     filtered_but(ctx, q, backend, false)
 }
 
+/// The ids of the leads matching `q` that the caller sees, in id order, at most `limit`.
+pub async fn filtered_ids<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &TenantCtx,
+    q: &LeadQuery,
+    limit: u64,
+) -> AppResult<Vec<Uuid>> {
+    Ok(filtered(ctx, q, conn.get_database_backend())
+        .select_only()
+        .column(lead::Column::Id)
+        .order_by_asc(lead::Column::Id)
+        .limit(limit)
+        .into_tuple()
+        .all(conn)
+        .await?)
+}
+
 /// [`filtered`], leaving out the first `q` token when `skip_first_token` (the caller restricts the
 /// ids to that token's matches itself).
 fn filtered_but(

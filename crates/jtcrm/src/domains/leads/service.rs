@@ -15,17 +15,17 @@ use uuid::Uuid;
 use super::model::{lead, status_history};
 use super::scoring::Scorer;
 use super::{LeadDraft, assignment, fields, search, to_dto};
-use crate::domains::tenants::limits::{self, Resource};
-use crate::domains::timeline;
 use crate::domains::users;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::events;
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::guard::{Authorized, Staff};
-use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
+use jtcrm_kernel::http::idempotency::Uncommitted;
+use jtcrm_kernel::quota::{self, Resource};
 use jtcrm_kernel::state::AppState;
 use jtcrm_kernel::store::{self, WriteMode};
+use jtcrm_kernel::timeline;
 use jtcrm_kernel::visibility;
 
 pub fn can_reassign(ctx: &TenantCtx) -> bool {
@@ -277,7 +277,7 @@ pub async fn insert_leads_bulk<C: ConnectionTrait>(
     timeline::record_many(conn, entries).await?;
     // Last: the counter row stays locked until the commit, so concurrent creates of the tenant
     // queue on it for as short a time as possible. On `plan_limit_exceeded` the caller rolls back.
-    limits::reserve(
+    quota::reserve(
         conn,
         ctx.tenant_id,
         Resource::Leads,
@@ -286,6 +286,43 @@ pub async fn insert_leads_bulk<C: ConnectionTrait>(
     )
     .await?;
     Ok(models)
+}
+
+/// Adds `points` of signal to the lead's score (the automations' `adjust_score` command) in the
+/// caller's transaction: emits `lead.score_changed` when the score moves, and audits. Returns the
+/// score before and after (`fallback` is the "before" when the lead is gone).
+pub async fn adjust_score<C: ConnectionTrait>(
+    conn: &C,
+    ctx: &TenantCtx,
+    lead_id: Uuid,
+    points: i32,
+    fallback: i32,
+) -> AppResult<(i32, i32)> {
+    let before = lead::Entity::find_by_id((ctx.tenant_id, lead_id))
+        .one(conn)
+        .await?
+        .map_or(fallback, |m| m.score);
+    let scorer = load_scorer(conn, ctx).await?;
+    let after =
+        super::scoring::add_signal_points(conn, ctx.tenant_id, lead_id, points, &scorer).await?;
+    if after != before {
+        let data = json!({"before": {"score": before}, "after": {"score": after}});
+        emit(conn, ctx, "lead.score_changed", lead_id, data).await?;
+    }
+    audit::record(
+        conn,
+        audit::Entry {
+            tenant_id: Some(ctx.tenant_id),
+            actor_id: Some(ctx.user_id),
+            action: "adjust_score",
+            entity_type: "lead",
+            entity_id: lead_id.to_string(),
+            changes: json!({"score": {"from": before, "to": after}, "signal_points": points}),
+            meta: &ctx.meta,
+        },
+    )
+    .await?;
+    Ok((before, after))
 }
 
 /// Writes a domain event of a lead in the caller's transaction.
@@ -322,13 +359,7 @@ pub async fn create(
     ctx: &Authorized<Staff>,
     input: LeadInput,
     allow_duplicate: bool,
-    idem: Option<IdempotencyKey>,
-) -> AppResult<(u16, Value)> {
-    if let Some(k) = &idem
-        && let Some(r) = idempotency::lookup(&state.db, ctx.tenant_id, k).await?
-    {
-        return Ok((r.status, r.body));
-    }
+) -> AppResult<Uncommitted<Lead>> {
     let defs = fields::list_defs(&state.db, ctx.tenant_id).await?;
     let mut v = Validator::new();
     let draft = super::validate(&mut v, &input, None, WriteMode::Create, &defs);
@@ -364,7 +395,7 @@ pub async fn create(
         ),
     )
     .await?;
-    idempotency::commit(state, txn, ctx, idem.as_ref(), 201, body).await
+    Ok(Uncommitted::new(txn, dto))
 }
 
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Lead> {
@@ -570,7 +601,7 @@ pub fn status_pt(s: &str) -> &'static str {
 pub async fn delete(state: &AppState, ctx: &Authorized<Staff>, id: Uuid) -> AppResult<()> {
     let txn = state.begin().await?;
     let current = find_visible(&*txn, ctx, id, false).await?;
-    limits::release(&*txn, ctx.tenant_id, Resource::Leads, 1).await?;
+    quota::release(&*txn, ctx.tenant_id, Resource::Leads, 1).await?;
     store::soft_delete::<lead::Entity>(txn, ctx, "lead", current, |_| {}).await
 }
 
@@ -590,7 +621,7 @@ pub async fn restore(state: &AppState, ctx: &Authorized<Staff>, id: Uuid) -> App
         )
         .with_context(json!({"merged_into": current.merged_into})));
     }
-    limits::reserve(
+    quota::reserve(
         &*txn,
         ctx.tenant_id,
         Resource::Leads,

@@ -35,11 +35,12 @@ use uuid::Uuid;
 use super::model::{opportunity, stage, stage_totals};
 use super::opportunities::SortKey;
 use super::service::{find_pipeline, not_found_in_body, stages_of};
-use super::{money, opportunity_dto, stage_kind};
+use super::{opportunity_dto, stage_kind};
 use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::state::AppState;
 use jtcrm_kernel::visibility::{sees_all, visible_to};
+use jtcrm_types::money;
 
 pub const GAP: i64 = 1 << 32;
 pub const DEFAULT_CARDS: u64 = 20;

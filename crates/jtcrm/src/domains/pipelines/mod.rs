@@ -4,8 +4,10 @@
 //! board with per-stage totals, and lead conversion. See docs/pipelines.md.
 
 pub mod board;
+#[cfg(feature = "internals")]
 pub mod model;
-pub mod money;
+#[cfg(not(feature = "internals"))]
+mod model;
 pub mod opportunities;
 pub mod routes;
 pub mod service;
@@ -15,12 +17,13 @@ use jtcrm_types::dto::pipelines::{
     Opportunity, OpportunityItem, OpportunityStatus, Pipeline, Stage, StageKind,
 };
 use jtcrm_types::dto::products::Billing;
+use jtcrm_types::money;
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};
 use uuid::Uuid;
 
 use self::model::{item, opportunity, pipeline, stage};
-use crate::domains::tenants::limits::{self, Resource};
 use jtcrm_kernel::error::AppResult;
+use jtcrm_kernel::quota::{self, Resource};
 
 pub const MAX_STAGES: usize = 30;
 pub const DEFAULT_PIPELINE_NAME: &str = "Funil de Vendas";
@@ -195,7 +198,7 @@ pub async fn seed_default<C: ConnectionTrait>(
     if max_pipelines.is_some_and(|m| m < 1) {
         return Ok(());
     }
-    limits::reserve(conn, tenant_id, Resource::Pipelines, 1, max_pipelines).await?;
+    quota::reserve(conn, tenant_id, Resource::Pipelines, 1, max_pipelines).await?;
     let stages: Vec<(String, i32, StageKind, String)> = DEFAULT_STAGES
         .iter()
         .map(|(n, p, k, c)| (n.to_string(), *p, *k, c.to_string()))

@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{RawQuery, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use jtcrm_types::Problem;
 use jtcrm_types::dto::Page;
@@ -51,25 +51,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(convert_lead))
 }
 
-/// `201` with the stored body, `Location: {prefix}/{id}` and the `ETag` of its version.
-pub fn created_response(status: u16, body: &Value, prefix: &str) -> Response {
-    let mut res = (
-        StatusCode::from_u16(status).unwrap_or(StatusCode::CREATED),
-        Json(body),
-    )
-        .into_response();
-    if let Some(id) = body.get("id").and_then(|v| v.as_str())
-        && let Ok(v) = HeaderValue::from_str(&format!("{prefix}/{id}"))
-    {
-        res.headers_mut().insert(header::LOCATION, v);
-    }
-    if let Some(ver) = body.get("version").and_then(|v| v.as_i64())
-        && let Ok(v) = HeaderValue::from_str(&format!("\"{ver}\""))
-    {
-        res.headers_mut().insert(header::ETAG, v);
-    }
-    res
-}
+/// Where an opportunity lives (`Location` of its creates).
+const OPPORTUNITIES: &str = "/api/pipelines/opportunities";
 
 // ---------- pipelines ----------
 
@@ -122,8 +105,8 @@ pub async fn create_pipeline(
 ) -> AppResult<Response> {
     let input: PipelineInput = parse_json(&body)?;
     let idem = idempotency::from_headers(&headers, "POST /api/pipelines", &body)?;
-    let (status, body) = service::create(&state, &ctx, input, idem).await?;
-    Ok(created_response(status, &body, "/api/pipelines"))
+    let work = service::create(&state, &ctx, input);
+    idempotency::created(&state, ctx.tenant_id, idem, "/api/pipelines", work).await
 }
 
 /// Get a pipeline with its stages in order.
@@ -348,12 +331,8 @@ pub async fn create_opportunity(
 ) -> AppResult<Response> {
     let input: OpportunityInput = parse_json(&body)?;
     let idem = idempotency::from_headers(&headers, "POST /api/pipelines/opportunities", &body)?;
-    let (status, body) = opportunities::create(&state, &ctx, input, idem).await?;
-    Ok(created_response(
-        status,
-        &body,
-        "/api/pipelines/opportunities",
-    ))
+    let work = opportunities::create(&state, &ctx, input);
+    idempotency::created(&state, ctx.tenant_id, idem, OPPORTUNITIES, work).await
 }
 
 /// Get an opportunity with its lines.
@@ -576,10 +555,6 @@ pub async fn convert_lead(
         &format!("POST /api/leads/{id}/convert"),
         bytes.as_bytes(),
     )?;
-    let (status, body) = opportunities::convert_lead(&state, &ctx, id, req, idem).await?;
-    Ok(created_response(
-        status,
-        &body,
-        "/api/pipelines/opportunities",
-    ))
+    let work = opportunities::convert_lead(&state, &ctx, id, req);
+    idempotency::created(&state, ctx.tenant_id, idem, OPPORTUNITIES, work).await
 }

@@ -1,7 +1,10 @@
 //! Subscription plans: limits and feature flags, seeded with starter/professional/enterprise and
 //! editable by the super-admin. Changes take effect on every tenant of the plan.
 
+#[cfg(feature = "internals")]
 pub mod model;
+#[cfg(not(feature = "internals"))]
+mod model;
 pub mod routes;
 
 use chrono::Utc;
@@ -38,6 +41,15 @@ pub fn features_of(p: &model::Model) -> PlanFeatures {
         whatsapp: p.feature_whatsapp,
         api_access: p.feature_api_access,
     }
+}
+
+/// The plan `code`, active or not.
+pub async fn find<C: sea_orm::ConnectionTrait>(conn: &C, code: &str) -> AppResult<Option<Plan>> {
+    use sea_orm::EntityTrait;
+    Ok(model::Entity::find_by_id(code.to_string())
+        .one(conn)
+        .await?
+        .map(to_dto))
 }
 
 pub fn to_dto(p: model::Model) -> Plan {

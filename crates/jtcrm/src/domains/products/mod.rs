@@ -2,7 +2,10 @@
 //! setup prices in cents, tax class. Deals copy what they need into their lines, so renaming,
 //! repricing, deactivating or deleting a product never changes an existing deal.
 
+#[cfg(feature = "internals")]
 pub mod model;
+#[cfg(not(feature = "internals"))]
+mod model;
 pub mod routes;
 
 use chrono::Utc;
@@ -16,21 +19,21 @@ use sea_orm::{
     PaginatorTrait, QueryFilter,
 };
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
 use self::model::product;
-use crate::domains::pipelines::money;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::guard::{Authorized, Managers};
-use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
+use jtcrm_kernel::http::idempotency::Uncommitted;
 use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::sql;
 use jtcrm_kernel::state::AppState;
 use jtcrm_kernel::store::{self, WriteMode};
+use jtcrm_types::money;
 
 pub fn to_dto(m: product::Model) -> Product {
     Product {
@@ -68,7 +71,7 @@ pub async fn find_many<C: ConnectionTrait>(
     conn: &C,
     tenant_id: Uuid,
     ids: &[Uuid],
-) -> AppResult<Vec<product::Model>> {
+) -> AppResult<Vec<Product>> {
     if ids.is_empty() {
         return Ok(vec![]);
     }
@@ -77,7 +80,10 @@ pub async fn find_many<C: ConnectionTrait>(
         .filter(product::Column::Id.is_in(ids.iter().copied()))
         .filter(product::Column::DeletedAt.is_null())
         .all(conn)
-        .await?)
+        .await?
+        .into_iter()
+        .map(to_dto)
+        .collect())
 }
 
 /// A validated product (everything but identity and timestamps).
@@ -277,13 +283,7 @@ pub async fn create(
     state: &AppState,
     ctx: &Authorized<Managers>,
     input: ProductInput,
-    idem: Option<IdempotencyKey>,
-) -> AppResult<(u16, Value)> {
-    if let Some(k) = &idem
-        && let Some(r) = idempotency::lookup(&state.db, ctx.tenant_id, k).await?
-    {
-        return Ok((r.status, r.body));
-    }
+) -> AppResult<Uncommitted<Product>> {
     let mut v = Validator::new();
     let draft = validate(&mut v, &input, None, WriteMode::Create);
     v.finish()?;
@@ -311,13 +311,14 @@ pub async fn create(
         Err(e) if is_sku_violation(&e) => return Err(sku_taken()),
         Err(e) => return Err(e.into()),
     };
-    let body = serde_json::to_value(to_dto(m)).map_err(AppError::internal)?;
+    let dto = to_dto(m);
+    let body = serde_json::to_value(&dto).map_err(AppError::internal)?;
     audit::record(
         &*txn,
         audit::Entry::tenant(ctx, "create", "product", id, audit::diff(&json!({}), &body)),
     )
     .await?;
-    idempotency::commit(state, txn, ctx, idem.as_ref(), 201, body).await
+    Ok(Uncommitted::new(txn, dto))
 }
 
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Product> {

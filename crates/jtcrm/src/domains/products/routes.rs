@@ -11,7 +11,6 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::ProductQuery;
-use crate::domains::pipelines::routes::created_response;
 use jtcrm_kernel::error::AppResult;
 use jtcrm_kernel::http::extract::{
     ApiJson, ApiPath, ApiQuery, IfMatch, JsonBytes, TenantCtx, etag, parse_json,
@@ -63,8 +62,8 @@ pub async fn create_product(
 ) -> AppResult<Response> {
     let input: ProductInput = parse_json(&body)?;
     let idem = idempotency::from_headers(&headers, "POST /api/products", &body)?;
-    let (status, body) = super::create(&state, &ctx, input, idem).await?;
-    Ok(created_response(status, &body, "/api/products"))
+    let work = super::create(&state, &ctx, input);
+    idempotency::created(&state, ctx.tenant_id, idem, "/api/products", work).await
 }
 
 /// Get a product.

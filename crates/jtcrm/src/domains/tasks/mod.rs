@@ -2,8 +2,14 @@
 //! reschedules with history, reopen, notes on leads, and the events and timeline entries they write.
 
 pub mod agenda;
+pub mod digest;
+#[cfg(feature = "internals")]
 pub mod model;
+#[cfg(not(feature = "internals"))]
+mod model;
 pub mod overdue;
+mod queries;
+pub mod reminders;
 pub mod routes;
 pub mod service;
 
@@ -11,6 +17,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use jtcrm_types::dto::tasks::{Task, TaskPriority, TaskStatus, TaskType};
 
 use self::model::task;
+pub use self::queries::{find, find_live_across};
 
 /// `due_sort` of undated tasks: after every real date.
 pub fn no_date_sort() -> DateTime<Utc> {
@@ -49,4 +56,7 @@ pub fn to_dto(m: task::Model) -> Task {
 /// Registers the tasks domain's jobs: the per-minute overdue scan.
 pub fn register(r: &mut jtcrm_kernel::jobs::Registry) {
     r.periodic(overdue::SCHEDULE, overdue::run);
+    r.periodic(reminders::SCHEDULE, reminders::run);
+    r.periodic(digest::PLAN_SCHEDULE, digest::run_plan);
+    r.register(digest::KIND, digest::run);
 }

@@ -9,7 +9,7 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QuerySelect};
 use uuid::Uuid;
 
 use super::model::tenant;
-use crate::domains::plans::{self, model as plan};
+use crate::domains::plans;
 
 /// Reads snapshots from the database.
 pub struct Directory;
@@ -44,15 +44,14 @@ async fn load(db: &Db, id: Uuid) -> AppResult<Option<TenantSnapshot>> {
     let Some(t) = tenant::Entity::find_by_id(id).one(db).await? else {
         return Ok(None);
     };
-    let p = plan::Entity::find_by_id(t.subscription_plan.clone())
-        .one(db)
-        .await?;
-    let (limits, features) = p
-        .map(|p| (plans::limits_of(&p), plans::features_of(&p)))
+    let (limits, features) = plans::find(db, &t.subscription_plan)
+        .await?
+        .map(|p| (p.limits, p.features))
         .unwrap_or_default();
     Ok(Some(TenantSnapshot {
         id: t.id,
         slug: t.slug.clone(),
+        name: t.name.clone(),
         status: TenantStatus::parse(&t.status).unwrap_or(TenantStatus::Suspended),
         plan_code: t.subscription_plan.clone(),
         limits,

@@ -2,8 +2,11 @@
 //! suspended, cancelled), plan changes, settings and usage against plan limits.
 
 pub mod directory;
-pub mod limits;
+pub mod identity;
+#[cfg(feature = "internals")]
 pub mod model;
+#[cfg(not(feature = "internals"))]
+mod model;
 pub mod routes;
 
 use chrono::Utc;
@@ -25,7 +28,6 @@ use serde_json::json;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use self::limits::Resource;
 use self::model::tenant;
 use crate::domains::plans;
 use crate::domains::users::{self, NewUser, NewUserInput};
@@ -33,9 +35,11 @@ use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::{RequestMeta, rate_key};
 use jtcrm_kernel::http::pagination::{self, Keyset};
+use jtcrm_kernel::quota::{self, Resource};
 use jtcrm_kernel::sql;
 use jtcrm_kernel::state::AppState;
 use jtcrm_kernel::tenancy::NewTenantSeed;
+use jtcrm_types::dto::plans::Plan;
 
 pub fn settings_of(t: &tenant::Model) -> TenantSettings {
     serde_json::from_value(t.settings.clone()).unwrap_or_default()
@@ -123,11 +127,8 @@ fn validate_timezone(v: &mut Validator, tz: &str) {
     }
 }
 
-async fn active_plan<C: ConnectionTrait>(conn: &C, code: &str) -> AppResult<plans::model::Model> {
-    match plans::model::Entity::find_by_id(code.to_string())
-        .one(conn)
-        .await?
-    {
+async fn active_plan<C: ConnectionTrait>(conn: &C, code: &str) -> AppResult<Plan> {
+    match plans::find(conn, code).await? {
         Some(p) if p.active => Ok(p),
         _ => Err(AppError::field(
             "subscription_plan",
@@ -169,7 +170,7 @@ pub async fn create_with_admin(
     let hash = state.hasher.hash(admin.password.clone()).await?;
     let txn = state.begin().await?;
     let plan = active_plan(&*txn, &t.plan).await?;
-    if plan.max_users.is_some_and(|m| m < 1) {
+    if plan.limits.max_users.is_some_and(|m| m < 1) {
         return Err(AppError::plan_limit("max_users", 0));
     }
     let now = Utc::now();
@@ -192,11 +193,11 @@ pub async fn create_with_admin(
         Err(e) if is_slug_violation(&e) => return Err(slug_taken()),
         Err(e) => return Err(e.into()),
     };
-    limits::init(&*txn, created.id, &[(Resource::Users, 1)]).await?;
+    quota::init(&*txn, created.id, &[(Resource::Users, 1)]).await?;
     let seed = NewTenantSeed {
         tenant_id: created.id,
-        limits: plans::limits_of(&plan),
-        features: plans::features_of(&plan),
+        limits: plan.limits.clone(),
+        features: plan.features.clone(),
     };
     state.seeders.run(&txn, &seed).await?;
     let user = users::service::insert_user(&*txn, created.id, &admin, hash).await?;
@@ -431,7 +432,7 @@ pub async fn update(
     let email_identity = req
         .settings
         .as_ref()
-        .map(|si| crate::domains::email::parse_identity(&mut v, si));
+        .map(|si| identity::parse_identity(&mut v, si));
     if restricted && (req.slug.is_some() || req.subscription_plan.is_some() || req.status.is_some())
     {
         return Err(AppError::new(
@@ -453,13 +454,13 @@ pub async fn update(
     {
         let plan = active_plan(&*txn, p).await?;
         // Downgrades are refused while the tenant uses more than the new plan allows.
-        for (resource, used) in limits::counts(&*txn, id).await? {
+        for (resource, used) in quota::counts(&*txn, id).await? {
             let max = match resource.as_str() {
-                "users" => plan.max_users,
-                "leads" => plan.max_leads,
-                "pipelines" => plan.max_pipelines,
-                "extensions" => plan.max_extensions,
-                "automations" => plan.max_automations,
+                "users" => plan.limits.max_users,
+                "leads" => plan.limits.max_leads,
+                "pipelines" => plan.limits.max_pipelines,
+                "extensions" => plan.limits.max_extensions,
+                "automations" => plan.limits.max_automations,
                 _ => None,
             };
             if let Some(max) = max
@@ -630,11 +631,9 @@ pub async fn usage(state: &AppState, id: Uuid) -> AppResult<TenantUsage> {
         .one(&state.db)
         .await?
         .ok_or_else(AppError::not_found)?;
-    let plan = plans::model::Entity::find_by_id(t.subscription_plan.clone())
-        .one(&state.db)
-        .await?;
-    let lim = plan.as_ref().map(plans::limits_of).unwrap_or_default();
-    let counts = limits::counts(&state.db, id).await?;
+    let plan = plans::find(&state.db, &t.subscription_plan).await?;
+    let lim = plan.map(|p| p.limits).unwrap_or_default();
+    let counts = quota::counts(&state.db, id).await?;
     let used = |k: &str| {
         counts
             .iter()
@@ -696,4 +695,12 @@ pub async fn usage(state: &AppState, id: Uuid) -> AppResult<TenantUsage> {
         subscription_plan: t.subscription_plan,
         usage,
     })
+}
+
+/// The company's display name.
+pub async fn name_of<C: ConnectionTrait>(conn: &C, id: Uuid) -> AppResult<Option<String>> {
+    Ok(tenant::Entity::find_by_id(id)
+        .one(conn)
+        .await?
+        .map(|t| t.name))
 }

@@ -1,4 +1,4 @@
-//! The `tenants` and `tenant_counters` tables.
+//! The `tenants` table (its counters are the kernel's `quota`).
 
 pub mod tenant {
     use sea_orm::entity::prelude::*;
@@ -19,25 +19,6 @@ pub mod tenant {
         pub created_at: DateTimeUtc,
         pub updated_at: DateTimeUtc,
         pub version: i32,
-    }
-
-    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
-    pub enum Relation {}
-
-    impl ActiveModelBehavior for ActiveModel {}
-}
-
-pub mod counter {
-    use sea_orm::entity::prelude::*;
-
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
-    #[sea_orm(table_name = "tenant_counters")]
-    pub struct Model {
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub tenant_id: Uuid,
-        #[sea_orm(primary_key, auto_increment = false)]
-        pub resource: String,
-        pub count: i64,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

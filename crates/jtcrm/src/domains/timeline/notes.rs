@@ -10,7 +10,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::domains::leads;
-use crate::domains::timeline::{self, kinds};
+use jtcrm_kernel::timeline::{self, kinds};
 
 /// The `notes` table.
 pub mod note {

@@ -13,12 +13,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::notes;
-use super::{Subject, TimelineEntry, TimelineQuery};
 use crate::domains::leads;
 use jtcrm_kernel::error::AppResult;
 use jtcrm_kernel::http::extract::{ApiJson, ApiPath, ApiQuery, IfMatch, TenantCtx};
 use jtcrm_kernel::http::guard::{Authorized, Staff};
 use jtcrm_kernel::state::AppState;
+use jtcrm_kernel::timeline::{Subject, TimelineEntry, TimelineQuery};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -93,7 +93,7 @@ pub async fn lead_timeline(
 ) -> AppResult<Json<Page<TimelineEntry>>> {
     leads::service::find_visible(&state.db, &ctx, id, true).await?;
     Ok(Json(
-        super::feed(&state.db, ctx.tenant_id, Subject::Lead(id), &q).await?,
+        jtcrm_kernel::timeline::feed(&state.db, ctx.tenant_id, Subject::Lead(id), &q).await?,
     ))
 }
 
@@ -129,6 +129,7 @@ pub async fn opportunity_timeline(
 ) -> AppResult<Json<Page<TimelineEntry>>> {
     crate::domains::pipelines::opportunities::find_visible(&state.db, &ctx, id, false).await?;
     Ok(Json(
-        super::feed(&state.db, ctx.tenant_id, Subject::Opportunity(id), &q).await?,
+        jtcrm_kernel::timeline::feed(&state.db, ctx.tenant_id, Subject::Opportunity(id), &q)
+            .await?,
     ))
 }

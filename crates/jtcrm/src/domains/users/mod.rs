@@ -1,7 +1,11 @@
 //! Users of a tenant (admin, manager, sales, support, viewer) and the platform super-admins.
 //! Emails are unique across the platform; a tenant's seats are limited by its plan.
 
+pub mod accounts;
+#[cfg(feature = "internals")]
 pub mod model;
+#[cfg(not(feature = "internals"))]
+mod model;
 pub mod routes;
 pub mod service;
 
@@ -13,7 +17,7 @@ use jtcrm_types::dto::users::User;
 use jtcrm_kernel::error::{AppError, Validator};
 use jtcrm_kernel::security::check_password_policy;
 
-pub use model::{platform_admin, user};
+use model::user;
 pub use service::{active_users_among, check_active_owner, is_active_user};
 
 pub fn to_dto(u: user::Model) -> User {

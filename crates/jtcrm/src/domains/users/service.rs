@@ -8,19 +8,20 @@ use jtcrm_types::dto::{Page, Role};
 use sea_orm::sea_query::{Expr, ExprTrait, Func};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel,
-    PaginatorTrait, QueryFilter,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::{NewUser, platform_admin, to_dto, unique_conflict, user};
-use crate::domains::tenants::limits::{self, Resource};
+use super::model::platform_admin;
+use super::{NewUser, to_dto, unique_conflict, user};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::{AdminCtx, TenantCtx, user_invalidation_key};
 use jtcrm_kernel::http::guard::{Authorized, Managers};
 use jtcrm_kernel::http::pagination::{self, Keyset};
+use jtcrm_kernel::quota::{self, Resource};
 use jtcrm_kernel::sql;
 use jtcrm_kernel::state::AppState;
 use jtcrm_kernel::store;
@@ -136,7 +137,7 @@ pub fn audit_created(u: &User) -> serde_json::Value {
 pub async fn create(state: &AppState, ctx: &TenantCtx, new: NewUser) -> AppResult<User> {
     let hash = state.hasher.hash(new.password.clone()).await?;
     let txn = state.begin().await?;
-    limits::reserve(
+    quota::reserve(
         &*txn,
         ctx.tenant_id,
         Resource::Users,
@@ -197,7 +198,11 @@ pub async fn list(
     Ok(page.map(to_dto))
 }
 
-async fn find<C: ConnectionTrait>(conn: &C, tenant_id: Uuid, id: Uuid) -> AppResult<user::Model> {
+async fn find_row<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> AppResult<user::Model> {
     user::Entity::find_by_id((tenant_id, id))
         .filter(user::Column::DeletedAt.is_null())
         .one(conn)
@@ -206,7 +211,7 @@ async fn find<C: ConnectionTrait>(conn: &C, tenant_id: Uuid, id: Uuid) -> AppRes
 }
 
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<User> {
-    let u = find(&state.db, ctx.tenant_id, id).await?;
+    let u = find_row(&state.db, ctx.tenant_id, id).await?;
     if id != ctx.user_id && !ctx.can_manage_all() {
         return Err(AppError::forbidden());
     }
@@ -229,7 +234,7 @@ pub async fn invalidate_sessions<C: ConnectionTrait>(
         )
         .await
         .map_err(AppError::unavailable)?;
-    crate::domains::auth::service::revoke_user_tokens(conn, user_id).await
+    jtcrm_kernel::sessions::revoke_user_tokens(conn, user_id).await
 }
 
 async fn other_active_admins<C: ConnectionTrait>(
@@ -289,7 +294,7 @@ pub async fn update(
     v.finish()?;
 
     // Permissions before existence checks of the change itself, but after the tenant scoping.
-    let current = find(&state.db, ctx.tenant_id, id).await?;
+    let current = find_row(&state.db, ctx.tenant_id, id).await?;
     if !ctx.is_admin() && (!is_self || req.role.is_some() || req.active.is_some()) {
         return Err(AppError::forbidden());
     }
@@ -324,7 +329,7 @@ pub async fn update(
     };
 
     let txn = state.begin().await?;
-    let current = find(&*txn, ctx.tenant_id, id).await?;
+    let current = find_row(&*txn, ctx.tenant_id, id).await?;
     if if_match.is_some_and(|ver| ver != current.version) {
         return Err(AppError::stale_version());
     }
@@ -340,7 +345,7 @@ pub async fn update(
     // Re-activating takes a seat again; deactivating gives it back.
     match (current.active, req.active) {
         (false, Some(true)) => {
-            limits::reserve(
+            quota::reserve(
                 &*txn,
                 ctx.tenant_id,
                 Resource::Users,
@@ -349,7 +354,7 @@ pub async fn update(
             )
             .await?
         }
-        (true, Some(false)) => limits::release(&*txn, ctx.tenant_id, Resource::Users, 1).await?,
+        (true, Some(false)) => quota::release(&*txn, ctx.tenant_id, Resource::Users, 1).await?,
         _ => {}
     }
     if let Some(e) = &email
@@ -422,7 +427,7 @@ pub async fn update(
 /// records keep pointing at it. The email stays reserved.
 pub async fn delete(state: &AppState, ctx: &AdminCtx, id: Uuid) -> AppResult<()> {
     let txn = state.begin().await?;
-    let current = find(&*txn, ctx.tenant_id, id).await?;
+    let current = find_row(&*txn, ctx.tenant_id, id).await?;
     if id == ctx.user_id {
         return Err(AppError::conflict(
             ErrorCode::CannotDeleteSelf,
@@ -436,7 +441,7 @@ pub async fn delete(state: &AppState, ctx: &AdminCtx, id: Uuid) -> AppResult<()>
         return Err(last_admin());
     }
     if current.active {
-        limits::release(&*txn, ctx.tenant_id, Resource::Users, 1).await?;
+        quota::release(&*txn, ctx.tenant_id, Resource::Users, 1).await?;
     }
     invalidate_sessions(state, &*txn, id).await?;
     store::soft_delete::<user::Entity>(txn, ctx, "user", current, |m| {
@@ -444,4 +449,117 @@ pub async fn delete(state: &AppState, ctx: &AdminCtx, id: Uuid) -> AppResult<()>
         m.extension = Set(None);
     })
     .await
+}
+
+/// The live (not deleted) user `id` of the tenant, active or not.
+pub async fn find<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> AppResult<Option<User>> {
+    Ok(user::Entity::find_by_id((tenant_id, id))
+        .one(conn)
+        .await?
+        .filter(|u| u.deleted_at.is_none())
+        .map(super::to_dto))
+}
+
+/// The active, live user `id` of the tenant.
+pub async fn find_active<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> AppResult<Option<User>> {
+    Ok(find(conn, tenant_id, id).await?.filter(|u| u.active))
+}
+
+/// The active, live user of the tenant with this id or (lower-case) e-mail.
+pub async fn find_active_by_id_or_email<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    key: &str,
+) -> AppResult<Option<User>> {
+    let mut q = user::Entity::find()
+        .filter(user::Column::TenantId.eq(tenant_id))
+        .filter(user::Column::Active.eq(true))
+        .filter(user::Column::DeletedAt.is_null());
+    q = match Uuid::parse_str(key) {
+        Ok(id) => q.filter(user::Column::Id.eq(id)),
+        Err(_) => q.filter(user::Column::Email.eq(key)),
+    };
+    Ok(q.one(conn).await?.map(super::to_dto))
+}
+
+/// The active, live users of the tenant with `role`, in id order.
+pub async fn active_with_role<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    role: Role,
+) -> AppResult<Vec<Uuid>> {
+    Ok(user::Entity::find()
+        .select_only()
+        .column(user::Column::Id)
+        .filter(user::Column::TenantId.eq(tenant_id))
+        .filter(user::Column::Role.eq(role.as_str()))
+        .filter(user::Column::Active.eq(true))
+        .filter(user::Column::DeletedAt.is_null())
+        .order_by_asc(user::Column::Id)
+        .into_tuple()
+        .all(conn)
+        .await?)
+}
+
+/// The active, live users among `ids`, in id order. `tenant_id = None` reads across tenants (for
+/// platform scans, which check each user's `tenant_id` against the record it is about).
+pub async fn active_among<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Option<Uuid>,
+    ids: impl IntoIterator<Item = Uuid>,
+) -> AppResult<Vec<User>> {
+    let ids: Vec<Uuid> = ids.into_iter().collect();
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    let mut q = user::Entity::find()
+        .filter(user::Column::Id.is_in(ids))
+        .filter(user::Column::Active.eq(true))
+        .filter(user::Column::DeletedAt.is_null());
+    if let Some(t) = tenant_id {
+        q = q.filter(user::Column::TenantId.eq(t));
+    }
+    Ok(q.order_by_asc(user::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(super::to_dto)
+        .collect())
+}
+
+/// The role of user `id` (deleted ones included; an unknown role reads as the least privileged,
+/// `viewer`) and whether it is active and live.
+pub async fn role_of<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    id: Uuid,
+) -> AppResult<Option<(Role, bool)>> {
+    Ok(user::Entity::find_by_id((tenant_id, id))
+        .one(conn)
+        .await?
+        .map(|u| {
+            (
+                Role::parse(&u.role).unwrap_or(Role::Viewer),
+                u.active && u.deleted_at.is_none(),
+            )
+        }))
+}
+
+/// Whether user `id` exists in the tenant (deleted ones included: links to them stay valid).
+pub async fn exists<C: ConnectionTrait>(conn: &C, tenant_id: Uuid, id: Uuid) -> AppResult<bool> {
+    let found: Option<Uuid> = user::Entity::find_by_id((tenant_id, id))
+        .select_only()
+        .column(user::Column::Id)
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(found.is_some())
 }

@@ -8,8 +8,7 @@ pub(super) async fn user_name<C: ConnectionTrait>(
     tenant_id: Uuid,
     id: Uuid,
 ) -> AppResult<String> {
-    Ok(user::Entity::find_by_id((tenant_id, id))
-        .one(conn)
+    Ok(users::service::find(conn, tenant_id, id)
         .await?
         .map(|u| u.name)
         .unwrap_or_else(|| id.to_string()))
@@ -160,10 +159,7 @@ pub async fn preview(
             }
             AutomationAction::MoveStage { stage_id } => {
                 let name = match stage_id {
-                    Some(sid) => stage::Entity::find_by_id((t, *sid))
-                        .one(db)
-                        .await?
-                        .map(|st| st.name),
+                    Some(sid) => pipelines::service::stage_name(db, t, *sid).await?,
                     None => None,
                 };
                 let opp = match (&s.opportunity, lead) {

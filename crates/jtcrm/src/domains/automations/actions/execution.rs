@@ -99,8 +99,7 @@ impl Env<'_> {
                         let owner = l
                             .owner_id
                             .ok_or_else(|| Failure::fatal("O lead não tem responsável."))?;
-                        let u = user::Entity::find_by_id((self.tenant(), owner))
-                            .one(&self.state.db)
+                        let u = users::service::find(&self.state.db, self.tenant(), owner)
                             .await?
                             .ok_or_else(|| Failure::fatal("Responsável do lead não encontrado."))?;
                         (u.email, Some(owner))
@@ -173,8 +172,7 @@ impl Env<'_> {
                     input.status = Some(Some(st.clone()));
                 }
                 if add_tags.is_some() || remove_tags.is_some() {
-                    let mut tags: Vec<String> =
-                        serde_json::from_value(l.tags.clone()).unwrap_or_default();
+                    let mut tags: Vec<String> = l.tags.clone();
                     for t in add_tags.iter().flatten() {
                         if !tags.contains(t) {
                             tags.push(t.clone());
@@ -206,30 +204,8 @@ impl Env<'_> {
                 let l = need_lead()?;
                 let points = points.unwrap_or(0);
                 let tx = self.state.begin().await?;
-                let before = lead::Entity::find_by_id((self.tenant(), l.id))
-                    .one(&*tx)
-                    .await?
-                    .map_or(l.score, |m| m.score);
-                let scorer = leads::service::load_scorer(&*tx, &self.ctx).await?;
-                let after =
-                    scoring::add_signal_points(&*tx, self.tenant(), l.id, points, &scorer).await?;
-                if after != before {
-                    let data = json!({"before": {"score": before}, "after": {"score": after}});
-                    leads::service::emit(&*tx, &self.ctx, "lead.score_changed", l.id, data).await?;
-                }
-                audit::record(
-                    &*tx,
-                    audit::Entry {
-                        tenant_id: Some(self.tenant()),
-                        actor_id: Some(self.ctx.user_id),
-                        action: "adjust_score",
-                        entity_type: "lead",
-                        entity_id: l.id.to_string(),
-                        changes: json!({"score": {"from": before, "to": after}, "signal_points": points}),
-                        meta: &self.ctx.meta,
-                    },
-                )
-                .await?;
+                let (_, after) =
+                    leads::service::adjust_score(&*tx, &self.ctx, l.id, points, l.score).await?;
                 record(
                     &*tx,
                     self.step,
@@ -344,7 +320,7 @@ impl Env<'_> {
         &self,
         mode: AssigneeMode,
         user_id: Option<Uuid>,
-        l: &lead::Model,
+        l: &Lead,
     ) -> Result<Uuid, Failure> {
         match mode {
             AssigneeMode::Owner => Ok(l.owner_id.unwrap_or(self.ctx.user_id)),

@@ -5,8 +5,8 @@ use super::*;
 
 /// What a run acts on: the entity, the lead behind it, and the placeholder context.
 pub struct Subject {
-    pub lead: Option<lead::Model>,
-    pub opportunity: Option<opportunity::Model>,
+    pub lead: Option<Lead>,
+    pub opportunity: Option<Opportunity>,
     pub entity: Value,
     pub template: Value,
 }
@@ -19,8 +19,7 @@ pub(super) async fn user_json<C: ConnectionTrait>(
     let Some(id) = id else {
         return Ok(Value::Null);
     };
-    Ok(user::Entity::find_by_id((tenant_id, id))
-        .one(conn)
+    Ok(users::service::find(conn, tenant_id, id)
         .await?
         .map(|u| json!({"id": u.id, "name": u.name, "email": u.email, "phone": u.phone}))
         .unwrap_or(Value::Null))
@@ -45,26 +44,19 @@ pub async fn load_subject<C: ConnectionTrait>(
             lead_id = Some(entity_id);
             Value::Null
         }
-        "task" => match task::Entity::find_by_id((tenant_id, entity_id))
-            .one(conn)
-            .await?
-        {
+        "task" => match tasks::find(conn, tenant_id, entity_id).await? {
             Some(t) => {
                 lead_id = t.lead_id;
-                let v = serde_json::to_value(tasks::to_dto(t)).unwrap_or_default();
+                let v = serde_json::to_value(t).unwrap_or_default();
                 template.insert("task".into(), v.clone());
                 v
             }
             None => Value::Null,
         },
-        "opportunity" => match opportunity::Entity::find_by_id((tenant_id, entity_id))
-            .one(conn)
-            .await?
-        {
+        "opportunity" => match pipelines::opportunities::find(conn, tenant_id, entity_id).await? {
             Some(o) => {
                 lead_id = o.lead_id;
-                let v = serde_json::to_value(pipelines::opportunity_dto(o.clone(), None))
-                    .unwrap_or_default();
+                let v = serde_json::to_value(&o).unwrap_or_default();
                 template.insert("opportunity".into(), v.clone());
                 opportunity = Some(o);
                 v
@@ -74,24 +66,18 @@ pub async fn load_subject<C: ConnectionTrait>(
         _ => Value::Null,
     };
     let lead = match lead_id {
-        Some(id) => lead::Entity::find_by_id((tenant_id, id))
-            .one(conn)
-            .await?
-            .filter(|l| l.deleted_at.is_none()),
+        Some(id) => leads::find_live(conn, tenant_id, id).await?,
         None => None,
     };
     let entity = if entity_type == "lead" {
         lead.clone()
-            .map(|l| serde_json::to_value(leads::to_dto(l)).unwrap_or_default())
+            .map(|l| serde_json::to_value(l).unwrap_or_default())
             .unwrap_or(Value::Null)
     } else {
         entity
     };
     if let Some(l) = &lead {
-        template.insert(
-            "lead".into(),
-            serde_json::to_value(leads::to_dto(l.clone())).unwrap_or_default(),
-        );
+        template.insert("lead".into(), serde_json::to_value(l).unwrap_or_default());
         if people {
             template.insert(
                 "owner".into(),
@@ -100,10 +86,9 @@ pub async fn load_subject<C: ConnectionTrait>(
         }
     }
     if people {
-        let company = tenant::Entity::find_by_id(tenant_id)
-            .one(conn)
+        let company = tenants::name_of(conn, tenant_id)
             .await?
-            .map(|t| json!({"name": t.name}))
+            .map(|name| json!({"name": name}))
             .unwrap_or(Value::Null);
         template.insert("company".into(), company);
     }
@@ -177,9 +162,9 @@ pub fn cause_of(r: &run::Model, position: usize) -> Map<String, Value> {
 
 /// The placeholder context of a run on lead `l` without people (`lead` and `automation`), as
 /// [`load_subject`] builds it.
-pub fn lead_template(l: &lead::Model, source: (Uuid, &str)) -> Value {
+pub fn lead_template(l: &Lead, source: (Uuid, &str)) -> Value {
     json!({
-        "lead": serde_json::to_value(leads::to_dto(l.clone())).unwrap_or_default(),
+        "lead": serde_json::to_value(l).unwrap_or_default(),
         "automation": {"id": source.0, "name": source.1},
     })
 }
@@ -200,15 +185,8 @@ pub(super) async fn open_opportunity_of<C: ConnectionTrait>(
     conn: &C,
     tenant_id: Uuid,
     lead_id: Uuid,
-) -> AppResult<Option<opportunity::Model>> {
-    Ok(opportunity::Entity::find()
-        .filter(opportunity::Column::TenantId.eq(tenant_id))
-        .filter(opportunity::Column::LeadId.eq(lead_id))
-        .filter(opportunity::Column::Status.eq("open"))
-        .filter(opportunity::Column::DeletedAt.is_null())
-        .order_by_desc(opportunity::Column::UpdatedAt)
-        .one(conn)
-        .await?)
+) -> AppResult<Option<Opportunity>> {
+    pipelines::opportunities::open_of_lead(conn, tenant_id, lead_id).await
 }
 
 /// The id of the entity of a `event_type` event that carries `marker_key = marker` and

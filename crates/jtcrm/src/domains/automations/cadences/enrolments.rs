@@ -129,12 +129,7 @@ pub(super) async fn visible_leads<C: ConnectionTrait>(
     ctx: &TenantCtx,
     ids: &[Uuid],
 ) -> AppResult<Vec<Uuid>> {
-    let found: Vec<lead::Model> = lead::Entity::find()
-        .filter(lead::Column::TenantId.eq(ctx.tenant_id))
-        .filter(lead::Column::Id.is_in(ids.iter().copied()))
-        .filter(lead::Column::DeletedAt.is_null())
-        .all(conn)
-        .await?;
+    let found = leads::find_live_many(conn, ctx.tenant_id, ids.iter().copied()).await?;
     let ok: Vec<Uuid> = found
         .iter()
         .filter(|l| visibility::visible_to(ctx, l.owner_id))
@@ -369,12 +364,7 @@ pub async fn enrollments(
         sel = sel.filter(enrollment::Column::LeadId.eq(l));
     }
     if !visibility::sees_all(ctx) {
-        let mine = Query::select()
-            .column(lead::Column::Id)
-            .from(lead::Entity)
-            .and_where(Expr::col(lead::Column::TenantId).eq(ctx.tenant_id))
-            .and_where(Expr::col(lead::Column::OwnerId).eq(ctx.user_id))
-            .take();
+        let mine = leads::owned_by(ctx.tenant_id, ctx.user_id);
         sel = sel.filter(enrollment::Column::LeadId.in_subquery(mine));
     }
     let page = Keyset::desc([enrollment::Column::Id])
@@ -406,12 +396,9 @@ pub async fn exit_on_events<C: ConnectionTrait>(
         }
     }
     if !opps.is_empty() {
-        use crate::domains::pipelines::model::opportunity;
         for (tenant_id, opp_id, reason) in opps {
-            if let Some(lead_id) = opportunity::Entity::find_by_id((tenant_id, opp_id))
-                .one(conn)
-                .await?
-                .and_then(|o| o.lead_id)
+            if let Some(lead_id) =
+                pipelines::opportunities::lead_of(conn, tenant_id, opp_id).await?
             {
                 exits.push((tenant_id, lead_id, reason.to_string()));
             }

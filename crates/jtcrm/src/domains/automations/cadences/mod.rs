@@ -11,7 +11,7 @@ use jtcrm_types::dto::automations::{
     EnrollmentStatus, ExitRequest, LeadIdsRequest, UnenrollResponse,
 };
 use jtcrm_types::dto::tasks::TaskInput;
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
     QuerySelect, TryInsertResult,
@@ -26,8 +26,7 @@ use super::actor_ctx;
 use super::business_hours::{self, Hours};
 use super::model::{cadence, enrollment};
 use super::templates::{clip, render};
-use crate::domains::leads::model::lead;
-use crate::domains::tasks;
+use crate::domains::{leads, pipelines, tasks};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::events::{self, model as event};
@@ -38,6 +37,7 @@ use jtcrm_kernel::jobs::{JobCtx, JobError, NewJob, enqueue};
 use jtcrm_kernel::state::AppState;
 use jtcrm_kernel::store;
 use jtcrm_kernel::visibility;
+use jtcrm_types::dto::leads::LeadStatus;
 
 mod definitions;
 mod enrolments;

@@ -61,16 +61,12 @@ pub async fn run_step(state: AppState, job: JobCtx) -> Result<(), JobError> {
         tx.commit().await?;
         return Ok(());
     }
-    let Some(l) = lead::Entity::find_by_id((tenant_id, e.lead_id))
-        .one(&state.db)
-        .await?
-        .filter(|l| l.deleted_at.is_none())
-    else {
+    let Some(l) = leads::find_live(&state.db, tenant_id, e.lead_id).await? else {
         return end("lead_deleted").await;
     };
-    match l.status.as_str() {
-        "converted" => return end("converted").await,
-        "lost" => return end("lost").await,
+    match l.status {
+        LeadStatus::Converted => return end("converted").await,
+        LeadStatus::Lost => return end("lost").await,
         _ => {}
     }
     let Some(step) = steps.get(p.step as usize).cloned() else {

@@ -36,14 +36,8 @@ pub async fn execute(
             let defs = leads::fields::list_defs(&state.db, ctx.tenant_id).await?;
             let q =
                 LeadQuery::parse(&raw, ctx, &defs).map_err(super::super::prefix_filter_errors)?;
-            let ids: Vec<Uuid> = search::filtered(ctx, &q, state.db.get_database_backend())
-                .select_only()
-                .column(lead::Column::Id)
-                .order_by_asc(lead::Column::Id)
-                .limit(MAX_EXECUTE as u64 + 1)
-                .into_tuple()
-                .all(&state.db)
-                .await?;
+            let ids =
+                leads::search::filtered_ids(&state.db, ctx, &q, MAX_EXECUTE as u64 + 1).await?;
             if ids.len() > MAX_EXECUTE {
                 return Err(AppError::field(
                     "filter",

@@ -19,7 +19,7 @@ use jtcrm_types::dto::automations::{
 use sea_orm::sea_query::{Expr, ExprTrait, LockBehavior, LockType, Order, Query};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter,
-    QueryOrder, QuerySelect, TryInsertResult,
+    QueryOrder, TryInsertResult,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -28,10 +28,7 @@ use super::business_hours::{self, Hours};
 use super::conditions::{self, Changes};
 use super::model::{automation, run, run_action};
 use super::{MAX_DEPTH, Parsed, actions, batch, cadences, entity_type_of, templates};
-use crate::domains::leads::model::lead;
-use crate::domains::leads::search::{self, LeadQuery};
-use crate::domains::pipelines::model::opportunity;
-use crate::domains::tasks::model::task;
+use crate::domains::leads::search::LeadQuery;
 use crate::domains::{leads, pipelines, tasks};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult};
@@ -232,48 +229,26 @@ pub async fn load_snapshots<C: ConnectionTrait>(
     for chunk in ids.into_iter().collect::<Vec<_>>().chunks(500) {
         match entity_type {
             "lead" => {
-                for m in lead::Entity::find()
-                    .filter(lead::Column::TenantId.is_in(tenants.iter().copied()))
-                    .filter(lead::Column::Id.is_in(chunk.iter().copied()))
-                    .filter(lead::Column::DeletedAt.is_null())
-                    .all(conn)
-                    .await?
-                {
-                    let key = (m.tenant_id, m.id);
-                    out.insert(
-                        key,
-                        serde_json::to_value(leads::to_dto(m)).unwrap_or_default(),
-                    );
+                for l in leads::find_live_across(conn, &tenants, chunk).await? {
+                    let key = (l.tenant_id, l.id);
+                    out.insert(key, serde_json::to_value(l).unwrap_or_default());
                 }
             }
             "task" => {
-                for m in task::Entity::find()
-                    .filter(task::Column::TenantId.is_in(tenants.iter().copied()))
-                    .filter(task::Column::Id.is_in(chunk.iter().copied()))
-                    .filter(task::Column::DeletedAt.is_null())
-                    .all(conn)
-                    .await?
-                {
-                    let key = (m.tenant_id, m.id);
+                for (tenant_id, t) in tasks::find_live_across(conn, &tenants, chunk).await? {
                     out.insert(
-                        key,
-                        serde_json::to_value(tasks::to_dto(m)).unwrap_or_default(),
+                        (tenant_id, t.id),
+                        serde_json::to_value(t).unwrap_or_default(),
                     );
                 }
             }
             "opportunity" => {
-                for m in opportunity::Entity::find()
-                    .filter(opportunity::Column::TenantId.is_in(tenants.iter().copied()))
-                    .filter(opportunity::Column::Id.is_in(chunk.iter().copied()))
-                    .filter(opportunity::Column::DeletedAt.is_null())
-                    .all(conn)
-                    .await?
+                for (tenant_id, o) in
+                    pipelines::opportunities::find_live_across(conn, &tenants, chunk).await?
                 {
-                    let key = (m.tenant_id, m.id);
                     out.insert(
-                        key,
-                        serde_json::to_value(pipelines::opportunity_dto(m, None))
-                            .unwrap_or_default(),
+                        (tenant_id, o.id),
+                        serde_json::to_value(o).unwrap_or_default(),
                     );
                 }
             }
@@ -293,16 +268,7 @@ async fn live_leads<C: ConnectionTrait>(
     let tenants: BTreeSet<Uuid> = keys.iter().map(|k| k.0).collect();
     let ids: BTreeSet<Uuid> = keys.iter().map(|k| k.1).collect();
     for chunk in ids.into_iter().collect::<Vec<_>>().chunks(500) {
-        let rows: Vec<(Uuid, Uuid)> = lead::Entity::find()
-            .select_only()
-            .column(lead::Column::TenantId)
-            .column(lead::Column::Id)
-            .filter(lead::Column::TenantId.is_in(tenants.iter().copied()))
-            .filter(lead::Column::Id.is_in(chunk.iter().copied()))
-            .filter(lead::Column::DeletedAt.is_null())
-            .into_tuple()
-            .all(conn)
-            .await?;
+        let rows = leads::live_keys_across(conn, &tenants, chunk).await?;
         out.extend(
             rows.into_iter()
                 .map(|k| (k, Value::Object(Default::default()))),

@@ -36,26 +36,31 @@ use uuid::Uuid;
 use super::model::{import, lead};
 use super::scoring::Scorer;
 use super::{LeadDraft, export, fields, service, to_dto as lead_dto};
-use crate::domains::tenants::limits::Resource;
-use crate::domains::tenants::model::counter;
-use crate::domains::users::model::user;
+use crate::domains::users;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx, nul_byte_error};
 use jtcrm_kernel::http::guard::{Authorized, RoleSet, Sellers};
 use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::jobs::{self, JobCtx, JobError, NewJob};
+use jtcrm_kernel::quota::{self, Resource};
 use jtcrm_kernel::state::AppState;
 use jtcrm_kernel::store::WriteMode;
 use jtcrm_kernel::visibility;
 
 mod columns;
 mod job;
+mod reader;
+mod rows;
 
 pub use columns::*;
 pub use job::run;
 #[allow(unused_imports)]
 use job::*;
+#[allow(unused_imports)]
+use reader::*;
+#[allow(unused_imports)]
+use rows::*;
 
 /// Job kind of the import worker.
 pub const KIND: &str = "leads.import";

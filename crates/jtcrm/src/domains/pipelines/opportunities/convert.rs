@@ -10,13 +10,7 @@ pub async fn convert_lead(
     ctx: &Authorized<Sellers>,
     lead_id: Uuid,
     req: ConvertLeadRequest,
-    idem: Option<IdempotencyKey>,
-) -> AppResult<(u16, Value)> {
-    if let Some(k) = &idem
-        && let Some(r) = idempotency::lookup(&state.db, ctx.tenant_id, k).await?
-    {
-        return Ok((r.status, r.body));
-    }
+) -> AppResult<Uncommitted<Opportunity>> {
     let mut v = Validator::new();
     let title_in = v.optional_text("title", req.title.as_deref(), 200);
     let notes = v.optional_text("notes", req.notes.as_deref(), 20_000);
@@ -102,7 +96,8 @@ pub async fn convert_lead(
         },
     )
     .await?;
-    let body = serde_json::to_value(opportunity_dto(m, Some(items))).map_err(AppError::internal)?;
+    let dto = opportunity_dto(m, Some(items));
+    let body = serde_json::to_value(&dto).map_err(AppError::internal)?;
     audit::record(
         &*txn,
         audit::Entry::tenant(
@@ -128,7 +123,7 @@ pub async fn convert_lead(
         ),
     )
     .await?;
-    idempotency::commit(state, txn, ctx, idem.as_ref(), 201, body).await
+    Ok(Uncommitted::new(txn, dto))
 }
 
 pub(super) async fn already_converted<C: ConnectionTrait>(

@@ -219,13 +219,7 @@ pub async fn create(
     state: &AppState,
     ctx: &Authorized<Sellers>,
     input: OpportunityInput,
-    idem: Option<IdempotencyKey>,
-) -> AppResult<(u16, Value)> {
-    if let Some(k) = &idem
-        && let Some(r) = idempotency::lookup(&state.db, ctx.tenant_id, k).await?
-    {
-        return Ok((r.status, r.body));
-    }
+) -> AppResult<Uncommitted<Opportunity>> {
     let mut v = Validator::new();
     let title = match &input.title {
         Some(Some(t)) => v.required_text("title", Some(t), 200),
@@ -287,7 +281,8 @@ pub async fn create(
     )
     .await?;
     let id = m.id;
-    let body = serde_json::to_value(opportunity_dto(m, Some(items))).map_err(AppError::internal)?;
+    let dto = opportunity_dto(m, Some(items));
+    let body = serde_json::to_value(&dto).map_err(AppError::internal)?;
     audit::record(
         &*txn,
         audit::Entry::tenant(
@@ -299,7 +294,7 @@ pub async fn create(
         ),
     )
     .await?;
-    idempotency::commit(state, txn, ctx, idem.as_ref(), 201, body).await
+    Ok(Uncommitted::new(txn, dto))
 }
 
 pub async fn get(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<Opportunity> {

@@ -27,32 +27,36 @@ use super::model::{history, item, opportunity, stage};
 use super::service::{
     default_pipeline, find_pipeline, find_stage_ref, first_open, not_found_in_body, stages_of,
 };
-use super::{money, opportunity_dto, stage_kind, status_for};
+use super::{opportunity_dto, stage_kind, status_for};
 use crate::domains::leads::{self, LeadDraft};
-use crate::domains::products::{self, model::product};
-use crate::domains::timeline;
+use crate::domains::products;
 use crate::domains::users;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::events;
 use jtcrm_kernel::http::extract::{TenantCtx, query_bool, query_pairs};
 use jtcrm_kernel::http::guard::{Authorized, Sellers};
-use jtcrm_kernel::http::idempotency::{self, IdempotencyKey};
+use jtcrm_kernel::http::idempotency::Uncommitted;
 use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::sql;
 use jtcrm_kernel::state::AppState;
 use jtcrm_kernel::store::{self, WriteMode};
+use jtcrm_kernel::timeline;
 use jtcrm_kernel::visibility::{sees_all, visible_to};
+use jtcrm_types::dto::products::Product;
+use jtcrm_types::money;
 
 mod convert;
 mod create;
 mod list;
+mod queries;
 mod transition;
 mod update;
 
 pub use convert::*;
 pub use create::*;
 pub use list::*;
+pub use queries::*;
 pub use transition::*;
 pub use update::*;
 
@@ -191,7 +195,7 @@ pub async fn resolve_lines<C: ConnectionTrait>(
             .and_then(|id| existing.iter().find(|e| e.id == id))
             .filter(|b| b.product_id == pid);
         let on_deal = existing.iter().any(|e| e.product_id == pid);
-        let prod: Option<&product::Model> = catalog.iter().find(|p| p.id == pid);
+        let prod: Option<&Product> = catalog.iter().find(|p| p.id == pid);
         let (name, sku, billing, def_monthly, def_setup) = match (prod, base) {
             (Some(p), _) => {
                 if !p.active && !on_deal {
@@ -204,7 +208,7 @@ pub async fn resolve_lines<C: ConnectionTrait>(
                 (
                     p.name.clone(),
                     p.sku.clone(),
-                    Billing::parse(&p.billing).unwrap_or(Billing::Monthly),
+                    p.billing,
                     base.map(|b| b.monthly_price_cents)
                         .unwrap_or(p.monthly_price_cents),
                     base.map(|b| b.setup_price_cents)

@@ -15,18 +15,15 @@ use chrono::{
     DateTime, Days, Duration, LocalResult, NaiveDate, NaiveTime, TimeZone, Timelike, Utc,
 };
 use chrono_tz::Tz;
-use jtcrm_types::dto::TenantStatus;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::json;
 use uuid::Uuid;
 
-use super::model::preference;
+use super::agenda;
+use super::model::task;
 use super::reminders::{first_name, priority_pt, type_pt};
-use super::{NewEmail, queue};
-use crate::domains::tasks::agenda;
-use crate::domains::tasks::model::task;
-use crate::domains::tenants::{self, model::tenant};
-use crate::domains::users::model::user;
+use crate::domains::email::{self, NewEmail, queue};
+use crate::domains::users;
 use jtcrm_kernel::error::AppResult;
 use jtcrm_kernel::jobs::{JobCtx, JobError, NewJob, Next, Periodic, enqueue};
 use jtcrm_kernel::state::AppState;
@@ -59,27 +56,22 @@ fn local_at(tz: Tz, date: NaiveDate, hour: u32) -> DateTime<Utc> {
 
 /// Enqueues the digest jobs of every company with opted-in users; returns how many companies.
 pub async fn plan(state: &AppState) -> AppResult<u64> {
-    let tenant_ids: Vec<Uuid> = preference::Entity::find()
-        .select_only()
-        .column(preference::Column::TenantId)
-        .distinct()
-        .filter(preference::Column::DailyDigest.eq(true))
-        .into_tuple()
-        .all(&state.db)
-        .await?;
+    let tenant_ids = email::digest_tenants(&state.db).await?;
     let mut planned = 0;
     for chunk in tenant_ids.chunks(500) {
-        let rows = tenant::Entity::find()
-            .filter(tenant::Column::Id.is_in(chunk.iter().copied()))
-            .all(&state.db)
-            .await?;
+        let mut rows = Vec::with_capacity(chunk.len());
+        for id in chunk {
+            if let Some(t) = state.tenants.get(&state.db, *id).await? {
+                rows.push(t);
+            }
+        }
         let now = Utc::now();
         let tx = state.begin().await?;
         for t in rows {
-            if !TenantStatus::parse(&t.status).is_some_and(TenantStatus::is_usable) {
+            if !t.status.is_usable() {
                 continue;
             }
-            let tz = agenda::tz_of(&tenants::settings_of(&t).timezone);
+            let tz = agenda::tz_of(&t.settings.timezone);
             let local_now = now.with_timezone(&tz);
             let today = local_now.date_naive();
             let mut dates = vec![];
@@ -151,34 +143,20 @@ fn section(
 /// (or found already queued). Users who opted out, are inactive, or have no task today and none
 /// overdue get nothing.
 pub async fn send_for(state: &AppState, tenant_id: Uuid, date: NaiveDate) -> AppResult<u64> {
-    let Some(t) = tenant::Entity::find_by_id(tenant_id).one(&state.db).await? else {
+    let Some(t) = state.tenants.get(&state.db, tenant_id).await? else {
         return Ok(0);
     };
-    if !TenantStatus::parse(&t.status).is_some_and(TenantStatus::is_usable) {
+    if !t.status.is_usable() {
         return Ok(0);
     }
-    let tz = agenda::tz_of(&tenants::settings_of(&t).timezone);
+    let tz = agenda::tz_of(&t.settings.timezone);
     let day_start = agenda::start_of_day(tz, date);
     let day_end = agenda::start_of_day(tz, date.checked_add_days(Days::new(1)).unwrap_or(date));
-    let opted: Vec<Uuid> = preference::Entity::find()
-        .select_only()
-        .column(preference::Column::UserId)
-        .filter(preference::Column::TenantId.eq(tenant_id))
-        .filter(preference::Column::DailyDigest.eq(true))
-        .into_tuple()
-        .all(&state.db)
-        .await?;
+    let opted = email::digest_subscribers(&state.db, tenant_id).await?;
     if opted.is_empty() {
         return Ok(0);
     }
-    let users = user::Entity::find()
-        .filter(user::Column::TenantId.eq(tenant_id))
-        .filter(user::Column::Id.is_in(opted))
-        .filter(user::Column::Active.eq(true))
-        .filter(user::Column::DeletedAt.is_null())
-        .order_by_asc(user::Column::Id)
-        .all(&state.db)
-        .await?;
+    let users = users::service::active_among(&state.db, Some(tenant_id), opted).await?;
     let mut queued = 0;
     for u in users {
         let pending = || {
@@ -277,8 +255,8 @@ pub async fn run(state: AppState, ctx: JobCtx) -> Result<(), JobError> {
         .and_then(|v| v.as_str())
         .and_then(|s| s.parse::<NaiveDate>().ok())
         .ok_or_else(|| JobError::permanent("payload sem data válida"))?;
-    if let Some(t) = tenant::Entity::find_by_id(tenant_id).one(&state.db).await? {
-        let tz = agenda::tz_of(&tenants::settings_of(&t).timezone);
+    if let Some(t) = state.tenants.get(&state.db, tenant_id).await? {
+        let tz = agenda::tz_of(&t.settings.timezone);
         if Utc::now() >= local_at(tz, date, STALE_HOUR) {
             tracing::info!(%tenant_id, %date, "resumo diário atrasado demais; ignorado");
             return Ok(());

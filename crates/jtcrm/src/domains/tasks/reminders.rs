@@ -15,15 +15,15 @@ use std::collections::{HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use jtcrm_types::dto::tasks::{TaskPriority, TaskType};
+use jtcrm_types::dto::users::User;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
-use super::{NewEmail, queue};
-use crate::domains::leads::model::lead;
-use crate::domains::tasks::agenda;
-use crate::domains::tasks::model::task;
-use crate::domains::users::model::user;
+use super::agenda;
+use super::model::task;
+use crate::domains::email::{NewEmail, queue};
+use crate::domains::{leads, users};
 use jtcrm_kernel::error::AppResult;
 use jtcrm_kernel::jobs::{JobCtx, JobError, Next, Periodic};
 use jtcrm_kernel::state::AppState;
@@ -68,7 +68,7 @@ pub(crate) fn first_name(name: &str) -> &str {
 
 fn reminder_text(
     t: &task::Model,
-    assignee: &user::Model,
+    assignee: &User,
     lead_name: Option<&str>,
     tz: Tz,
 ) -> (String, String) {
@@ -118,30 +118,13 @@ pub async fn scan(state: &AppState) -> AppResult<u64> {
         // Everything the emails need, in three queries per batch (ids are UUIDv7, unique
         // platform-wide; the tenant is re-checked on each match).
         let user_ids: HashSet<Uuid> = due.iter().map(|t| t.assignee_id).collect();
-        let users: HashMap<Uuid, user::Model> = user::Entity::find()
-            .filter(user::Column::Id.is_in(user_ids))
-            .all(&state.db)
+        let users: HashMap<Uuid, User> = users::service::active_among(&state.db, None, user_ids)
             .await?
             .into_iter()
             .map(|u| (u.id, u))
             .collect();
         let lead_ids: HashSet<Uuid> = due.iter().filter_map(|t| t.lead_id).collect();
-        let leads: HashMap<Uuid, (Uuid, String)> = if lead_ids.is_empty() {
-            HashMap::new()
-        } else {
-            lead::Entity::find()
-                .select_only()
-                .column(lead::Column::Id)
-                .column(lead::Column::TenantId)
-                .column(lead::Column::Name)
-                .filter(lead::Column::Id.is_in(lead_ids))
-                .into_tuple::<(Uuid, Uuid, String)>()
-                .all(&state.db)
-                .await?
-                .into_iter()
-                .map(|(id, t, name)| (id, (t, name)))
-                .collect()
-        };
+        let leads = leads::names_of(&state.db, lead_ids).await?;
         for t in &due {
             if let Entry::Vacant(slot) = tenants.entry(t.tenant_id) {
                 slot.insert(state.tenants.get(&state.db, t.tenant_id).await?);
@@ -173,7 +156,7 @@ pub async fn scan(state: &AppState) -> AppResult<u64> {
             };
             let Some(assignee) = users
                 .get(&t.assignee_id)
-                .filter(|u| u.tenant_id == t.tenant_id && u.active && u.deleted_at.is_none())
+                .filter(|u| u.tenant_id == t.tenant_id)
             else {
                 continue;
             };

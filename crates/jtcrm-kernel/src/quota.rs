@@ -1,12 +1,35 @@
-//! Plan-limit counters per tenant (`tenant_counters`). A reservation is one conditional UPDATE, so
-//! concurrent creates can never pass the limit, and it rolls back with the transaction it joins.
+//! Per-tenant counters (`tenant_counters`): plan-limit usage and named sequences. A reservation is
+//! one conditional UPDATE, so concurrent creates can never pass the limit, and it rolls back with the
+//! transaction it joins. Every domain that creates a limited resource reserves here; the platform
+//! (`tenants`) creates the rows and reports usage.
 
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, TryInsertResult,
+};
 use uuid::Uuid;
 
-use super::model::counter;
-use jtcrm_kernel::error::{AppError, AppResult};
+use crate::error::{AppError, AppResult};
+
+/// The `tenant_counters` table.
+pub mod counter {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "tenant_counters")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub resource: String,
+        pub count: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Resource {
@@ -138,4 +161,63 @@ pub async fn counts<C: ConnectionTrait>(
         .all(conn)
         .await?;
     Ok(rows.into_iter().map(|r| (r.resource, r.count)).collect())
+}
+
+/// Units of `resource` in use (0 when the tenant has no row yet).
+pub async fn used<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    resource: Resource,
+) -> AppResult<i64> {
+    Ok(
+        counter::Entity::find_by_id((tenant_id, resource.key().to_string()))
+            .one(conn)
+            .await?
+            .map(|c| c.count)
+            .unwrap_or(0),
+    )
+}
+
+/// Advances the named sequence `key` (not a plan resource, e.g. a round-robin rotation) by `n` and
+/// returns its new value. The UPDATE takes the row lock (PostgreSQL) / the write lock (SQLite) until
+/// commit, so the values up to it belong to the caller's transaction alone.
+pub async fn advance<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    key: &str,
+    n: i64,
+) -> AppResult<i64> {
+    // The first use creates the row. Two first uses at once: the loser's INSERT waits for the
+    // winner's commit and does nothing, and its second UPDATE then counts after the winner's.
+    for _ in 0..2 {
+        let updated = counter::Entity::update_many()
+            .col_expr(
+                counter::Column::Count,
+                Expr::col(counter::Column::Count).add(n),
+            )
+            .filter(counter::Column::TenantId.eq(tenant_id))
+            .filter(counter::Column::Resource.eq(key))
+            .exec(conn)
+            .await?
+            .rows_affected;
+        if updated == 1 {
+            break;
+        }
+        let inserted = counter::Entity::insert(counter::ActiveModel {
+            tenant_id: Set(tenant_id),
+            resource: Set(key.to_string()),
+            count: Set(n),
+        })
+        .on_conflict_do_nothing()
+        .exec(conn)
+        .await?;
+        if matches!(inserted, TryInsertResult::Inserted(_)) {
+            break;
+        }
+    }
+    counter::Entity::find_by_id((tenant_id, key.to_string()))
+        .one(conn)
+        .await?
+        .map(|c| c.count)
+        .ok_or_else(|| AppError::internal_msg("tenant counter missing"))
 }

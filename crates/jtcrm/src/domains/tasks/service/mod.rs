@@ -8,7 +8,6 @@ use jtcrm_types::dto::tasks::{
     TaskSummary, TaskType,
 };
 use jtcrm_types::{ErrorCode, FieldError};
-use sea_orm::sea_query::{Expr, ExprTrait};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait,
     QueryFilter, QueryOrder,
@@ -21,8 +20,6 @@ use uuid::Uuid;
 use super::model::{reschedule, task};
 use super::{agenda, no_date_sort, to_dto};
 use crate::domains::leads;
-use crate::domains::leads::model::lead;
-use crate::domains::timeline::{self, kinds};
 use crate::domains::users;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
@@ -32,6 +29,13 @@ use jtcrm_kernel::http::guard::{Authorized, Staff};
 use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::state::AppState;
 use jtcrm_kernel::store;
+use jtcrm_kernel::timeline::{self, kinds};
+
+mod lifecycle;
+mod list;
+
+pub use lifecycle::*;
+pub use list::*;
 
 fn sees_all(ctx: &TenantCtx) -> bool {
     matches!(ctx.role, Role::Admin | Role::Manager | Role::Viewer)
@@ -69,13 +73,10 @@ fn can_act(ctx: &Authorized<Staff>, t: &task::Model) -> AppResult<()> {
 }
 
 /// A lead of the tenant the caller can see, else `422 lead_id` (never a link across tenants).
-async fn check_lead<C: ConnectionTrait>(
-    conn: &C,
-    ctx: &TenantCtx,
-    id: Uuid,
-) -> AppResult<lead::Model> {
+async fn check_lead<C: ConnectionTrait>(conn: &C, ctx: &TenantCtx, id: Uuid) -> AppResult<()> {
     leads::service::find_visible(conn, ctx, id, false)
         .await
+        .map(|_| ())
         .map_err(|_| AppError::field("lead_id", "unknown_lead", "Lead inexistente"))
 }
 
@@ -561,383 +562,4 @@ pub async fn delete(state: &AppState, ctx: &Authorized<Staff>, id: Uuid) -> AppR
     let cur = find_visible(&*txn, ctx, id).await?;
     can_act(ctx, &cur)?;
     store::soft_delete::<task::Entity>(txn, ctx, "task", cur, |_| {}).await
-}
-
-fn already_completed() -> AppError {
-    AppError::new(ErrorCode::AlreadyCompleted, "A tarefa já foi concluída.")
-}
-
-pub async fn complete(
-    state: &AppState,
-    ctx: &Authorized<Staff>,
-    id: Uuid,
-    req: CompleteTaskRequest,
-) -> AppResult<Task> {
-    let mut v = Validator::new();
-    let outcome = v.optional_text("outcome", req.outcome.as_deref(), 2000);
-    let notes = v.optional_text("notes", req.notes.as_deref(), 20_000);
-    v.finish()?;
-    let txn = state.begin().await?;
-    let cur = find_visible(&*txn, ctx, id).await?;
-    can_act(ctx, &cur)?;
-    if cur.status == TaskStatus::Completed.as_str() {
-        return Err(already_completed());
-    }
-    if cur.status != TaskStatus::Pending.as_str() {
-        return Err(AppError::new(
-            ErrorCode::InvalidStateTransition,
-            "A tarefa está cancelada; reabra-a para concluir.",
-        )
-        .with_context(json!({"status": cur.status})));
-    }
-    let now = Utc::now();
-    let version = cur.version;
-    let task_type = TaskType::parse(&cur.task_type).unwrap_or(TaskType::Other);
-    let mut m = cur.into_active_model();
-    m.status = Set(TaskStatus::Completed.as_str().into());
-    m.completed_at = Set(Some(now));
-    m.completed_by = Set(Some(ctx.user_id));
-    m.outcome = Set(outcome.clone());
-    m.updated_at = Set(now);
-    m.version = Set(version + 1);
-    // The version check makes a concurrent second completion fail instead of completing twice.
-    let done = crate::domains::optimistic_update::<task::Entity, _>(
-        &*txn,
-        m,
-        task::Column::Version,
-        version,
-    )
-    .await
-    .map_err(|e| {
-        if e.code == ErrorCode::PreconditionFailed {
-            already_completed()
-        } else {
-            e
-        }
-    })?;
-    if task_type.is_contact()
-        && let Some(lead_id) = done.lead_id
-    {
-        lead::Entity::update_many()
-            .col_expr(lead::Column::LastContactedAt, Expr::value(now))
-            .col_expr(lead::Column::UpdatedAt, Expr::value(now))
-            .col_expr(
-                lead::Column::Version,
-                Expr::col(lead::Column::Version).add(1),
-            )
-            .filter(lead::Column::TenantId.eq(ctx.tenant_id))
-            .filter(lead::Column::Id.eq(lead_id))
-            .exec(&*txn)
-            .await?;
-    }
-    let summary = match &outcome {
-        Some(o) => format!("Tarefa concluída: {} — {}", short(&done.title), short(o)),
-        None => format!("Tarefa concluída: {}", short(&done.title)),
-    };
-    entry(&*txn, ctx, &done, kinds::TASK_COMPLETED, summary).await?;
-    if let Some(n) = notes
-        && (done.lead_id.is_some() || done.opportunity_id.is_some())
-    {
-        crate::domains::timeline::notes::insert(&*txn, ctx, done.lead_id, done.opportunity_id, &n)
-            .await?;
-    }
-    emit(
-        &*txn,
-        ctx,
-        &done,
-        "task.completed",
-        json!({"after": {"status": "completed", "outcome": outcome}}),
-    )
-    .await?;
-    audit::record(
-        &*txn,
-        audit::Entry::tenant(
-            ctx,
-            "complete",
-            "task",
-            id,
-            json!({"status": {"from": "pending", "to": "completed"}}),
-        ),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(to_dto(done))
-}
-
-pub async fn reschedule(
-    state: &AppState,
-    ctx: &Authorized<Staff>,
-    id: Uuid,
-    req: RescheduleRequest,
-) -> AppResult<Task> {
-    let mut v = Validator::new();
-    let reason = v.optional_text("reason", req.reason.as_deref(), 500);
-    if req.due_at.is_none() {
-        v.add("due_at", "required", "Campo obrigatório");
-    }
-    v.finish()?;
-    let Some(to) = req.due_at else {
-        return Err(AppError::bad_request("due_at"));
-    };
-    let txn = state.begin().await?;
-    let cur = find_visible(&*txn, ctx, id).await?;
-    can_act(ctx, &cur)?;
-    if cur.status != TaskStatus::Pending.as_str() {
-        return Err(AppError::new(
-            ErrorCode::InvalidStateTransition,
-            "Só tarefas pendentes podem ser reagendadas.",
-        )
-        .with_context(json!({"status": cur.status})));
-    }
-    let from = cur.due_at;
-    let now = Utc::now();
-    reschedule::Entity::insert(reschedule::ActiveModel {
-        tenant_id: Set(ctx.tenant_id),
-        id: Set(Uuid::now_v7()),
-        task_id: Set(id),
-        from_due_at: Set(from),
-        to_due_at: Set(to),
-        reason: Set(reason.clone()),
-        by_user: Set(Some(ctx.user_id)),
-        created_at: Set(now),
-    })
-    .exec_without_returning(&*txn)
-    .await?;
-    let version = cur.version;
-    let count = cur.reschedule_count;
-    let remind_shift = cur.remind_at.zip(from).map(|(r, f)| to - (f - r));
-    let mut m = cur.into_active_model();
-    m.due_at = Set(Some(to));
-    m.due_sort = Set(to);
-    // A reminder keeps its distance to the due time.
-    m.remind_at = Set(remind_shift);
-    m.reminded_at = Set(None);
-    m.overdue_emitted_at = Set(None);
-    m.reschedule_count = Set(count + 1);
-    m.updated_at = Set(now);
-    m.version = Set(version + 1);
-    let done = crate::domains::optimistic_update::<task::Entity, _>(
-        &*txn,
-        m,
-        task::Column::Version,
-        version,
-    )
-    .await?;
-    let summary = format!(
-        "Tarefa reagendada: {} para {}",
-        short(&done.title),
-        to.format("%d/%m/%Y %H:%M UTC")
-    );
-    entry(&*txn, ctx, &done, kinds::TASK_RESCHEDULED, summary).await?;
-    emit(
-        &*txn,
-        ctx,
-        &done,
-        "task.rescheduled",
-        json!({"before": {"due_at": from}, "after": {"due_at": to}, "reason": reason}),
-    )
-    .await?;
-    audit::record(
-        &*txn,
-        audit::Entry::tenant(
-            ctx,
-            "reschedule",
-            "task",
-            id,
-            json!({"due_at": {"from": from, "to": to}}),
-        ),
-    )
-    .await?;
-    txn.commit().await?;
-    get(state, ctx, id).await
-}
-
-pub async fn reopen(state: &AppState, ctx: &Authorized<Staff>, id: Uuid) -> AppResult<Task> {
-    let txn = state.begin().await?;
-    let cur = find_visible(&*txn, ctx, id).await?;
-    can_act(ctx, &cur)?;
-    if cur.status == TaskStatus::Pending.as_str() {
-        return Err(AppError::new(
-            ErrorCode::InvalidStateTransition,
-            "A tarefa já está pendente.",
-        )
-        .with_context(json!({"status": cur.status})));
-    }
-    let from = cur.status.clone();
-    let version = cur.version;
-    let mut m = cur.into_active_model();
-    m.status = Set(TaskStatus::Pending.as_str().into());
-    m.completed_at = Set(None);
-    m.completed_by = Set(None);
-    m.overdue_emitted_at = Set(None);
-    m.updated_at = Set(Utc::now());
-    m.version = Set(version + 1);
-    let done = crate::domains::optimistic_update::<task::Entity, _>(
-        &*txn,
-        m,
-        task::Column::Version,
-        version,
-    )
-    .await?;
-    audit::record(
-        &*txn,
-        audit::Entry::tenant(
-            ctx,
-            "reopen",
-            "task",
-            id,
-            json!({"status": {"from": from, "to": "pending"}}),
-        ),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(to_dto(done))
-}
-
-/// Agenda filter on the due date.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum DueFilter {
-    Overdue,
-    Today,
-    Tomorrow,
-    ThisWeek,
-    NoDate,
-}
-
-#[derive(Debug, Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-pub struct TaskQuery {
-    /// A user id or `me`.
-    pub assignee_id: Option<String>,
-    pub status: Option<TaskStatus>,
-    #[serde(rename = "type")]
-    #[param(rename = "type")]
-    pub task_type: Option<TaskType>,
-    pub priority: Option<TaskPriority>,
-    pub lead_id: Option<Uuid>,
-    pub opportunity_id: Option<Uuid>,
-    /// Computed in the tenant's timezone.
-    #[param(inline)]
-    pub due: Option<DueFilter>,
-    pub limit: Option<u64>,
-    pub cursor: Option<String>,
-    pub include_total: Option<bool>,
-}
-
-/// The agenda: sorted by due date (undated last), then priority (urgent first).
-pub async fn list(
-    state: &AppState,
-    ctx: &TenantCtx,
-    q: TaskQuery,
-) -> AppResult<jtcrm_types::dto::Page<Task>> {
-    let limit = pagination::limit(q.limit)?;
-    let mut sel = task::Entity::find()
-        .filter(task::Column::TenantId.eq(ctx.tenant_id))
-        .filter(task::Column::DeletedAt.is_null());
-    let assignee = match q.assignee_id.as_deref() {
-        None | Some("") => None,
-        Some("me") => Some(ctx.user_id),
-        Some(s) => Some(Uuid::parse_str(s).map_err(|_| {
-            AppError::validation(vec![FieldError::new(
-                "assignee_id",
-                "invalid_value",
-                "Use um id ou me",
-            )])
-        })?),
-    };
-    if !sees_all(ctx) {
-        sel = sel.filter(task::Column::AssigneeId.eq(ctx.user_id));
-    }
-    if let Some(a) = assignee {
-        sel = sel.filter(task::Column::AssigneeId.eq(a));
-    }
-    let now = Utc::now();
-    let tz = agenda::tz_of(&ctx.tenant.settings.timezone);
-    let r = agenda::ranges(tz, now);
-    let status = match (q.status, q.due) {
-        (s, Some(DueFilter::Overdue)) => Some(s.unwrap_or(TaskStatus::Pending)),
-        (s, _) => s,
-    };
-    if let Some(s) = status {
-        sel = sel.filter(task::Column::Status.eq(s.as_str()));
-    }
-    if let Some(t) = q.task_type {
-        sel = sel.filter(task::Column::TaskType.eq(t.as_str()));
-    }
-    if let Some(p) = q.priority {
-        sel = sel.filter(task::Column::Priority.eq(p.as_str()));
-    }
-    if let Some(l) = q.lead_id {
-        sel = sel.filter(task::Column::LeadId.eq(l));
-    }
-    if let Some(o) = q.opportunity_id {
-        sel = sel.filter(task::Column::OpportunityId.eq(o));
-    }
-    let range = match q.due {
-        Some(DueFilter::Overdue) => {
-            sel = sel.filter(task::Column::DueSort.lt(now));
-            None
-        }
-        Some(DueFilter::Today) => Some(r.today),
-        Some(DueFilter::Tomorrow) => Some(r.tomorrow),
-        Some(DueFilter::ThisWeek) => Some(r.this_week),
-        Some(DueFilter::NoDate) => {
-            sel = sel.filter(task::Column::DueAt.is_null());
-            None
-        }
-        None => None,
-    };
-    if let Some((from, to)) = range {
-        sel = sel
-            .filter(task::Column::DueSort.gte(from))
-            .filter(task::Column::DueSort.lt(to));
-    }
-    let page = Keyset::asc([
-        task::Column::DueSort,
-        task::Column::PriorityRank,
-        task::Column::Id,
-    ])
-    .paginate(&state.db, sel, q.cursor.as_deref(), limit, q.include_total)
-    .await?;
-    Ok(page.map(to_dto))
-}
-
-/// Counts of the caller's own agenda.
-pub async fn summary(state: &AppState, ctx: &TenantCtx) -> AppResult<TaskSummary> {
-    let now = Utc::now();
-    let r = agenda::ranges(agenda::tz_of(&ctx.tenant.settings.timezone), now);
-    let mine = || {
-        task::Entity::find()
-            .filter(task::Column::TenantId.eq(ctx.tenant_id))
-            .filter(task::Column::AssigneeId.eq(ctx.user_id))
-            .filter(task::Column::DeletedAt.is_null())
-    };
-    let pending = |a: DateTime<Utc>, b: DateTime<Utc>| {
-        mine()
-            .filter(task::Column::Status.eq("pending"))
-            .filter(task::Column::DueSort.gte(a))
-            .filter(task::Column::DueSort.lt(b))
-    };
-    let overdue = mine()
-        .filter(task::Column::Status.eq("pending"))
-        .filter(task::Column::DueSort.lt(now))
-        .count(&state.db)
-        .await?;
-    let today = pending(r.today.0, r.today.1).count(&state.db).await?;
-    let this_week = pending(r.this_week.0, r.this_week.1)
-        .count(&state.db)
-        .await?;
-    let completed_today = mine()
-        .filter(task::Column::Status.eq("completed"))
-        .filter(task::Column::CompletedAt.gte(r.today.0))
-        .filter(task::Column::CompletedAt.lt(r.today.1))
-        .count(&state.db)
-        .await?;
-    Ok(TaskSummary {
-        overdue,
-        today,
-        this_week,
-        completed_today,
-    })
 }
