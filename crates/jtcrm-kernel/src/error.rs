@@ -58,11 +58,23 @@ impl AppError {
         Self::new(code, detail)
     }
 
+    /// 422 naming the fields; when every error is a reference to a record that does not exist
+    /// (or belongs to another company), 404 with the same field list instead (docs/api.md,
+    /// "Errors"): an id given in a body is treated like an id in the path, and the answer does
+    /// not tell another tenant's record from a missing one.
     pub fn validation(errors: Vec<FieldError>) -> Self {
-        let mut e = Self::new(
-            ErrorCode::ValidationFailed,
-            "Um ou mais campos são inválidos.",
-        );
+        let references = !errors.is_empty()
+            && errors
+                .iter()
+                .all(|e| REFERENCE_CODES.contains(&e.code.as_str()));
+        let mut e = if references {
+            Self::new(ErrorCode::NotFound, "Registro referenciado não encontrado.")
+        } else {
+            Self::new(
+                ErrorCode::ValidationFailed,
+                "Um ou mais campos são inválidos.",
+            )
+        };
         e.errors = errors;
         e
     }
@@ -378,6 +390,17 @@ impl Validator {
         }
     }
 }
+
+/// Field error codes that mean "the record this id names does not exist for this company".
+pub const REFERENCE_CODES: [&str; 7] = [
+    "unknown_lead",
+    "unknown_user",
+    "unknown_opportunity",
+    "unknown_item",
+    "unknown_entity",
+    "unknown_cadence",
+    "unknown_stage",
+];
 
 impl AppError {
     /// `detail` followed by each field error, for command-line output.

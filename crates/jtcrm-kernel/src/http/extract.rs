@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, RawPathParams, Request};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Path, Request};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use bytes::Bytes;
@@ -80,8 +80,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonBytes {
 }
 
 /// Parses a request body: malformed JSON → 400; a body that is not a JSON object (serde would
-/// otherwise fill a struct from an array, by position) → 422 `body` `invalid_type`; text holding
-/// U+0000 → 422 `nul_byte` naming the field; then the fields of `T` (422 naming the field).
+/// otherwise fill a struct from an array, by position) → 422 `body` `invalid_type`; U+0000 in any
+/// text (value or key) is removed ([`strip_nul`]); a number with a zero fraction (`410.0`) is the
+/// integer it denotes, as JSON Schema says; then the fields of `T` (422 naming the field).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     // Syntax first, so a truncated document is reported as malformed rather than by its first bad field.
     if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
@@ -103,8 +104,34 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
         ));
     }
     if has_nul_escape(bytes) {
-        return Err(nul_in_json(bytes));
+        let cleaned = rewrite(bytes, strip_nul);
+        return parse_fields(&cleaned);
     }
+    match parse_fields(bytes) {
+        Err(e)
+            if e.errors
+                .iter()
+                .any(|f| f.message.contains("floating point")) =>
+        {
+            parse_fields(&rewrite(bytes, integral_floats))
+        }
+        other => other,
+    }
+}
+
+/// Re-encodes a syntactically valid JSON document after `edit` (only on the rare paths that need it).
+fn rewrite(bytes: &[u8], edit: impl FnOnce(&mut serde_json::Value)) -> Vec<u8> {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(mut v) => {
+            edit(&mut v);
+            serde_json::to_vec(&v).unwrap_or_else(|_| bytes.to_vec())
+        }
+        Err(_) => bytes.to_vec(),
+    }
+}
+
+/// The fields of `T` from a JSON object: 422 naming the field on a bad value.
+fn parse_fields<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = match serde_path_to_error::deserialize::<_, T>(&mut de) {
         Ok(v) => v,
@@ -131,14 +158,43 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     Ok(value)
 }
 
-/// The field error for text holding U+0000. PostgreSQL cannot store it (in `text` nor `jsonb`), so
-/// it is refused on every backend, before any handler runs.
-pub fn nul_byte_error(field: impl Into<String>) -> FieldError {
-    FieldError::new(
-        field,
-        "nul_byte",
-        "O texto não pode conter o caractere nulo (U+0000).",
-    )
+/// Removes U+0000 from every string and key of a JSON value (decision, docs/api.md "Text"):
+/// PostgreSQL cannot store it in `text` nor `jsonb`, no user types it, and removing it in this one
+/// place makes both backends answer the same, for bodies and query strings alike.
+pub fn strip_nul(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::String(s) if s.contains('\0') => s.retain(|c| c != '\0'),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(strip_nul),
+        serde_json::Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                let old = std::mem::take(map);
+                for (mut k, v) in old {
+                    k.retain(|c| c != '\0');
+                    map.insert(k, v);
+                }
+            }
+            map.values_mut().for_each(strip_nul);
+        }
+        _ => {}
+    }
+}
+
+/// Numbers with a zero fraction (`410.0`, `1e3`) become integers: JSON Schema's `integer` admits
+/// them, so the integer fields of the API do too.
+fn integral_floats(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Number(n) if !n.is_i64() && !n.is_u64() => {
+            if let Some(f) = n.as_f64()
+                && f.fract() == 0.0
+                && f.abs() < 9.0e15
+            {
+                *v = serde_json::Value::from(f as i64);
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(integral_floats),
+        serde_json::Value::Object(map) => map.values_mut().for_each(integral_floats),
+        _ => {}
+    }
 }
 
 /// Whether a syntactically valid JSON text holds the escape `\u0000` (the only way a JSON document
@@ -158,51 +214,6 @@ fn has_nul_escape(bytes: &[u8]) -> bool {
         i = at + 2;
     }
     false
-}
-
-/// The 422 for a body holding U+0000, naming each field (path as `a.b[0].c`) that holds it.
-fn nul_in_json(bytes: &[u8]) -> AppError {
-    const MAX_FIELDS: usize = 20;
-    fn walk(v: &serde_json::Value, path: &str, out: &mut Vec<FieldError>) {
-        if out.len() >= MAX_FIELDS {
-            return;
-        }
-        let join = |key: &str| {
-            let key = key.replace('\0', "\\u0000");
-            if path.is_empty() {
-                key
-            } else {
-                format!("{path}.{key}")
-            }
-        };
-        match v {
-            serde_json::Value::String(s) if s.contains('\0') => {
-                out.push(nul_byte_error(if path.is_empty() { "body" } else { path }));
-            }
-            serde_json::Value::Array(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    walk(item, &format!("{path}[{i}]"), out);
-                }
-            }
-            serde_json::Value::Object(map) => {
-                for (k, item) in map {
-                    if k.contains('\0') && out.len() < MAX_FIELDS {
-                        out.push(nul_byte_error(join(k)));
-                    }
-                    walk(item, &join(k), out);
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut errors = vec![];
-    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes) {
-        walk(&v, "", &mut errors);
-    }
-    if errors.is_empty() {
-        errors.push(nul_byte_error("body"));
-    }
-    AppError::validation(errors)
 }
 
 fn data_error(path: &str, err: &serde_json::Error) -> FieldError {
@@ -232,8 +243,8 @@ fn data_error(path: &str, err: &serde_json::Error) -> FieldError {
     }
 }
 
-/// Path parameters; an unparseable id answers 400 `invalid_id`, a segment holding U+0000 (`%00`)
-/// 422 `nul_byte`.
+/// Path parameters; an unparseable id answers 400 `invalid_id`; a segment holding U+0000 (`%00`)
+/// 404, as no record's key can hold it (docs/api.md, "Text").
 pub struct ApiPath<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
@@ -242,19 +253,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, AppError> {
         // A URI cannot carry a raw NUL: only `%00` decodes to one.
         if parts.uri.path().contains("%00") {
-            let fields: Vec<FieldError> = RawPathParams::from_request_parts(parts, state)
-                .await
-                .map(|params| {
-                    params
-                        .iter()
-                        .filter(|(_, v)| v.contains('\0'))
-                        .map(|(k, _)| nul_byte_error(k))
-                        .collect()
-                })
-                .unwrap_or_default();
-            if !fields.is_empty() {
-                return Err(AppError::validation(fields));
-            }
+            return Err(AppError::not_found());
         }
         Path::<T>::from_request_parts(parts, state)
             .await
@@ -273,24 +272,20 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath
 
 /// The parameters of a query string as every query parser of the API reads them (decision, see
 /// docs/api.md): a parameter with an empty or blank value (`?cursor=`) is the same as an absent
-/// one, and a value or name holding U+0000 (`%00`) answers 422 `nul_byte` naming the parameter.
+/// one (the document says `allowEmptyValue`), and U+0000 (`%00`) is removed from names and values,
+/// as from JSON bodies.
 pub fn query_pairs(raw: &str) -> Result<Vec<(String, String)>, AppError> {
-    let pairs: Vec<(String, String)> = form_urlencoded::parse(raw.as_bytes())
-        .filter(|(_, v)| !v.trim().is_empty())
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
-    // Only `%00` decodes to U+0000 (a URI cannot carry a raw NUL).
-    if raw.contains("%00") {
-        let fields: Vec<FieldError> = pairs
-            .iter()
-            .filter(|(k, v)| k.contains('\0') || v.contains('\0'))
-            .map(|(k, _)| nul_byte_error(k.replace('\0', "\\u0000")))
-            .collect();
-        if !fields.is_empty() {
-            return Err(AppError::validation(fields));
+    let strip = |s: std::borrow::Cow<'_, str>| -> String {
+        if s.contains('\0') {
+            s.replace('\0', "")
+        } else {
+            s.into_owned()
         }
-    }
-    Ok(pairs)
+    };
+    Ok(form_urlencoded::parse(raw.as_bytes())
+        .map(|(k, v)| (strip(k), strip(v)))
+        .filter(|(_, v)| !v.trim().is_empty())
+        .collect())
 }
 
 /// A boolean query parameter: exactly `true` or `false` (422 otherwise, like the typed queries).
@@ -644,8 +639,9 @@ impl FromRequestParts<AppState> for AnyCaller {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::{has_nul_escape, nul_in_json};
+    use super::{has_nul_escape, parse_json};
 
     #[test]
     fn nul_escape_is_found_unless_its_backslash_is_escaped() {
@@ -658,14 +654,34 @@ mod tests {
     }
 
     #[test]
-    fn nul_fields_are_named_by_their_path() {
-        let e = nul_in_json(br#"{"a": [1, {"b": "\u0000"}], "c\u0000": {"d": "ok"}, "e": "x"}"#);
-        let fields: Vec<(&str, &str)> = e
-            .errors
-            .iter()
-            .map(|f| (f.field.as_str(), f.code.as_str()))
-            .collect();
-        assert_eq!(fields, [("a[1].b", "nul_byte"), ("c\\u0000", "nul_byte")]);
+    fn nul_is_removed_from_values_and_keys_at_any_depth() {
+        let v: Person = parse_json(br#"{"name": "A\u0000na", "tags": ["x\u0000", "y"], "ma\u0000p": {"k\u0000": "v\u0000"}}"#)
+            .unwrap();
+        assert_eq!(v.name, "Ana");
+        assert_eq!(v.tags, ["x", "y"]);
+        assert_eq!(v.map.get("k").map(String::as_str), Some("v"));
+    }
+
+    #[test]
+    fn integers_accept_a_zero_fraction_only() {
+        let v: Count = parse_json(br#"{"n": 410.0}"#).unwrap();
+        assert_eq!(v.n, 410);
+        let v: Count = parse_json(br#"{"n": 4.1e2}"#).unwrap();
+        assert_eq!(v.n, 410);
+        let e = parse_json::<Count>(br#"{"n": 410.5}"#).unwrap_err();
+        assert_eq!(e.errors[0].field, "n");
         assert_eq!(e.status().as_u16(), 422);
+    }
+
+    #[derive(serde::Deserialize)]
+    struct Person {
+        name: String,
+        tags: Vec<String>,
+        map: std::collections::BTreeMap<String, String>,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Count {
+        n: i64,
     }
 }

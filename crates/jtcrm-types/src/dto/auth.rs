@@ -2,7 +2,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::common::Role;
+use super::common::{Role, TenantRole};
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[schema(example = json!({"email": "admin@provedor.com.br", "password": "s3nh4-forte"}))]
@@ -28,12 +28,19 @@ pub struct RefreshRequest {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[schema(example = json!({"name": "Maria Vendas", "email": "maria@provedor.com.br", "password": "s3nh4-forte", "role": "sales"}))]
 pub struct RegisterRequest {
+    /// Anonymous signup only (the new trial company's name); ignored with a bearer token.
     pub company_name: Option<String>,
+    #[schema(required = true, nullable = false, min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    #[schema(required = true, nullable = false, format = Email, max_length = 254)]
     pub email: Option<String>,
+    #[schema(required = true, nullable = false, min_length = 8, max_length = 256)]
     pub password: Option<String>,
+    #[schema(required = true, nullable = false, value_type = TenantRole)]
     pub role: Option<String>,
+    #[schema(format = "br-phone")]
     pub phone: Option<String>,
+    #[schema(pattern = "^[0-9]{0,10}$")]
     pub extension: Option<String>,
 }
 

@@ -35,6 +35,18 @@ pub enum Role {
     Viewer,
 }
 
+/// The roles a company's user can have (every [`Role`] but `super_admin`); the schema of the
+/// `role` fields of user requests.
+#[derive(Debug, Clone, Copy, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TenantRole {
+    Admin,
+    Manager,
+    Sales,
+    Support,
+    Viewer,
+}
+
 impl Role {
     pub const TENANT_ROLES: [Role; 5] = [
         Role::Admin,

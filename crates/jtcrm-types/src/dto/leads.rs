@@ -90,18 +90,23 @@ pub struct LeadInput {
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
     pub name: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
+    #[schema(format = "br-phone")]
     pub phone: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
     pub company: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
+    #[schema(format = "cnpj")]
     pub cnpj: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
     pub position: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
+    #[schema(value_type = Option<LeadSource>)]
     pub source: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
+    #[schema(value_type = Option<LeadStatus>)]
     pub status: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
     pub owner_id: Option<Option<Uuid>>,
@@ -110,10 +115,12 @@ pub struct LeadInput {
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
     pub custom_fields: Option<Option<serde_json::Map<String, serde_json::Value>>>,
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
+    #[schema(format = "cep")]
     pub cep: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
     pub city: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
+    /// A state abbreviation, any case (`sp`, `SP`).
     pub state: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
     pub notes: Option<Option<String>>,
@@ -211,9 +218,14 @@ pub struct CustomFieldInput {
     pub key: Option<String>,
     pub label: Option<String>,
     #[serde(rename = "type")]
+    #[schema(nullable = false, value_type = Option<CustomFieldType>)]
     pub field_type: Option<String>,
+    #[schema(nullable = false)]
     pub required: Option<bool>,
+    /// The choices of a `select` field (required for it), each not blank.
+    #[schema(nullable = false)]
     pub options: Option<Vec<String>>,
+    #[schema(nullable = false, minimum = 0)]
     pub position: Option<i32>,
 }
 

@@ -87,20 +87,28 @@ pub struct PipelineInput {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"name": "Visita técnica", "probability": 40, "kind": "open", "color": "#0EA5E9", "position": 2}))]
 pub struct StageInput {
+    /// Required on create (not blank), at most 80 characters.
+    #[schema(nullable = false, pattern = r"\S", max_length = 80)]
     pub name: Option<String>,
     /// 0–100; default 100 for `won`, 0 for `lost`, 0 for `open`.
+    #[schema(nullable = false, minimum = 0, maximum = 100)]
     pub probability: Option<i32>,
     /// `open` (default), `won` or `lost`.
+    #[schema(nullable = false, value_type = Option<StageKind>)]
     pub kind: Option<String>,
     /// `#RRGGBB`; default by kind.
+    #[schema(nullable = false, pattern = r"^\s*#[0-9A-Fa-f]{6}\s*$")]
     pub color: Option<String>,
     /// 0-based index to insert at (or move to); default: the end.
+    #[schema(nullable = false, minimum = 0)]
     pub position: Option<i32>,
 }
 
 /// Body of `PUT /api/pipelines/{id}/stages`: every stage id of the pipeline, in the new order.
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct StageOrder {
+    /// Every stage id of the pipeline, each once.
+    #[schema(required = true, nullable = false, min_items = 1)]
     pub stage_ids: Option<Vec<Uuid>>,
 }
 
@@ -259,6 +267,8 @@ pub struct MoveRequest {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"reason": "Preço acima do concorrente"}))]
 pub struct LostRequest {
+    /// Not blank, at most 500 characters.
+    #[schema(required = true, value_type = String, pattern = r"\S", max_length = 500)]
     pub reason: Option<String>,
 }
 

@@ -126,7 +126,9 @@ pub struct CompleteTaskRequest {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"due_at": "2026-12-01T14:00:00Z", "reason": "Cliente pediu para ligar amanhã"}))]
 pub struct RescheduleRequest {
+    #[schema(required = true, nullable = false)]
     pub due_at: Option<DateTime<Utc>>,
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
 }
 
@@ -156,5 +158,7 @@ pub struct Note {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"body": "Cliente quer **link de 500 Mbps** com IP fixo."}))]
 pub struct NoteInput {
+    /// Markdown, not blank, at most 20,000 characters.
+    #[schema(required = true, value_type = String, pattern = r"\S", max_length = 20000)]
     pub body: Option<String>,
 }

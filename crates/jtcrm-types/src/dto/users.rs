@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::common::Role;
+use super::common::{Role, TenantRole};
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({
@@ -32,11 +32,17 @@ pub struct User {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[schema(example = json!({"name": "Maria Vendas", "email": "maria@provedor.com.br", "password": "s3nh4-forte", "role": "sales", "phone": "(11) 98765-4321", "extension": "1001"}))]
 pub struct CreateUserRequest {
+    #[schema(required = true, nullable = false, min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    #[schema(required = true, nullable = false, format = Email, max_length = 254)]
     pub email: Option<String>,
+    #[schema(required = true, nullable = false, min_length = 8, max_length = 256)]
     pub password: Option<String>,
+    #[schema(required = true, nullable = false, value_type = TenantRole)]
     pub role: Option<String>,
+    #[schema(format = "br-phone")]
     pub phone: Option<String>,
+    #[schema(pattern = "^[0-9]{0,10}$")]
     pub extension: Option<String>,
 }
 
@@ -44,14 +50,22 @@ pub struct CreateUserRequest {
 /// `current_password` (admins changing someone else's do not).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct UpdateUserRequest {
+    #[schema(nullable = false, min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    #[schema(nullable = false, format = Email, max_length = 254)]
     pub email: Option<String>,
+    #[schema(nullable = false, value_type = Option<TenantRole>)]
     pub role: Option<String>,
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
+    #[schema(format = "br-phone")]
     pub phone: Option<Option<String>>,
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
+    #[schema(pattern = "^[0-9]{0,10}$")]
     pub extension: Option<Option<String>>,
+    #[schema(nullable = false)]
     pub active: Option<bool>,
+    #[schema(nullable = false, min_length = 8, max_length = 256)]
     pub password: Option<String>,
+    #[schema(nullable = false)]
     pub current_password: Option<String>,
 }

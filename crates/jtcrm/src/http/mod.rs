@@ -20,6 +20,7 @@ use uuid::Uuid;
 
 use crate::domains;
 
+mod doc_rules;
 pub mod openapi;
 use jtcrm_kernel::error::{AppError, REQUEST_ID};
 use jtcrm_kernel::state::AppState;

@@ -116,12 +116,14 @@ pub fn exact(doc: &mut Value) {
         for method in METHODS {
             if let Some(op) = item.get_mut(method) {
                 optional_bodies(op);
-                parameters(op);
+                parameters(path, op);
                 statuses(path, op);
             }
         }
     }
     links(doc);
+    super::doc_rules::body_rules(doc);
+    super::doc_rules::split_create_schemas(doc);
 }
 
 /// `oneOf [{"type": "null"}, X]` request bodies (an `Option<X>` body) become an optional body `X`.
@@ -158,7 +160,7 @@ fn optional_bodies(op: &mut Value) {
 /// Parameters as strict as their parsers: query, header and path values are never `null` (an
 /// empty query value is an absent parameter); `limit` is 1–[`MAX_LIMIT`] everywhere;
 /// `If-Match` and `Idempotency-Key` have the syntax of their extractors.
-fn parameters(op: &mut Value) {
+fn parameters(path: &str, op: &mut Value) {
     let Some(params) = op.get_mut("parameters").and_then(Value::as_array_mut) else {
         return;
     };
@@ -167,6 +169,19 @@ fn parameters(op: &mut Value) {
         let location = p["in"].as_str().unwrap_or_default().to_string();
         if let Some(schema) = p.get_mut("schema") {
             drop_null(schema);
+        }
+        // `extract::query_pairs`: an empty value is an absent parameter.
+        if location == "query" && p.get("required") != Some(&json!(true)) {
+            p["allowEmptyValue"] = json!(true);
+        }
+        if location == "query"
+            && let Some((schema, list)) = super::doc_rules::query_schema(path, &name)
+        {
+            p["schema"] = schema;
+            if list {
+                p["style"] = json!("form");
+                p["explode"] = json!(false);
+            }
         }
         match (location.as_str(), name.as_str()) {
             ("query", "limit") => {
@@ -242,7 +257,8 @@ pub fn machinery_statuses(path: &str, op: &Value) -> Vec<&'static str> {
         // mismatch.
         s.extend(["401", "403"]);
     }
-    if path_params {
+    if path_params || body.is_some() {
+        // A record named in the path, or by an id in the body (`AppError::validation`).
         s.push("404");
     }
     if idempotent {

@@ -922,7 +922,8 @@ async fn automations_are_isolated_and_permissioned() {
             ]}),
         )
         .await;
-    r.assert_problem(422, "validation_failed");
+    // Ids in a body that name nothing of this company: 404, naming each field.
+    r.assert_problem(404, "not_found");
     assert_eq!(
         r.error_fields(),
         vec![
@@ -938,7 +939,7 @@ async fn automations_are_isolated_and_permissioned() {
         json!({"entity_id": a_lead}),
     )
     .await
-    .assert_problem(422, "validation_failed");
+    .assert_problem(404, "not_found");
     let b_cad = app
         .post(
             "/api/automations/cadences",
@@ -954,7 +955,7 @@ async fn automations_are_isolated_and_permissioned() {
             json!({"lead_ids": [a_lead]}),
         )
         .await;
-    r.assert_problem(422, "validation_failed");
+    r.assert_problem(404, "not_found");
     assert_eq!(r.body["context"]["lead_ids"][0], a_lead.as_str());
     // Roles: admins and managers manage automations; others get 403.
     let manager = app.create_user(&a, "manager").await;
@@ -1009,7 +1010,7 @@ async fn automations_are_isolated_and_permissioned() {
         json!({"lead_ids": [a_lead]}),
     )
     .await
-    .assert_problem(422, "validation_failed");
+    .assert_problem(404, "not_found");
     let own = lead(&app, &a_seller.token, json!({"name": "Do vendedor"})).await;
     app.post(
         &format!("{cp}/enroll"),
@@ -1112,7 +1113,7 @@ async fn bad_input_is_problem_json_naming_the_field() {
     assert_eq!(r.error_fields(), vec!["filter.status"]);
     app.post(&ex, &t.admin_token, json!({"entity_id": Uuid::now_v7()}))
         .await
-        .assert_problem(422, "validation_failed");
+        .assert_problem(404, "not_found");
     app.get(
         &format!("/api/automations/{id}/runs?status=talvez"),
         &t.admin_token,

@@ -664,7 +664,7 @@ async fn emails_are_isolated_between_companies_and_users() {
     let err = email::queue(&*tx, &app.state.settings, e)
         .await
         .unwrap_err();
-    assert_eq!(err.status().as_u16(), 422);
+    assert_eq!(err.status().as_u16(), 404);
     assert_eq!(err.errors[0].field, "lead_id");
     let mut e = new_email(tid(&b), "x@y.com.br", "Oi", "Olá!");
     e.user_id = Some(owner.id.parse().unwrap());

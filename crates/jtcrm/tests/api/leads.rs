@@ -128,7 +128,7 @@ async fn bad_requests_get_problem_json() {
         json!({"name": "x", "owner_id": uuid::Uuid::now_v7()}),
     )
     .await
-    .assert_problem(422, "validation_failed");
+    .assert_problem(404, "not_found");
     app.get("/api/leads/xyz", &t.admin_token)
         .await
         .assert_problem(400, "invalid_id");
@@ -339,7 +339,7 @@ async fn leads_are_isolated_between_tenants() {
         json!({"name": "x", "owner_id": b.admin_id}),
     )
     .await
-    .assert_problem(422, "validation_failed");
+    .assert_problem(404, "not_found");
 }
 
 #[tokio::test]
@@ -1007,7 +1007,7 @@ async fn round_robin_assignment_is_fair_under_concurrency() {
     assert_eq!(r.body["owner_id"], sellers[1].id);
     app.put("/api/tenant", &t.admin_token, json!({"settings": {"lead_assignment": {"mode": "fixed", "user_id": uuid::Uuid::now_v7()}}}))
         .await
-        .assert_problem(422, "validation_failed");
+        .assert_problem(404, "not_found");
     // Explicit owner wins.
     let r = create(
         &app,

@@ -198,14 +198,14 @@ async fn bad_input_is_problem_json() {
         json!({"title": "x", "lead_id": uuid::Uuid::now_v7()}),
     )
     .await
-    .assert_problem(422, "validation_failed");
+    .assert_problem(404, "not_found");
     app.post(
         "/api/tasks",
         &t.admin_token,
         json!({"title": "x", "assignee_id": uuid::Uuid::now_v7()}),
     )
     .await
-    .assert_problem(422, "validation_failed");
+    .assert_problem(404, "not_found");
     let r = TestApp::finish(
         app.raw(Method::POST, "/api/tasks")
             .bearer_auth(&t.admin_token)
@@ -293,7 +293,7 @@ async fn tasks_are_isolated_and_permissioned() {
         json!({"title": "x", "lead_id": la}),
     )
     .await
-    .assert_problem(422, "validation_failed");
+    .assert_problem(404, "not_found");
     // Sales see only their own.
     assert_eq!(
         ids(&app.get("/api/tasks", &s1.token).await),

@@ -348,11 +348,6 @@ impl LeadQuery {
                 _ => {}
             }
         }
-        if let (Some(a), Some(b)) = (q.score_min, q.score_max)
-            && a > b
-        {
-            return Err(bad("score_min", "score_min maior que score_max"));
-        }
         Ok(q)
     }
 }

@@ -39,7 +39,7 @@ use super::{LeadDraft, export, fields, service, to_dto as lead_dto};
 use crate::domains::users;
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
-use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx, nul_byte_error};
+use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx};
 use jtcrm_kernel::http::guard::{Authorized, RoleSet, Sellers};
 use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::jobs::{self, JobCtx, JobError, NewJob};
@@ -203,11 +203,10 @@ async fn read_text(field: &mut Field<'_>, name: &str) -> AppResult<String> {
         }
         buf.extend_from_slice(&chunk);
     }
-    let text = String::from_utf8(buf)
+    let mut text = String::from_utf8(buf)
         .map_err(|_| AppError::field(name, "invalid_value", "Texto deve estar em UTF-8"))?;
-    if text.contains('\0') {
-        return Err(AppError::validation(vec![nul_byte_error(name)]));
-    }
+    // U+0000 is removed from text, as in JSON bodies (docs/api.md, "Text").
+    text.retain(|c| c != '\0');
     Ok(text)
 }
 
@@ -277,7 +276,8 @@ fn sniff_header(
     });
     Ok((
         rec.iter()
-            .map(|f| enc.decode(f).trim().to_string())
+            // U+0000 is removed from names, as from all text (docs/api.md, "Text").
+            .map(|f| enc.decode(f).replace('\0', "").trim().to_string())
             .collect(),
         delim,
     ))
@@ -344,7 +344,12 @@ fn parse_form(texts: &HashMap<String, String>, defs: &[CustomFieldDef]) -> AppRe
         });
     let mut mapping = BTreeMap::new();
     if let Some(raw) = get("mapping") {
-        match serde_json::from_str::<Map<String, Value>>(raw) {
+        // U+0000 (`\u0000` escapes) removed from names and targets, as in JSON bodies.
+        let parsed = serde_json::from_str::<Value>(raw).map(|mut v| {
+            jtcrm_kernel::http::extract::strip_nul(&mut v);
+            v
+        });
+        match parsed.and_then(serde_json::from_value::<Map<String, Value>>) {
             Err(_) => errors.push(FieldError::new(
                 "mapping",
                 "invalid_value",
@@ -352,10 +357,6 @@ fn parse_form(texts: &HashMap<String, String>, defs: &[CustomFieldDef]) -> AppRe
             )),
             Ok(obj) => {
                 for (k, v) in obj {
-                    if k.contains('\0') || v.as_str().is_some_and(|s| s.contains('\0')) {
-                        errors.push(nul_byte_error("mapping"));
-                        continue;
-                    }
                     match v {
                         Value::Null => {
                             mapping.insert(k, None);
@@ -481,10 +482,6 @@ pub async fn start(
         form.encoding,
         form.delimiter,
     )?;
-    // Headers are stored with the import (`columns`); PostgreSQL cannot store U+0000.
-    if headers_row.iter().any(|h| h.contains('\0')) {
-        return Err(AppError::validation(vec![nul_byte_error("file")]));
-    }
     let cols = map_columns(&headers_row, &form.mapping, &defs);
     let unknown: Vec<FieldError> = form
         .mapping

@@ -90,7 +90,8 @@ pub(super) fn analyse(
     });
     let headers = header
         .iter()
-        .map(|f| encoding.decode(f).trim().to_string())
+        // Without U+0000, like the names checked at upload (docs/api.md, "Text").
+        .map(|f| encoding.decode(f).replace('\0', "").trim().to_string())
         .collect();
     Ok(Analysis {
         encoding,

@@ -209,16 +209,7 @@ impl OppQuery {
                 _ => {}
             }
         }
-        if let (Some(a), Some(b)) = (q.value_min, q.value_max)
-            && a > b
-        {
-            return Err(bad("value_min", "value_min maior que value_max"));
-        }
-        if let (Some(a), Some(b)) = (q.close_from, q.close_to)
-            && a > b
-        {
-            return Err(bad("close_from", "close_from depois de close_to"));
-        }
+        // An empty range (min > max, from > to) is an empty list, not an error.
         Ok(q)
     }
 }
