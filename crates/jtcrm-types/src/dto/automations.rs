@@ -353,13 +353,10 @@ pub struct AutomationRun {
 #[schema(example = json!({"filter": {"status": "qualified", "owner_id": "none"}, "dry_run": true}))]
 pub struct ExecuteRequest {
     /// One entity (exactly one of `entity_id` and `filter`).
-    #[schema(nullable = false)]
     pub entity_id: Option<Uuid>,
     /// Every lead matching these list filters (exactly one of `entity_id` and `filter`).
-    #[schema(nullable = false)]
     pub filter: Option<Map<String, Value>>,
     /// Show what would happen without doing it.
-    #[schema(nullable = false)]
     pub dry_run: Option<bool>,
 }
 
@@ -442,7 +439,6 @@ pub struct CadenceInput {
     pub name: Option<String>,
     pub description: Option<String>,
     /// Default `true`. An inactive cadence accepts no new enrolments and pauses its steps.
-    #[schema(nullable = false)]
     pub active: Option<bool>,
     /// 1 to 30 steps.
     #[schema(required = true, nullable = false, min_items = 1, max_items = 30)]
@@ -481,7 +477,7 @@ pub enum CadenceExitReason {
 #[schema(example = json!({"reason": "replied"}))]
 pub struct ExitRequest {
     /// `replied` (the lead answered) or `manual` (default).
-    #[schema(nullable = false, value_type = Option<CadenceExitReason>)]
+    #[schema(value_type = Option<CadenceExitReason>)]
     pub reason: Option<String>,
 }
 
@@ -552,19 +548,13 @@ pub struct BusinessHoursInput {
     /// An IANA timezone; `null` or `""` follows the company's timezone.
     pub timezone: Option<String>,
     /// ISO weekdays, 1 = Monday … 7 = Sunday; at least one.
-    #[schema(nullable = false, min_items = 1)]
+    #[schema(min_items = 1)]
     pub weekdays: Option<Vec<u8>>,
     /// `HH:MM`, before `end`.
-    #[schema(
-        nullable = false,
-        pattern = r"^\s*(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)\s*$"
-    )]
+    #[schema(pattern = r"^\s*(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)\s*$")]
     pub start: Option<String>,
     /// `HH:MM` after `start`; `24:00` = midnight.
-    #[schema(
-        nullable = false,
-        pattern = r"^\s*(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)\s*$"
-    )]
+    #[schema(pattern = r"^\s*(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)\s*$")]
     pub end: Option<String>,
     pub holidays: Option<Vec<NaiveDate>>,
 }

@@ -218,14 +218,12 @@ pub struct CustomFieldInput {
     pub key: Option<String>,
     pub label: Option<String>,
     #[serde(rename = "type")]
-    #[schema(nullable = false, value_type = Option<CustomFieldType>)]
+    #[schema(value_type = Option<CustomFieldType>)]
     pub field_type: Option<String>,
-    #[schema(nullable = false)]
     pub required: Option<bool>,
     /// The choices of a `select` field (required for it), each not blank.
-    #[schema(nullable = false)]
     pub options: Option<Vec<String>>,
-    #[schema(nullable = false, minimum = 0)]
+    #[schema(minimum = 0)]
     pub position: Option<i32>,
 }
 

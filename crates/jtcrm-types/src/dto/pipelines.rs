@@ -88,19 +88,19 @@ pub struct PipelineInput {
 #[schema(example = json!({"name": "Visita técnica", "probability": 40, "kind": "open", "color": "#0EA5E9", "position": 2}))]
 pub struct StageInput {
     /// Required on create (not blank), at most 80 characters.
-    #[schema(nullable = false, pattern = r"\S", max_length = 80)]
+    #[schema(pattern = r"\S", max_length = 80)]
     pub name: Option<String>,
     /// 0–100; default 100 for `won`, 0 for `lost`, 0 for `open`.
-    #[schema(nullable = false, minimum = 0, maximum = 100)]
+    #[schema(minimum = 0, maximum = 100)]
     pub probability: Option<i32>,
     /// `open` (default), `won` or `lost`.
-    #[schema(nullable = false, value_type = Option<StageKind>)]
+    #[schema(value_type = Option<StageKind>)]
     pub kind: Option<String>,
     /// `#RRGGBB`; default by kind.
-    #[schema(nullable = false, pattern = r"^\s*#[0-9A-Fa-f]{6}\s*$")]
+    #[schema(pattern = r"^\s*#[0-9A-Fa-f]{6}\s*$")]
     pub color: Option<String>,
     /// 0-based index to insert at (or move to); default: the end.
-    #[schema(nullable = false, minimum = 0)]
+    #[schema(minimum = 0)]
     pub position: Option<i32>,
 }
 

@@ -76,26 +76,25 @@ pub struct Product {
 }))]
 pub struct ProductInput {
     /// Not blank, at most 200 characters.
-    #[schema(nullable = false, pattern = r"\S", max_length = 200)]
+    #[schema(pattern = r"\S", max_length = 200)]
     pub name: Option<String>,
     /// Letters, digits, `-`, `_`, `.`, `/`; stored upper-case; unique in the company.
-    #[schema(nullable = false, pattern = r"^\s*[A-Za-z0-9._/-]{1,60}\s*$")]
+    #[schema(pattern = r"^\s*[A-Za-z0-9._/-]{1,60}\s*$")]
     pub sku: Option<String>,
-    #[schema(nullable = false, value_type = Option<ProductCategory>)]
+    #[schema(value_type = Option<ProductCategory>)]
     pub category: Option<String>,
-    #[schema(nullable = false, value_type = Option<Billing>)]
+    #[schema(value_type = Option<Billing>)]
     pub billing: Option<String>,
     /// Default 0; must be 0 when `billing` is `one_time`.
-    #[schema(nullable = false, minimum = 0, maximum = 10_000_000_000_i64)]
+    #[schema(minimum = 0, maximum = 10_000_000_000_i64)]
     pub monthly_price_cents: Option<i64>,
     /// Default 0.
-    #[schema(nullable = false, minimum = 0, maximum = 10_000_000_000_i64)]
+    #[schema(minimum = 0, maximum = 10_000_000_000_i64)]
     pub setup_price_cents: Option<i64>,
     /// Default `scm` for internet categories, `other` otherwise.
-    #[schema(nullable = false, value_type = Option<TaxClass>)]
+    #[schema(value_type = Option<TaxClass>)]
     pub tax_class: Option<String>,
     /// Default `true`.
-    #[schema(nullable = false)]
     pub active: Option<bool>,
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
     pub description: Option<Option<String>>,

@@ -103,11 +103,10 @@ pub struct CreateTenantRequest {
 /// Any subset of fields; `cnpj: null` clears the CNPJ.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct UpdateTenantRequest {
-    #[schema(nullable = false, pattern = r"\S", max_length = 200)]
+    #[schema(pattern = r"\S", max_length = 200)]
     pub name: Option<String>,
-    #[schema(nullable = false)]
     pub slug: Option<String>,
-    #[schema(nullable = false, format = Email, max_length = 254)]
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
     #[schema(format = "cnpj")]

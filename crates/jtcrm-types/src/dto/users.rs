@@ -50,11 +50,11 @@ pub struct CreateUserRequest {
 /// `current_password` (admins changing someone else's do not).
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct UpdateUserRequest {
-    #[schema(nullable = false, min_length = 1, max_length = 200)]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
-    #[schema(nullable = false, format = Email, max_length = 254)]
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
-    #[schema(nullable = false, value_type = Option<TenantRole>)]
+    #[schema(value_type = Option<TenantRole>)]
     pub role: Option<String>,
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
     #[schema(format = "br-phone")]
@@ -62,10 +62,8 @@ pub struct UpdateUserRequest {
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
     #[schema(pattern = "^[0-9]{0,10}$")]
     pub extension: Option<Option<String>>,
-    #[schema(nullable = false)]
     pub active: Option<bool>,
-    #[schema(nullable = false, min_length = 8, max_length = 256)]
+    #[schema(min_length = 8, max_length = 256)]
     pub password: Option<String>,
-    #[schema(nullable = false)]
     pub current_password: Option<String>,
 }

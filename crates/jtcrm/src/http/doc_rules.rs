@@ -91,7 +91,11 @@ pub fn body_rules(doc: &mut Value) {
     };
     // `automations::engine::manual`: exactly one of `entity_id` and `filter`.
     patch("ExecuteRequest", &|s| {
-        s["oneOf"] = json!([{"required": ["entity_id"]}, {"required": ["filter"]}]);
+        // (`null` is an absent key.)
+        s["oneOf"] = json!([
+            {"required": ["entity_id"], "properties": {"entity_id": {"type": "string", "format": "uuid"}}},
+            {"required": ["filter"], "properties": {"filter": {"type": "object"}}}
+        ]);
     });
     // `products::validate`: a one-off product has its price in `setup_price_cents`.
     patch("ProductInput", &|s| {
