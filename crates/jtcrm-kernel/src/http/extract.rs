@@ -105,7 +105,16 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     }
     if has_nul_escape(bytes) {
         let cleaned = rewrite(bytes, strip_nul);
-        return parse_fields(&cleaned);
+        return match parse_fields(&cleaned) {
+            Err(e)
+                if e.errors
+                    .iter()
+                    .any(|f| f.message.contains("floating point")) =>
+            {
+                parse_fields(&rewrite(&cleaned, integral_floats))
+            }
+            other => other,
+        };
     }
     match parse_fields(bytes) {
         Err(e)

@@ -99,8 +99,7 @@ pub struct StageInput {
     /// `#RRGGBB`; default by kind.
     #[schema(pattern = r"^\s*#[0-9A-Fa-f]{6}\s*$")]
     pub color: Option<String>,
-    /// 0-based index to insert at (or move to); default: the end.
-    #[schema(minimum = 0)]
+    /// 0-based index to insert at (or move to); default: the end (out-of-range values are clamped).
     pub position: Option<i32>,
 }
 
@@ -229,6 +228,7 @@ pub struct OpportunityInput {
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
     pub owner_id: Option<Option<Uuid>>,
     /// Accepted only when equal to the current status (so a fetched deal can be sent back).
+    #[schema(value_type = Option<OpportunityStatus>)]
     pub status: Option<String>,
     /// Required when `stage_id` names a `lost` stage; editable while the deal is lost.
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]

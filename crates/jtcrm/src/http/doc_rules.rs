@@ -77,6 +77,14 @@ pub fn query_schema(path: &str, name: &str) -> Option<(Value, bool)> {
     }
 }
 
+/// The IANA timezone names the server knows (chrono-tz's database).
+fn timezones() -> Vec<Value> {
+    chrono_tz::TZ_VARIANTS
+        .iter()
+        .map(|z| json!(z.name()))
+        .collect()
+}
+
 /// Rules of request bodies that span fields or items, which the DTO attributes cannot state:
 /// merged into `components/schemas` by [`super::openapi::exact`].
 pub fn body_rules(doc: &mut Value) {
@@ -101,7 +109,7 @@ pub fn body_rules(doc: &mut Value) {
     patch("ProductInput", &|s| {
         s["if"] =
             json!({"properties": {"billing": {"const": "one_time"}}, "required": ["billing"]});
-        s["then"] = json!({"properties": {"monthly_price_cents": {"const": 0}}});
+        s["then"] = json!({"properties": {"monthly_price_cents": {"enum": [0, null]}}});
     });
     // `leads::fields`: each option not blank, at most 100 characters; at most 200 options.
     patch("CustomFieldInput", &|s| {
@@ -121,12 +129,28 @@ pub fn body_rules(doc: &mut Value) {
     patch("BusinessHoursInput", &|s| {
         s["properties"]["weekdays"]["items"] =
             json!({"type": "integer", "minimum": 1, "maximum": 7});
-        let mut zones: Vec<Value> = chrono_tz::TZ_VARIANTS
-            .iter()
-            .map(|z| json!(z.name()))
-            .collect();
+        let mut zones = timezones();
         zones.extend([json!(""), Value::Null]);
         s["properties"]["timezone"]["enum"] = json!(zones);
+    });
+    // `tenants::validate_timezone`: an IANA name.
+    patch("TenantSettingsInput", &|s| {
+        let mut zones = timezones();
+        zones.push(Value::Null);
+        s["properties"]["timezone"]["enum"] = json!(zones);
+    });
+    // `automations::engine::manual`: the filter is the query of `GET /api/leads`: named
+    // parameters, each a value or a list of values.
+    patch("ExecuteRequest", &|s| {
+        let scalar = json!({"type": ["string", "number", "boolean", "null"]});
+        s["properties"]["filter"]["propertyNames"] = json!({"minLength": 1});
+        s["properties"]["filter"]["additionalProperties"] = json!({"anyOf": [
+            scalar, {"type": "array", "items": scalar, "minItems": 1}
+        ]});
+    });
+    // `pipelines::service::validate_stage`: the stages of a new pipeline are stage creations.
+    patch("PipelineInput", &|s| {
+        s["properties"]["stages"]["items"] = json!({"$ref": "#/components/schemas/StageCreate"});
     });
     // `br::Uf::parse`: a state abbreviation in any case.
     patch("LeadInput", &|s| {
@@ -190,6 +214,13 @@ const SPLITS: &[Split] = &[
         ops: &[("/api/pipelines/{id}", "put")],
     },
     Split {
+        from: "TaskInput",
+        to: "TaskCreate",
+        required: &["title"],
+        drop: &[],
+        ops: &[("/api/tasks", "post"), ("/api/tasks/{id}", "put")],
+    },
+    Split {
         from: "CustomFieldInput",
         to: "CustomFieldCreate",
         required: &["key", "label", "type"],
@@ -215,6 +246,9 @@ pub fn split_create_schemas(doc: &mut Value) {
             if let Some(props) = schema["properties"].as_object_mut() {
                 props.remove(*name);
             }
+            if let Some(example) = schema["example"].as_object_mut() {
+                example.remove(*name);
+            }
         }
         let mut required: Vec<Value> = schema["required"].as_array().cloned().unwrap_or_default();
         for name in split.required {
@@ -222,12 +256,30 @@ pub fn split_create_schemas(doc: &mut Value) {
                 required.push(json!(name));
             }
             // A required field is never `null`.
-            if let Some(t) = schema["properties"][*name]["type"].as_array().cloned() {
+            let prop = &mut schema["properties"][*name];
+            if let Some(t) = prop["type"].as_array().cloned() {
                 let rest: Vec<Value> = t.into_iter().filter(|x| x != "null").collect();
-                schema["properties"][*name]["type"] = match rest.as_slice() {
+                prop["type"] = match rest.as_slice() {
                     [one] => one.clone(),
                     _ => Value::Array(rest),
                 };
+            }
+            if let Some(alts) = prop["oneOf"].as_array().cloned() {
+                let rest: Vec<Value> = alts
+                    .into_iter()
+                    .filter(|a| a.get("type") != Some(&json!("null")))
+                    .collect();
+                match (rest.as_slice(), prop.as_object_mut()) {
+                    ([one], Some(obj)) => {
+                        obj.remove("oneOf");
+                        if let Some(extra) = one.as_object() {
+                            for (k, v) in extra {
+                                obj.insert(k.clone(), v.clone());
+                            }
+                        }
+                    }
+                    _ => prop["oneOf"] = Value::Array(rest),
+                }
             }
         }
         schema["required"] = Value::Array(required);
