@@ -66,15 +66,27 @@ pub const TENANT_TABLES: &[&str] = &[
 pub const POLICY_CONDITION: &str = "current_setting('app.platform', true) = 'on' \
      OR tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid";
 
+/// Tables whose rows with a NULL `tenant_id` are platform rows that any scope may write and read:
+/// `jobs` (a tenant's change enqueues or nudges platform jobs, e.g. the link of a periodic chain;
+/// the queue is shared). Their tenants' rows are confined like everywhere else.
+pub const SHARED_PLATFORM_ROWS: &[&str] = &["jobs"];
+
+/// [`POLICY_CONDITION`] for a table of [`SHARED_PLATFORM_ROWS`].
+pub const SHARED_POLICY_CONDITION: &str = "tenant_id IS NULL \
+     OR current_setting('app.platform', true) = 'on' \
+     OR tenant_id = NULLIF(current_setting('app.tenant_id', true), '')::uuid";
+
 /// The statements that put `table` under the tenant policy (idempotent).
 pub fn enable_sql(table: &str) -> Vec<String> {
+    let cond = if SHARED_PLATFORM_ROWS.contains(&table) {
+        SHARED_POLICY_CONDITION
+    } else {
+        POLICY_CONDITION
+    };
     vec![
         format!("ALTER TABLE \"{table}\" ENABLE ROW LEVEL SECURITY"),
         format!("DROP POLICY IF EXISTS {POLICY} ON \"{table}\""),
-        format!(
-            "CREATE POLICY {POLICY} ON \"{table}\" USING ({POLICY_CONDITION}) \
-             WITH CHECK ({POLICY_CONDITION})"
-        ),
+        format!("CREATE POLICY {POLICY} ON \"{table}\" USING ({cond}) WITH CHECK ({cond})"),
         format!("GRANT SELECT, INSERT, UPDATE, DELETE ON \"{table}\" TO {APP_ROLE}"),
     ]
 }
