@@ -212,11 +212,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             settings.superadmin_email = None;
             let state = jtcrm::app::build_state(settings).await?;
             // Platform work (db.rs): no tenant yet.
-            let id = jtcrm_kernel::db::platform(
-                jtcrm::domains::auth::service::create_super_admin(&state, &name, &email, &password),
-            )
+            let id = jtcrm_kernel::db::platform(jtcrm::domains::auth::service::create_super_admin(
+                &state, &name, &email, &password,
+            ))
             .await
-                    .map_err(|e| anyhow::anyhow!("{}", e.detail_with_fields()))?;
+            .map_err(|e| anyhow::anyhow!("{}", e.detail_with_fields()))?;
             println!("super-admin criado: {email} ({id})");
             Ok(ExitCode::SUCCESS)
         }

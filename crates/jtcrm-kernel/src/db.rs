@@ -25,11 +25,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use anyhow::Context;
-use uuid::Uuid;
 use sea_orm::{
     ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
     DbErr, EntityTrait, Iterable,
 };
+use uuid::Uuid;
 
 pub type Db = DatabaseConnection;
 

@@ -70,7 +70,9 @@ async fn build(mut settings: Settings, keep_owner: bool) -> anyhow::Result<AppSt
         kv,
         write_lock,
     }));
-    if let Some(email) = db::platform(crate::domains::auth::service::ensure_super_admin(&state)).await? {
+    if let Some(email) =
+        db::platform(crate::domains::auth::service::ensure_super_admin(&state)).await?
+    {
         tracing::info!(%email, "super-admin criado a partir de JTCRM_SUPERADMIN_EMAIL");
     }
     Ok(state)

@@ -60,7 +60,9 @@ async fn a_query_without_tenant_filter_sees_only_the_current_tenant() {
     .await;
     assert_eq!(role, format!("{APP_ROLE}:false:false"));
     // The owner sees everything (what the test kit uses to inspect rows).
-    let all = scalar(&app.state.db, "SELECT count(*) FROM leads").await.unwrap();
+    let all = scalar(&app.state.db, "SELECT count(*) FROM leads")
+        .await
+        .unwrap();
     assert_eq!(all, 5);
 
     // Tenant path: a query that forgets its tenant filter, inside a tenant-scoped transaction.
@@ -80,7 +82,11 @@ async fn a_query_without_tenant_filter_sees_only_the_current_tenant() {
         })
         .await
     };
-    assert_eq!((in_a, in_b), (3, 0), "tenant A sees its 3 leads, none of B's");
+    assert_eq!(
+        (in_a, in_b),
+        (3, 0),
+        "tenant A sees its 3 leads, none of B's"
+    );
     // Outside a transaction too (a read on the pool), and for the other tenant.
     let n = db::tenant(tb, scalar(&server.db, "SELECT count(*) FROM leads"))
         .await
@@ -110,12 +116,20 @@ async fn a_query_without_tenant_filter_sees_only_the_current_tenant() {
     })
     .await
     .unwrap();
-    assert_eq!(touched.rows_affected(), 0, "B's rows are invisible to A's updates");
+    assert_eq!(
+        touched.rows_affected(),
+        0,
+        "B's rows are invisible to A's updates"
+    );
 
     // No scope: the tenant table is empty through the application role.
-    let none = scalar(&server.db, "SELECT count(*) FROM leads").await.unwrap();
+    let none = scalar(&server.db, "SELECT count(*) FROM leads")
+        .await
+        .unwrap();
     assert_eq!(none, 0, "no tenant set: nothing visible");
-    let users = scalar(&server.db, "SELECT count(*) FROM users").await.unwrap();
+    let users = scalar(&server.db, "SELECT count(*) FROM users")
+        .await
+        .unwrap();
     assert_eq!(users, 0);
     // Platform path: everything.
     let p = db::platform(scalar(&server.db, "SELECT count(*) FROM leads"))
@@ -127,15 +141,23 @@ async fn a_query_without_tenant_filter_sees_only_the_current_tenant() {
     // same (single) pool answers B's and no-scope queries with their own rows only.
     for _ in 0..10 {
         let (x, y, z) = (
-            db::tenant(ta, scalar(&server.db, "SELECT count(*) FROM leads")).await.unwrap(),
-            scalar(&server.db, "SELECT count(*) FROM leads").await.unwrap(),
-            db::tenant(tb, scalar(&server.db, "SELECT count(*) FROM leads")).await.unwrap(),
+            db::tenant(ta, scalar(&server.db, "SELECT count(*) FROM leads"))
+                .await
+                .unwrap(),
+            scalar(&server.db, "SELECT count(*) FROM leads")
+                .await
+                .unwrap(),
+            db::tenant(tb, scalar(&server.db, "SELECT count(*) FROM leads"))
+                .await
+                .unwrap(),
         );
         assert_eq!((x, y, z), (3, 0, 2));
     }
 
     // The API keeps working with its own filters on top (second line of defence).
-    let r = app.get("/api/leads?include_total=true", &a.admin_token).await;
+    let r = app
+        .get("/api/leads?include_total=true", &a.admin_token)
+        .await;
     r.assert(200);
     assert_eq!(r.body["items"].as_array().unwrap().len(), 3);
 }
@@ -172,7 +194,10 @@ async fn every_table_with_a_tenant_id_has_the_tenant_policy() {
             r.try_get_by_index(1).unwrap(),
             r.try_get_by_index(2).unwrap(),
         );
-        assert!(on && pol, "{t}: tenant_id without row-level security ({on}, {pol})");
+        assert!(
+            on && pol,
+            "{t}: tenant_id without row-level security ({on}, {pol})"
+        );
         seen.push(t);
     }
     // Later migrations add tables with `rls::enable`; the RLS migration's own list must all exist.

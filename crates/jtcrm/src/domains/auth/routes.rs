@@ -17,7 +17,8 @@ use crate::domains::users::NewUserInput;
 use crate::domains::{tenants, users};
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::{
-    AdminCtx, AnyCaller, PlatformScope, ApiJson, Auth, OptionalJson, RequestMeta, bearer, requested_slug,
+    AdminCtx, AnyCaller, ApiJson, Auth, OptionalJson, PlatformScope, RequestMeta, bearer,
+    requested_slug,
 };
 use jtcrm_kernel::state::AppState;
 
