@@ -661,7 +661,7 @@ pub async fn run_seed_sales(
     out: &std::path::Path,
 ) -> anyhow::Result<()> {
     settings.superadmin_email = None;
-    let state = jtcrm::app::build_state(settings).await?;
+    let state = jtcrm::app::build_owner_state(settings).await?;
     let log = |m: &str| eprintln!("{m}");
     let report = seed_sales(&state, &opts, &log).await?;
     std::fs::write(out, serde_json::to_vec_pretty(&report)?)

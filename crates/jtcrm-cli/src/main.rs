@@ -187,7 +187,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Migrate => {
             let settings = load_settings()?;
-            let db = jtcrm_kernel::db::connect(settings.database_url.expose(), 2).await?;
+            let db = jtcrm_kernel::db::connect(
+                settings.database_url.expose(),
+                2,
+                jtcrm_kernel::db::Access::Owner,
+            )
+            .await?;
             jtcrm::migration::migrate(&db).await?;
             jtcrm::domains::plans::seed_defaults(&db)
                 .await
@@ -206,10 +211,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mut settings = load_settings()?;
             settings.superadmin_email = None;
             let state = jtcrm::app::build_state(settings).await?;
-            let id =
-                jtcrm::domains::auth::service::create_super_admin(&state, &name, &email, &password)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("{}", e.detail_with_fields()))?;
+            // Platform work (db.rs): no tenant yet.
+            let id = jtcrm_kernel::db::platform(jtcrm::domains::auth::service::create_super_admin(
+                &state, &name, &email, &password,
+            ))
+            .await
+            .map_err(|e| anyhow::anyhow!("{}", e.detail_with_fields()))?;
             println!("super-admin criado: {email} ({id})");
             Ok(ExitCode::SUCCESS)
         }
@@ -239,7 +246,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 o.analyze = !a.no_analyze;
                 o.drop_indexes = !a.keep_indexes;
             };
-            jtcrm_bench::seed::run_seed(load_settings()?, configure, &a.out).await?;
+            // Platform work (db.rs): the seeder writes several tenants' rows directly.
+            jtcrm_kernel::db::platform(jtcrm_bench::seed::run_seed(
+                load_settings()?,
+                configure,
+                &a.out,
+            ))
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {
@@ -255,7 +268,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 seed: a.seed,
                 samples: 2000,
             };
-            jtcrm_bench::sales::run_seed_sales(load_settings()?, opts, &a.out).await?;
+            jtcrm_kernel::db::platform(jtcrm_bench::sales::run_seed_sales(
+                load_settings()?,
+                opts,
+                &a.out,
+            ))
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
     }

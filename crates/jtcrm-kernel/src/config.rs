@@ -39,6 +39,11 @@ pub struct Settings {
     /// `sqlite://data/jtcrm.db` by default; `postgres://…` in production.
     pub database_url: Secret,
     pub db_max_connections: u32,
+    /// `JTCRM_DB_RLS` (default on): on PostgreSQL, pooled connections switch to the application
+    /// role (`SET ROLE jtcrm_app`, subject to row-level security) and carry the request's scope
+    /// (docs/tenancy.md). `off` is for measuring RLS's cost only (bench/rls.sh): the server then
+    /// runs as the connecting role, which bypasses RLS when it owns the tables.
+    pub db_rls: bool,
     pub data_dir: PathBuf,
     pub jwt_secret: Secret,
     /// `JTCRM_SECRETS_KEY`: the AES-256-GCM key of secrets at rest (see `secrets`).
@@ -171,6 +176,7 @@ impl Settings {
             bind: SocketAddr::from(([0, 0, 0, 0], 5000)),
             database_url: Secret::new("sqlite://data/jtcrm.db"),
             db_max_connections: 16,
+            db_rls: true,
             data_dir: PathBuf::from("data"),
             jwt_secret: Secret::default(),
             secrets_key: Secret::default(),
@@ -233,6 +239,7 @@ impl Settings {
             s.database_url = Secret::new(url);
         }
         s.db_max_connections = env_parse("JTCRM_DB_MAX_CONNECTIONS", s.db_max_connections)?;
+        s.db_rls = env_bool("JTCRM_DB_RLS", true)?;
         if let Some(dir) = env("JTCRM_DATA_DIR") {
             s.data_dir = PathBuf::from(dir);
         }

@@ -1,6 +1,26 @@
 //! Database connection by URL scheme (SQLite default, PostgreSQL in production) and statement
 //! helpers shared by every domain. Migrations live with the domains (`jtcrm::migration`).
 //! SQLite runs in WAL mode with foreign keys on; the file's directory is created on first run.
+//!
+//! **Row-level security (PostgreSQL).** Every tenant-owned table has a policy on `tenant_id`
+//! (migration `m20261207_000010_row_level_security`). The server's pool ([`Access::App`]) switches
+//! each connection to the application role [`APP_ROLE`] (no `BYPASSRLS`, not superuser, not the
+//! tables' owner), and every checkout of a connection from the pool writes the caller's [`Scope`]
+//! into the connection (`app.tenant_id`, `app.platform`) before any statement runs. The scope is
+//! chosen explicitly by the code, in two paths only:
+//!
+//! - **tenant** — [`tenant`] (a future run for one tenant) or [`enter_tenant`] (the `TenantCtx`
+//!   extractor, for the rest of the request). Rows of other tenants are invisible and cannot be
+//!   written, even by a query that forgets its `tenant_id` filter.
+//! - **platform** — [`platform`] / [`enter_platform`]: super-admin routes, login and token
+//!   refresh, the job worker's claim and bookkeeping, periodic chains, tenant creation (its
+//!   seeders), CLI tools. Every row is visible; the application's own filters apply.
+//!
+//! Code that chose neither (a task spawned without a scope, a request before authentication)
+//! sees no tenant-owned row at all. Migrations run on an [`Access::Owner`] connection.
+
+use std::cell::Cell;
+use std::future::Future;
 
 use std::time::Duration;
 
@@ -9,6 +29,7 @@ use sea_orm::{
     ActiveModelTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
     DbErr, EntityTrait, Iterable,
 };
+use uuid::Uuid;
 
 pub type Db = DatabaseConnection;
 
@@ -40,7 +61,97 @@ fn prepare_sqlite_url(url: &str) -> anyhow::Result<String> {
     Ok(out)
 }
 
-pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
+/// The PostgreSQL role the server's queries run as (created by the RLS migration: `NOLOGIN`,
+/// `NOBYPASSRLS`, granted DML on the schema's tables).
+pub const APP_ROLE: &str = "jtcrm_app";
+
+/// Which rows the queries of the current task may see on PostgreSQL (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Nothing chosen yet: tenant-owned tables look empty.
+    None,
+    /// One tenant's rows.
+    Tenant(Uuid),
+    /// Every row (platform work).
+    Platform,
+}
+
+tokio::task_local! {
+    static SCOPE: Cell<Scope>;
+}
+
+/// The current task's scope ([`Scope::None`] outside any scope).
+pub fn scope() -> Scope {
+    SCOPE.try_with(Cell::get).unwrap_or(Scope::None)
+}
+
+/// Runs `f` with its queries confined to `tenant_id`'s rows (the tenant path).
+pub async fn tenant<F: Future>(tenant_id: Uuid, f: F) -> F::Output {
+    SCOPE.scope(Cell::new(Scope::Tenant(tenant_id)), f).await
+}
+
+/// Runs `f` as platform work: every row visible (the platform path). Use it only for work that
+/// belongs to no single tenant or precedes knowing it (see the module docs).
+pub async fn platform<F: Future>(f: F) -> F::Output {
+    SCOPE.scope(Cell::new(Scope::Platform), f).await
+}
+
+/// Runs `f` in a scope that starts as [`Scope::None`] and that [`enter_tenant`] or
+/// [`enter_platform`] may narrow or widen later (the HTTP layer wraps each request in one).
+pub async fn request<F: Future>(f: F) -> F::Output {
+    SCOPE.scope(Cell::new(Scope::None), f).await
+}
+
+fn enter(s: Scope) {
+    if SCOPE.try_with(|c| c.set(s)).is_err() {
+        tracing::warn!(scope = ?s, "escopo de banco definido fora de um escopo de requisição");
+    }
+}
+
+/// From here on, the current request's queries see `tenant_id`'s rows only (called by the
+/// `TenantCtx` extractor once the caller is authenticated).
+pub fn enter_tenant(tenant_id: Uuid) {
+    enter(Scope::Tenant(tenant_id));
+}
+
+/// From here on, the current request is platform work (super-admin routes, login, refresh,
+/// sign-up, public token lookups).
+pub fn enter_platform() {
+    enter(Scope::Platform);
+}
+
+/// Who a connection is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// The connecting role as is: migrations and bootstrap seeding (the tables' owner).
+    Owner,
+    /// The server's pool. With `rls` (the default; `JTCRM_DB_RLS=off` for benchmarks only) each
+    /// PostgreSQL connection runs as [`APP_ROLE`] and carries the task's [`Scope`].
+    App { rls: bool },
+}
+
+/// `SELECT set_config(...)` writing `s` into the connection: issued at every checkout from the
+/// pool, so a connection never keeps the previous holder's scope (session-level on purpose: it is
+/// overwritten on each checkout, before the holder's first statement).
+fn scope_sql(s: Scope) -> String {
+    let (tenant, platform) = match s {
+        Scope::None => (String::new(), "off"),
+        Scope::Tenant(t) => (t.to_string(), "off"),
+        Scope::Platform => (String::new(), "on"),
+    };
+    format!(
+        "SELECT set_config('app.tenant_id', '{tenant}', false), \
+         set_config('app.platform', '{platform}', false)"
+    )
+}
+
+async fn apply_scope(conn: &mut sea_orm::sqlx::PgConnection) -> Result<(), sea_orm::sqlx::Error> {
+    let sql = scope_sql(scope());
+    sea_orm::sqlx::Executor::execute(&mut *conn, sea_orm::sqlx::AssertSqlSafe(sql)).await?;
+    Ok(())
+}
+
+pub async fn connect(url: &str, max_connections: u32, access: Access) -> anyhow::Result<Db> {
     let is_sqlite = url.starts_with("sqlite:") || !url.contains("://");
     let url = if is_sqlite {
         prepare_sqlite_url(url)?
@@ -59,6 +170,30 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Db> {
                 .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(15))
+        });
+    }
+    if !is_sqlite && access == (Access::App { rls: true }) {
+        // The scope is written by these hooks, which sqlx runs in the acquiring task (so they see
+        // its task-local scope): `after_connect` for a new connection, `before_acquire` for an
+        // idle one. The statement doubles as the liveness check, so the default ping is off.
+        opts.test_before_acquire(false);
+        opts.map_sqlx_postgres_pool_opts(|o| {
+            o.after_connect(|conn, _| {
+                Box::pin(async move {
+                    sea_orm::sqlx::Executor::execute(
+                        &mut *conn,
+                        sea_orm::sqlx::AssertSqlSafe(format!("SET ROLE {APP_ROLE}")),
+                    )
+                    .await?;
+                    apply_scope(conn).await
+                })
+            })
+            .before_acquire(|conn, _| {
+                Box::pin(async move {
+                    apply_scope(conn).await?;
+                    Ok(true)
+                })
+            })
         });
     }
     let db = Database::connect(opts)

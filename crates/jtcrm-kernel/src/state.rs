@@ -22,13 +22,34 @@ pub struct Inner {
     pub jwt: JwtKeys,
     pub hasher: PasswordHasherCfg,
     /// Seals and opens secrets at rest (AES-256-GCM).
-    pub secrets: crate::secrets::SecretBox,
-    pub tenants: TenantCache,
+    pub secrets: Arc<crate::secrets::SecretBox>,
+    pub tenants: Arc<TenantCache>,
     /// What every new tenant is filled with (assembled by `jtcrm::app`).
     pub seeders: Seeders,
     pub metrics: Option<PrometheusHandle>,
     /// `Some` on SQLite: see [`Tx`].
     pub write_lock: Option<Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl AppState {
+    /// This state on another pool (sharing everything else: key-value store, keys, tenant cache,
+    /// SQLite write lock). The test kit uses it to inspect and prepare rows through the tables'
+    /// owner, outside row-level security; the server never does.
+    pub fn with_db(&self, db: Db) -> AppState {
+        let i = &self.0;
+        AppState(Arc::new(Inner {
+            db,
+            settings: i.settings.clone(),
+            kv: i.kv.clone(),
+            jwt: i.jwt.clone(),
+            hasher: i.hasher.clone(),
+            secrets: i.secrets.clone(),
+            tenants: i.tenants.clone(),
+            seeders: i.seeders.clone(),
+            metrics: i.metrics.clone(),
+            write_lock: i.write_lock.clone(),
+        }))
+    }
 }
 
 impl Deref for AppState {
@@ -64,6 +85,10 @@ impl Deref for Tx {
 }
 
 impl Inner {
+    /// Opens a write transaction on the current task's database scope (`db::Scope`, written
+    /// into the connection when the pool hands it out): inside a tenant request or a tenant's job
+    /// it is a tenant transaction, under `db::platform` a platform one. To open one for a
+    /// tenant explicitly, use [`Inner::begin_tenant`].
     pub async fn begin(&self) -> Result<Tx, sea_orm::DbErr> {
         use sea_orm::TransactionTrait;
         let guard = match &self.write_lock {
@@ -72,5 +97,23 @@ impl Inner {
         };
         let txn = self.db.begin().await?;
         Ok(Tx { txn, _guard: guard })
+    }
+}
+
+impl Inner {
+    /// A transaction that sees only `tenant_id`'s rows whatever the task's scope (the tenant path,
+    /// stated at the call site; PostgreSQL: `set_config('app.tenant_id', …, true)`, local to the
+    /// transaction). For work that holds a tenant id outside a tenant request or job.
+    pub async fn begin_tenant(&self, tenant_id: uuid::Uuid) -> Result<Tx, sea_orm::DbErr> {
+        let tx = self.begin().await?;
+        if crate::db::is_postgres(&self.db) && self.settings.db_rls {
+            use sea_orm::ConnectionTrait;
+            tx.execute_unprepared(&format!(
+                "SELECT set_config('app.tenant_id', '{tenant_id}', true), \
+                 set_config('app.platform', 'off', true)"
+            ))
+            .await?;
+        }
+        Ok(tx)
     }
 }

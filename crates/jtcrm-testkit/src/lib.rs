@@ -119,7 +119,13 @@ async fn fresh_database() -> (String, DbGuard) {
 pub struct TestApp {
     pub base: String,
     pub client: reqwest::Client,
+    /// The server's state for the test's own use: on PostgreSQL its pool connects as the tables'
+    /// owner, outside row-level security, so tests can prepare and inspect any tenant's rows (and
+    /// kernel calls made from the test body, which runs in no database scope, behave as before).
     pub state: AppState,
+    /// The server's own state (its pool runs as the application role, under row-level security
+    /// on PostgreSQL): for tests of the scopes themselves (`tests/api/rls.rs`).
+    pub server_state: AppState,
     pub superadmin_email: String,
     pub superadmin_password: String,
     shutdown: Option<oneshot::Sender<()>>,
@@ -164,7 +170,19 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
     tweak(&mut s);
     let app = Application::build(s).await.expect("build app");
     let port = app.port();
-    let state = app.state();
+    let server_state = app.state();
+    let state = if jtcrm_kernel::db::is_postgres(&server_state.db) {
+        let owner = jtcrm_kernel::db::connect(
+            server_state.settings.database_url.expose(),
+            5,
+            jtcrm_kernel::db::Access::Owner,
+        )
+        .await
+        .expect("owner connection");
+        server_state.with_db(owner)
+    } else {
+        server_state.clone()
+    };
     let (tx, rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let _ = app
@@ -180,6 +198,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Settings)) -> TestApp {
             .build()
             .unwrap(),
         state,
+        server_state,
         superadmin_email: sa_email,
         superadmin_password: sa_password,
         shutdown: Some(tx),

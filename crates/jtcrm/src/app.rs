@@ -15,14 +15,38 @@ use jtcrm_kernel::state::{AppState, Inner};
 use jtcrm_kernel::tenancy::{Seeders, TenantCache};
 
 /// Connects, migrates, seeds the default plans and the env-configured super-admin.
-pub async fn build_state(mut settings: Settings) -> anyhow::Result<AppState> {
+pub async fn build_state(settings: Settings) -> anyhow::Result<AppState> {
+    build(settings, false).await
+}
+
+/// [`build_state`] whose pool stays on the connecting role (the tables' owner, which bypasses
+/// row-level security and may run DDL): for maintenance tools only — the benchmark seeders, which
+/// drop and rebuild indexes around a bulk load. Never for serving requests.
+pub async fn build_owner_state(settings: Settings) -> anyhow::Result<AppState> {
+    build(settings, true).await
+}
+
+async fn build(mut settings: Settings, keep_owner: bool) -> anyhow::Result<AppState> {
     settings.finalize()?;
-    let db = jtcrm_kernel::db::connect(settings.database_url.expose(), settings.db_max_connections)
-        .await?;
-    crate::migration::migrate(&db).await?;
-    crate::domains::plans::seed_defaults(&db)
+    use jtcrm_kernel::db::{self, Access};
+    let url = settings.database_url.expose();
+    // Migrations and the default plans run as the connecting role (the tables' owner); the
+    // server's pool then runs as the application role, under row-level security (db.rs).
+    let owner = db::connect(url, 2, Access::Owner).await?;
+    crate::migration::migrate(&owner).await?;
+    crate::domains::plans::seed_defaults(&owner)
         .await
         .map_err(|e| anyhow::anyhow!("seeding plans: {e}"))?;
+    let db = if db::is_postgres(&owner) && !keep_owner {
+        owner.close().await.ok();
+        let access = Access::App {
+            rls: settings.db_rls,
+        };
+        db::connect(url, settings.db_max_connections, access).await?
+    } else {
+        // SQLite has no roles: one pool (so an in-memory database stays one database).
+        owner
+    };
     let kv = jtcrm_kernel::kv::build(
         settings.redis_url.as_ref().map(|s| s.expose()),
         &settings.redis_key_prefix,
@@ -34,11 +58,11 @@ pub async fn build_state(mut settings: Settings) -> anyhow::Result<AppState> {
     let state = AppState(Arc::new(Inner {
         jwt: JwtKeys::new(settings.jwt_secret.expose(), settings.access_token_ttl_secs),
         hasher: PasswordHasherCfg::new(settings.argon2_memory_kib, settings.argon2_iterations),
-        secrets: settings.secret_box()?,
-        tenants: TenantCache::new(
+        secrets: Arc::new(settings.secret_box()?),
+        tenants: Arc::new(TenantCache::new(
             settings.tenant_cache_ttl_secs,
             Arc::new(crate::domains::tenants::directory::Directory),
-        ),
+        )),
         seeders: seeders(),
         metrics: jtcrm_kernel::telemetry::metrics_handle(),
         settings: Arc::new(settings),
@@ -46,7 +70,9 @@ pub async fn build_state(mut settings: Settings) -> anyhow::Result<AppState> {
         kv,
         write_lock,
     }));
-    if let Some(email) = crate::domains::auth::service::ensure_super_admin(&state).await? {
+    if let Some(email) =
+        db::platform(crate::domains::auth::service::ensure_super_admin(&state)).await?
+    {
         tracing::info!(%email, "super-admin criado a partir de JTCRM_SUPERADMIN_EMAIL");
     }
     Ok(state)

@@ -595,7 +595,7 @@ pub async fn run_seed(
     out: &std::path::Path,
 ) -> anyhow::Result<()> {
     settings.superadmin_email = None;
-    let state = jtcrm::app::build_state(settings).await?;
+    let state = jtcrm::app::build_owner_state(settings).await?;
     let mut opts = SeedOptions::defaults_for(state.db.get_database_backend());
     configure(&mut opts);
     let log = |m: &str| eprintln!("{m}");

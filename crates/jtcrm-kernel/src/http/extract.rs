@@ -502,6 +502,7 @@ impl FromRequestParts<AppState> for TenantCtx {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         if let Some(c) = parts.extensions.get::<TenantCtx>() {
+            crate::db::enter_tenant(c.tenant_id);
             return Ok(c.clone());
         }
         let auth = Auth::from_request_parts(parts, state).await?;
@@ -539,6 +540,9 @@ impl FromRequestParts<AppState> for TenantCtx {
             role: auth.role,
             meta: auth.meta,
         };
+        // The tenant path (db.rs): from here on this request's queries see this tenant's rows
+        // only (row-level security on PostgreSQL).
+        crate::db::enter_tenant(tenant_id);
         parts.extensions.insert(ctx.clone());
         Ok(ctx)
     }
@@ -568,10 +572,26 @@ impl FromRequestParts<AppState> for SuperAdminCtx {
         if auth.role != Role::SuperAdmin {
             return Err(AppError::forbidden());
         }
+        // The platform path (db.rs): super-admin routes see every tenant's rows.
+        crate::db::enter_platform();
         Ok(SuperAdminCtx {
             user_id: auth.claims.sub,
             meta: auth.meta,
         })
+    }
+}
+
+/// Declares a route platform work before any tenant is known (login, token refresh, sign-up,
+/// public lookups by token): its queries see every tenant's rows (the platform path, db.rs), so
+/// the handler must filter by what it looks up. Put it first in the handler's arguments.
+pub struct PlatformScope;
+
+impl<S: Send + Sync> FromRequestParts<S> for PlatformScope {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(_parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        crate::db::enter_platform();
+        Ok(PlatformScope)
     }
 }
 
@@ -641,7 +661,11 @@ impl FromRequestParts<AppState> for AnyCaller {
         let auth = Auth::from_request_parts(parts, state).await?;
         let tenant = match auth.claims.tenant_id {
             Some(_) => Some(TenantCtx::from_request_parts(parts, state).await?),
-            None => None,
+            None => {
+                // The super-admin (tokens without a tenant are the super-admin's only): platform.
+                crate::db::enter_platform();
+                None
+            }
         };
         Ok(AnyCaller { auth, tenant })
     }

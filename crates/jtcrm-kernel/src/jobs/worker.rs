@@ -450,7 +450,9 @@ impl Worker {
             inflight: Mutex::new(HashSet::new()),
         });
         let (stop, stop_rx) = watch::channel(false);
-        let task = tokio::spawn(runner.main_loop(stop_rx));
+        // The worker's own work (claims, leases, outcomes, periodic chains) is the platform path
+        // (db.rs): it spans every tenant.
+        let task = tokio::spawn(crate::db::platform(runner.main_loop(stop_rx)));
         WorkerHandle { id, stop, task }
     }
 }
@@ -474,7 +476,7 @@ impl Runner {
         tracing::info!(worker_id = %self.id, concurrency = o.concurrency,
             poll_ms = o.poll_interval.as_millis() as u64, lease_s = o.lease.as_secs(), "worker iniciado");
         let schedules = self.registry.schedules().to_vec();
-        let renewer = tokio::spawn(self.clone().renew_loop());
+        let renewer = tokio::spawn(crate::db::platform(self.clone().renew_loop()));
         let mut wake = super::subscribe_wake();
         let mut tasks: JoinSet<()> = JoinSet::new();
         let mut reseed = tokio::time::interval(Duration::from_secs(3600));
@@ -590,7 +592,7 @@ impl Runner {
         let span = tracing::info_span!("job", job_id = %job.id, kind = %job.kind,
             tenant_id = ?job.tenant_id, attempt = job.attempts);
         let runner = self.clone();
-        tasks.spawn(async move { runner.execute(job).await }.instrument(span));
+        tasks.spawn(crate::db::platform(async move { runner.execute(job).await }).instrument(span));
     }
 
     async fn execute(&self, job: model::Model) {
@@ -671,7 +673,16 @@ impl Runner {
         };
         let state = self.state.clone();
         // A separate task isolates panics (reported as a JoinError) from the worker.
-        let handle = tokio::spawn(async move { handler(state, ctx).await }.in_current_span());
+        // A tenant's job runs on the tenant path (its queries see that tenant's rows only); a
+        // platform job (no tenant: periodic chains, cross-tenant sweeps) on the platform path.
+        let tenant_id = ctx.tenant_id;
+        let run = async move {
+            match tenant_id {
+                Some(t) => crate::db::tenant(t, handler(state, ctx)).await,
+                None => crate::db::platform(handler(state, ctx)).await,
+            }
+        };
+        let handle = tokio::spawn(run.in_current_span());
         let _abort = AbortOnDrop(handle.abort_handle());
         match tokio::time::timeout(self.opts.job_timeout, handle).await {
             Ok(Ok(r)) => r,

@@ -221,9 +221,12 @@ async fn request_context(State(state): State<AppState>, req: Request, next: Next
     let path = req.uri().path().to_string();
     let start = Instant::now();
     let timeout = Duration::from_secs(state.settings.request_timeout_secs.max(1));
+    // Each request starts with no database scope: tenant-owned tables look empty on PostgreSQL
+    // until the `TenantCtx` extractor enters the caller's tenant, or a platform route (super-admin
+    // extractor, login, refresh, sign-up) enters the platform scope (jtcrm_kernel::db).
     let mut res = REQUEST_ID
         .scope(id.clone(), async move {
-            match tokio::time::timeout(timeout, next.run(req)).await {
+            match tokio::time::timeout(timeout, jtcrm_kernel::db::request(next.run(req))).await {
                 Ok(res) => res,
                 Err(_) => AppError::new(
                     ErrorCode::ServiceUnavailable,

@@ -14,6 +14,10 @@ mod m20261129_000006_email;
 mod m20261129_000007_automations;
 mod m20261130_000008_perf_indexes;
 mod m20261130_000009_agenda_index;
+/// Row-level security on PostgreSQL; its [`enable`](m20261207_000010_row_level_security::enable)
+/// puts a new tenant-owned table under the tenant policy (docs/architecture.md, "Adding a module").
+pub mod m20261207_000010_row_level_security;
+pub use m20261207_000010_row_level_security as rls;
 
 pub use m20261129_000001_foundation::{
     PLANS_PKEY, UX_PLATFORM_ADMINS_EMAIL, UX_REFRESH_TOKENS_HASH, UX_TENANTS_SLUG, UX_USERS_EMAIL,
@@ -75,6 +79,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000007_automations::Migration),
             Box::new(m20261130_000008_perf_indexes::Migration),
             Box::new(m20261130_000009_agenda_index::Migration),
+            Box::new(m20261207_000010_row_level_security::Migration),
         ]
     }
 }

@@ -34,6 +34,8 @@ impl FromRequestParts<AppState> for AuditScope {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let auth = Auth::from_request_parts(parts, state).await?;
         if auth.role == Role::SuperAdmin {
+            // Every tenant's entries: the platform path (jtcrm_kernel::db).
+            jtcrm_kernel::db::enter_platform();
             return Ok(AuditScope::Platform);
         }
         let ctx = AdminCtx::from_request_parts(parts, state).await?;

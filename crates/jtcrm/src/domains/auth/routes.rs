@@ -17,7 +17,8 @@ use crate::domains::users::NewUserInput;
 use crate::domains::{tenants, users};
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
 use jtcrm_kernel::http::extract::{
-    AdminCtx, AnyCaller, ApiJson, Auth, OptionalJson, RequestMeta, bearer, requested_slug,
+    AdminCtx, AnyCaller, ApiJson, Auth, OptionalJson, PlatformScope, RequestMeta, bearer,
+    requested_slug,
 };
 use jtcrm_kernel::state::AppState;
 
@@ -48,6 +49,7 @@ impl FromRequestParts<AppState> for RequestedSlug {
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many attempts; see Retry-After", body = Problem, content_type = "application/problem+json")))]
 pub async fn login(
+    _: PlatformScope,
     State(state): State<AppState>,
     meta: RequestMeta,
     RequestedSlug(slug): RequestedSlug,
@@ -64,6 +66,7 @@ pub async fn login(
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json")))]
 pub async fn refresh(
+    _: PlatformScope,
     State(state): State<AppState>,
     ApiJson(req): ApiJson<RefreshRequest>,
 ) -> AppResult<Json<TokenResponse>> {
@@ -192,10 +195,13 @@ impl FromRequestParts<AppState> for RegisterCaller {
     type Rejection = AppError;
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         if bearer(parts).is_none() {
+            // Public sign-up creates a tenant: platform work (jtcrm_kernel::db).
+            jtcrm_kernel::db::enter_platform();
             return Ok(RegisterCaller::Anonymous);
         }
         let auth = Auth::from_request_parts(parts, state).await?;
         if auth.claims.tenant_id.is_none() {
+            jtcrm_kernel::db::enter_platform();
             return Ok(RegisterCaller::SuperAdmin);
         }
         let ctx = AdminCtx::from_request_parts(parts, state).await?;

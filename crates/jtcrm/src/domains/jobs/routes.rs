@@ -43,6 +43,8 @@ impl FromRequestParts<AppState> for JobScope {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         let auth = Auth::from_request_parts(parts, state).await?;
         if auth.role == Role::SuperAdmin {
+            // Every tenant's jobs: the platform path (jtcrm_kernel::db).
+            jtcrm_kernel::db::enter_platform();
             return Ok(JobScope {
                 tenant_id: None,
                 actor_id: auth.claims.sub,

@@ -309,7 +309,10 @@ pub async fn stream(state: AppState, ctx: TenantCtx, raw: &str) -> AppResult<Res
     let head = head(&defs)?;
     let first_chunk = page_chunk(&first, &defs)?;
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(CHANNEL_CHUNKS);
-    tokio::spawn(async move {
+    // The pages after the first are read by a spawned task, which does not inherit the request's
+    // database scope: it gets the tenant path explicitly (jtcrm_kernel::db).
+    let tenant_id = ctx.tenant_id;
+    tokio::spawn(jtcrm_kernel::db::tenant(tenant_id, async move {
         let mut rows = first;
         let mut chunk = first_chunk;
         if tx.send(Ok(head)).await.is_err() {
@@ -342,7 +345,7 @@ pub async fn stream(state: AppState, ctx: TenantCtx, raw: &str) -> AppResult<Res
                 }
             }
         }
-    });
+    }));
     let filename = format!("leads-{}.csv", Utc::now().format("%Y%m%d"));
     let mut res = Response::new(Body::from_stream(ReceiverStream::new(rx)));
     let h = res.headers_mut();
