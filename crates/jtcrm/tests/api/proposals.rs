@@ -35,7 +35,7 @@ async fn setup(app: &TestApp) -> (TestTenant, String, String) {
         .post(
             "/api/products",
             tok,
-            json!({"name": "PABX em nuvem — 10 ramais", "sku": "PABX-10", "category": "pabx",
+            json!({"name": "PABX em nuvem — 10 ramais", "sku": "PABX-10", "category": "cloud_pabx",
                    "billing": "monthly", "monthly_price_cents": 29990}),
         )
         .await;
@@ -152,7 +152,7 @@ async fn templates_are_checked_at_save_with_line_and_column() {
         r.body["errors"][0]["message"]
             .as_str()
             .unwrap()
-            .contains("linha 2, coluna 24"),
+            .contains("linha 2, coluna 25"),
         "{}",
         r.text
     );
@@ -466,7 +466,8 @@ async fn editing_after_sending_opens_a_new_version_and_revokes_the_link() {
     let vs = app.get(&format!("{P}/{id}/versions"), tok).await;
     assert_eq!(vs.body.as_array().unwrap().len(), 2);
     let v2 = app.get(&format!("{P}/{id}/versions/2"), tok).await;
-    assert!(v2.body["content"].as_str().unwrap().contains("Banda larga 500 Mega"));
+    assert_eq!(v2.body["items"][0]["name"], "Banda larga 500 Mega");
+    assert_ne!(v2.body["content_sha256"], vs.body[0]["content_sha256"]);
     app.get(&format!("{P}/{id}/versions/3"), tok)
         .await
         .assert_problem(404, "not_found");

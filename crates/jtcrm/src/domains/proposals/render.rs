@@ -440,6 +440,36 @@ pub fn sha256_hex(s: &str) -> String {
     hex::encode(Sha256::digest(s.as_bytes()))
 }
 
+/// The document as plain text with the items table written out (tab-separated rows and the
+/// totals): what the SHA-256 of the evidence covers, so the hash binds the prices too.
+pub fn plain_text(content: &str, items: &[ProposalItem], totals: &Totals) -> String {
+    let mut out = String::with_capacity(content.len() + items.len() * 80);
+    for line in content.lines() {
+        if line.trim() == ITEMS_MARKER {
+            out.push_str(&ITEM_HEADERS.join("\t"));
+            out.push('\n');
+            for it in items {
+                out.push_str(&item_row(it).join("\t"));
+                out.push('\n');
+            }
+            out.push_str(&format!(
+                "Totais\t\t\t{}\t{}\n",
+                money(totals.mrr_cents),
+                money(totals.setup_cents)
+            ));
+        } else {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// SHA-256 (hex) of [`plain_text`].
+pub fn document_sha256(content: &str, items: &[ProposalItem], totals: &Totals) -> String {
+    sha256_hex(&plain_text(content, items, totals))
+}
+
 // ---------- blocks ----------
 
 #[derive(Debug, Clone, PartialEq)]
@@ -596,7 +626,7 @@ mod tests {
     fn unknown_filter_is_named_with_position() {
         let e = check("ok\n  {{ totals.mrr_cents | dinheiro }}", TemplateKind::Proposal).unwrap_err();
         assert_eq!(e.code, "unknown_filter");
-        assert!(e.message.contains("linha 2, coluna 24"), "{}", e.message);
+        assert!(e.message.contains("linha 2, coluna 25"), "{}", e.message);
         assert!(e.message.contains("dinheiro"));
         // In a branch never taken, too.
         let e = check("{% if false %}{{ x | nope }}{% endif %}", TemplateKind::Proposal).unwrap_err();

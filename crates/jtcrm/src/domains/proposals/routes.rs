@@ -325,7 +325,7 @@ fn origin(state: &AppState, headers: &HeaderMap) -> String {
 /// customer link (the previous one stops working), e-mails it through the job queue and moves a
 /// draft to `sent`. The link is shown only in this answer.
 #[utoipa::path(post, path = "/api/proposals/{id}/send", tag = "proposals", security(("bearer" = [])),
-    params(("id" = Uuid, Path)), request_body(content = SendProposalRequest, description = "Optional"),
+    params(("id" = Uuid, Path)), request_body(content = Option<SendProposalRequest>),
     responses((status = 200, body = SentProposal),
         (status = 409, description = "The proposal is accepted, rejected or expired", body = Problem, content_type = "application/problem+json")))]
 pub async fn send_proposal(

@@ -887,7 +887,15 @@ pub async fn send(
                 revision: Set(current.revision),
                 snapshot: Set(serde_json::to_value(to_dto(current.clone()))
                     .map_err(AppError::internal)?),
-                content_sha256: Set(render::sha256_hex(&content)),
+                content_sha256: Set(render::document_sha256(
+                    &content,
+                    &items_of(&current),
+                    &render::Totals {
+                        mrr_cents: current.mrr_cents,
+                        setup_cents: current.setup_cents,
+                        tcv_cents: current.tcv_cents,
+                    },
+                )),
                 content: Set(content.clone()),
                 sent_at: Set(now),
             })
