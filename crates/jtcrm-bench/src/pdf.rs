@@ -34,7 +34,10 @@ fn data(items: usize) -> render::DocData {
             let monthly = 9_990 + (i as i64 % 7) * 10_000;
             ProposalItem {
                 product_id: None,
-                name: format!("Link dedicado {} Mbps — unidade {i} (instalação e configuração)", 100 + i * 10),
+                name: format!(
+                    "Link dedicado {} Mbps — unidade {i} (instalação e configuração)",
+                    100 + i * 10
+                ),
                 sku: Some(format!("LD-{i:03}")),
                 quantity: 1 + (i as i32 % 3),
                 monthly_price_cents: monthly,
@@ -93,7 +96,10 @@ pub fn run(o: &PdfBenchOptions) -> anyhow::Result<PdfBenchReport> {
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(anyhow::anyhow!("thread panicked"))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("thread panicked")))
+            })
             .collect()
     });
     let seconds = started.elapsed().as_secs_f64();

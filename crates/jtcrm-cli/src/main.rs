@@ -292,7 +292,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 r.p99_ms,
                 r.max_ms,
                 r.avg_bytes,
-                r.peak_rss_kib.map(|k| k.to_string()).unwrap_or_else(|| "?".into())
+                r.peak_rss_kib
+                    .map(|k| k.to_string())
+                    .unwrap_or_else(|| "?".into())
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -135,14 +135,21 @@ pub(super) async fn proposals(c: &Client, ctx: &Ctx) -> Result<()> {
             "POST /api/proposals/{id}/send e-mails the link through the job queue",
             async || {
                 let r = c
-                    .post(&format!("/api/proposals/{proposal}/send"), Some(&a), json!({}))
+                    .post(
+                        &format!("/api/proposals/{proposal}/send"),
+                        Some(&a),
+                        json!({}),
+                    )
                     .await?;
                 r.expect_status(StatusCode::OK)?;
                 r.ensure(r.str("/proposal/status") == Some("sent"), "status sent")?;
                 let email = r.string("/email_id")?;
                 let e = c.get(&format!("/api/emails/{email}"), Some(&a)).await?;
                 e.expect_status(StatusCode::OK)?;
-                e.ensure(e.str("/kind") == Some("proposal"), "an e-mail of kind proposal")?;
+                e.ensure(
+                    e.str("/kind") == Some("proposal"),
+                    "an e-mail of kind proposal",
+                )?;
                 let url = r.string("/public_url")?;
                 e.ensure(
                     e.str("/body_text").is_some_and(|b| b.contains(&url)),
@@ -162,7 +169,9 @@ pub(super) async fn proposals(c: &Client, ctx: &Ctx) -> Result<()> {
                 r.body.as_str().is_some_and(|h| h.contains(&customer)),
                 "the page names the customer",
             )?;
-            let p = c.get(&format!("/api/proposals/{proposal}"), Some(&a)).await?;
+            let p = c
+                .get(&format!("/api/proposals/{proposal}"), Some(&a))
+                .await?;
             p.ensure(p.str("/status") == Some("viewed"), "status viewed")
         },
     )
@@ -178,30 +187,36 @@ pub(super) async fn proposals(c: &Client, ctx: &Ctx) -> Result<()> {
                 )
                 .await?;
             r.expect_status(StatusCode::OK)?;
-            let p = c.get(&format!("/api/proposals/{proposal}"), Some(&a)).await?;
+            let p = c
+                .get(&format!("/api/proposals/{proposal}"), Some(&a))
+                .await?;
             p.ensure(p.str("/status") == Some("accepted"), "status accepted")?;
             p.ensure(
                 p.str("/decision/cpf") == Some("529.982.247-25")
-                    && p.str("/decision/document_sha256").is_some_and(|s| s.len() == 64),
+                    && p.str("/decision/document_sha256")
+                        .is_some_and(|s| s.len() == 64),
                 "CPF and document hash recorded",
             )
         },
     )
     .await?;
-    c.step("the PDF's text names the customer (pdftotext)", async || {
-        let pdf = get_pdf(c, &format!("/api/proposals/{proposal}/pdf"), Some(&a)).await?;
-        if !pdf.starts_with(b"%PDF") {
-            return Err(anyhow!("not a PDF"));
-        }
-        match pdf_text(&pdf) {
-            Some(text) if text.contains(&customer) => Ok(()),
-            Some(text) => Err(anyhow!("the PDF text lacks {customer}: {text}")),
-            None => {
-                println!("  (pdftotext not installed: only the PDF header was checked)");
-                Ok(())
+    c.step(
+        "the PDF's text names the customer (pdftotext)",
+        async || {
+            let pdf = get_pdf(c, &format!("/api/proposals/{proposal}/pdf"), Some(&a)).await?;
+            if !pdf.starts_with(b"%PDF") {
+                return Err(anyhow!("not a PDF"));
             }
-        }
-    })
+            match pdf_text(&pdf) {
+                Some(text) if text.contains(&customer) => Ok(()),
+                Some(text) => Err(anyhow!("the PDF text lacks {customer}: {text}")),
+                None => {
+                    println!("  (pdftotext not installed: only the PDF header was checked)");
+                    Ok(())
+                }
+            }
+        },
+    )
     .await?;
     c.step(
         "another tenant gets 404 on the proposal, its PDF and its versions",

@@ -59,7 +59,10 @@ impl MigrationTrait for Migration {
                 .col(ts_null("deleted_at"))
                 .col(int("version"))
                 .primary_key(Index::create().col("tenant_id").col("id"))
-                .foreign_key(&mut tenant_fk("fk_document_templates_tenant", "document_templates"))
+                .foreign_key(&mut tenant_fk(
+                    "fk_document_templates_tenant",
+                    "document_templates",
+                ))
                 .take(),
         )
         .await?;
@@ -129,8 +132,12 @@ impl MigrationTrait for Migration {
             ("ix_proposals_lead", "lead_id"),
             ("ix_proposals_opportunity", "opportunity_id"),
         ] {
-            m.create_index(idx(name, "proposals", &["tenant_id", col, "created_at", "id"]))
-                .await?;
+            m.create_index(idx(
+                name,
+                "proposals",
+                &["tenant_id", col, "created_at", "id"],
+            ))
+            .await?;
         }
         m.create_index(idx(
             "ix_proposals_created",
@@ -155,7 +162,10 @@ impl MigrationTrait for Migration {
                         .col("proposal_id")
                         .col("revision"),
                 )
-                .foreign_key(&mut tenant_fk("fk_proposal_versions_tenant", "proposal_versions"))
+                .foreign_key(&mut tenant_fk(
+                    "fk_proposal_versions_tenant",
+                    "proposal_versions",
+                ))
                 .foreign_key(
                     ForeignKey::create()
                         .name("fk_proposal_versions_proposal")

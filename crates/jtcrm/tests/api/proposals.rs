@@ -73,9 +73,7 @@ fn token_of(url: &str) -> String {
 }
 
 async fn send(app: &TestApp, token: &str, id: &str) -> Value {
-    let r = app
-        .post(&format!("{P}/{id}/send"), token, json!({}))
-        .await;
+    let r = app.post(&format!("{P}/{id}/send"), token, json!({})).await;
     r.assert(200);
     r.body
 }
@@ -138,13 +136,26 @@ async fn templates_are_checked_at_save_with_line_and_column() {
     let tok = &t.admin_token;
     let path = "/api/proposals/templates";
     let r = app
-        .post(path, tok, json!({"name": "X", "body": "linha 1\n{% if x %}sem fim"}))
+        .post(
+            path,
+            tok,
+            json!({"name": "X", "body": "linha 1\n{% if x %}sem fim"}),
+        )
         .await;
     r.assert_problem(422, "validation_failed");
     assert_eq!(r.body["errors"][0]["code"], "template_syntax", "{}", r.text);
-    assert!(r.body["errors"][0]["message"].as_str().unwrap().contains("linha"));
+    assert!(
+        r.body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("linha")
+    );
     let r = app
-        .post(path, tok, json!({"name": "X", "body": "ok\n  {{ totals.mrr_cents | dinheiro }}"}))
+        .post(
+            path,
+            tok,
+            json!({"name": "X", "body": "ok\n  {{ totals.mrr_cents | dinheiro }}"}),
+        )
         .await;
     r.assert_problem(422, "validation_failed");
     assert_eq!(r.body["errors"][0]["code"], "unknown_filter");
@@ -177,7 +188,11 @@ async fn templates_are_checked_at_save_with_line_and_column() {
         .collect();
     assert_eq!(defaults, vec![id.clone()]);
     let r = app
-        .put(&format!("{path}/{id}"), tok, json!({"name": "Curta 2", "body": "{{ x | nope }}"}))
+        .put(
+            &format!("{path}/{id}"),
+            tok,
+            json!({"name": "Curta 2", "body": "{{ x | nope }}"}),
+        )
         .await;
     r.assert_problem(422, "validation_failed");
     let r = app
@@ -258,7 +273,11 @@ async fn the_whole_flow_send_view_accept_with_evidence_pdf_and_timeline() {
     let url = sent["public_url"].as_str().unwrap().to_string();
     let token = token_of(&url);
     let msgs = sink.wait_for(1, Duration::from_secs(20)).await;
-    assert!(msgs[0].body_text().contains(&url), "{}", msgs[0].body_text());
+    assert!(
+        msgs[0].body_text().contains(&url),
+        "{}",
+        msgs[0].body_text()
+    );
     assert!(msgs[0].subject().contains(p["number"].as_str().unwrap()));
 
     // The page: HTML, marks viewed once.
@@ -283,7 +302,9 @@ async fn the_whole_flow_send_view_accept_with_evidence_pdf_and_timeline() {
     assert_eq!(got.body["status"], "viewed");
     assert_eq!(got.body["viewed"]["user_agent"], "Celular/1.0");
     let first_view = got.body["viewed"]["at"].clone();
-    app.get(&format!("/api/public/proposals/{token}"), tok).await.assert(200);
+    app.get(&format!("/api/public/proposals/{token}"), tok)
+        .await
+        .assert(200);
     let again = app.get(&format!("{P}/{id}"), tok).await;
     assert_eq!(again.body["viewed"]["at"], first_view);
 
@@ -320,7 +341,10 @@ async fn the_whole_flow_send_view_accept_with_evidence_pdf_and_timeline() {
     assert_eq!(d["name"], "João da Conceição");
     assert_eq!(d["cpf"], "529.982.247-25");
     assert_eq!(d["document_sha256"], sha.as_str());
-    assert!(d["ip"].as_str().is_some_and(|ip| ip.contains("127.0.0.1")), "{d}");
+    assert!(
+        d["ip"].as_str().is_some_and(|ip| ip.contains("127.0.0.1")),
+        "{d}"
+    );
     assert!(d["at"].is_string());
     // The hash is the frozen version's.
     let v = app.get(&format!("{P}/{id}/versions/1"), tok).await;
@@ -358,7 +382,9 @@ async fn the_whole_flow_send_view_accept_with_evidence_pdf_and_timeline() {
         }
     }
     let evs: HashSet<String> = jtcrm_kernel::events::model::Entity::find()
-        .filter(jtcrm_kernel::events::model::Column::EntityId.eq(opp.parse::<uuid::Uuid>().unwrap()))
+        .filter(
+            jtcrm_kernel::events::model::Column::EntityId.eq(opp.parse::<uuid::Uuid>().unwrap()),
+        )
         .all(&app.state.db)
         .await
         .unwrap()
@@ -453,9 +479,14 @@ async fn editing_after_sending_opens_a_new_version_and_revokes_the_link() {
     assert_eq!(b["mrr_cents"], 26973);
     assert_eq!(b["link_revoked"], true);
     // The old link is gone; version 1 is readable and unchanged.
-    app.send(Method::GET, &format!("/api/public/proposals/{token}"), None, None)
-        .await
-        .assert_problem(404, "not_found");
+    app.send(
+        Method::GET,
+        &format!("/api/public/proposals/{token}"),
+        None,
+        None,
+    )
+    .await
+    .assert_problem(404, "not_found");
     let vs = app.get(&format!("{P}/{id}/versions"), tok).await;
     vs.assert(200);
     assert_eq!(vs.body.as_array().unwrap().len(), 1);
@@ -502,7 +533,12 @@ async fn public_link_wrong_expired_and_rejected() {
     let other_tenant = format!("{}{}", uuid::Uuid::now_v7().simple(), &token[32..]);
     for bad in [wrong.as_str(), "x", other_tenant.as_str(), &"0".repeat(75)] {
         let r = app
-            .send(Method::GET, &format!("/api/public/proposals/{bad}"), None, None)
+            .send(
+                Method::GET,
+                &format!("/api/public/proposals/{bad}"),
+                None,
+                None,
+            )
             .await;
         r.assert_problem(404, "not_found");
         assert!(!r.text.contains(&id));
@@ -630,7 +666,9 @@ async fn sellers_see_their_own_and_other_tenants_see_nothing() {
     assert_eq!(by_lead.body["items"].as_array().unwrap().len(), 1);
     let by_owner = app.get(&format!("{P}?owner_id={}", seller.id), tok).await;
     assert_eq!(by_owner.body["items"].as_array().unwrap().len(), 1);
-    let by_opp = app.get(&format!("{P}?opportunity_id={opp}&status=draft"), tok).await;
+    let by_opp = app
+        .get(&format!("{P}?opportunity_id={opp}&status=draft"), tok)
+        .await;
     assert_eq!(by_opp.body["items"].as_array().unwrap().len(), 1);
     let paged = app.get(&format!("{P}?limit=1"), tok).await;
     let cursor = paged.body["next_cursor"].as_str().unwrap();
@@ -649,18 +687,42 @@ async fn sellers_see_their_own_and_other_tenants_see_nothing() {
         .to_string();
     for (m, path, body) in [
         (Method::GET, format!("{P}/{id}"), None),
-        (Method::PUT, format!("{P}/{id}"), Some(json!({"title": "x", "valid_until": "2099-01-01", "items": []}))),
-        (Method::PATCH, format!("{P}/{id}"), Some(json!({"title": "x"}))),
+        (
+            Method::PUT,
+            format!("{P}/{id}"),
+            Some(json!({"title": "x", "valid_until": "2099-01-01", "items": []})),
+        ),
+        (
+            Method::PATCH,
+            format!("{P}/{id}"),
+            Some(json!({"title": "x"})),
+        ),
         (Method::DELETE, format!("{P}/{id}"), None),
         (Method::POST, format!("{P}/{id}/send"), Some(json!({}))),
-        (Method::POST, format!("{P}/{id}/revoke-link"), Some(json!({}))),
+        (
+            Method::POST,
+            format!("{P}/{id}/revoke-link"),
+            Some(json!({})),
+        ),
         (Method::GET, format!("{P}/{id}/versions"), None),
         (Method::GET, format!("{P}/{id}/versions/1"), None),
         (Method::GET, format!("{P}/{id}/pdf"), None),
         (Method::GET, format!("/api/proposals/templates/{tpl}"), None),
-        (Method::PUT, format!("/api/proposals/templates/{tpl}"), Some(json!({"name": "x", "body": "y"}))),
-        (Method::DELETE, format!("/api/proposals/templates/{tpl}"), None),
-        (Method::POST, P.to_string(), Some(json!({"opportunity_id": opp}))),
+        (
+            Method::PUT,
+            format!("/api/proposals/templates/{tpl}"),
+            Some(json!({"name": "x", "body": "y"})),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/proposals/templates/{tpl}"),
+            None,
+        ),
+        (
+            Method::POST,
+            P.to_string(),
+            Some(json!({"opportunity_id": opp})),
+        ),
     ] {
         let r = app.send(m.clone(), &path, Some(o), body).await;
         r.assert_problem(404, "not_found");
@@ -709,7 +771,12 @@ async fn bad_input_gets_problem_json() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 400);
-    assert!(r.headers()["content-type"].to_str().unwrap().contains("problem+json"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("problem+json")
+    );
     for body in [
         json!([]),
         json!({"opportunity_id": 12}),

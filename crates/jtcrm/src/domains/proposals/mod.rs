@@ -5,6 +5,7 @@
 //! timeline of the lead and the opportunity. See docs/proposals.md.
 
 pub mod defaults;
+pub mod documents;
 #[cfg(feature = "internals")]
 pub mod model;
 #[cfg(not(feature = "internals"))]
@@ -14,6 +15,7 @@ pub mod public;
 pub mod public_routes;
 pub mod render;
 pub mod routes;
+pub mod send;
 pub mod service;
 pub mod templates;
 pub mod words;

@@ -169,7 +169,9 @@ impl Layout<'_> {
 
     fn paragraph(&mut self, text: &str, size: f32, bold: bool, indent: f32, before: f32) {
         let lh = size * 1.4;
-        let lines = self.m(bold).wrap(text, size, PAGE_W - 2.0 * MARGIN - indent);
+        let lines = self
+            .m(bold)
+            .wrap(text, size, PAGE_W - 2.0 * MARGIN - indent);
         self.y += before;
         for l in lines {
             self.ensure(lh);
@@ -391,7 +393,11 @@ pub fn render(
             bold: false,
             text: footer_text,
         };
-        for op in header.iter().chain(ops.iter()).chain(std::iter::once(&footer)) {
+        for op in header
+            .iter()
+            .chain(ops.iter())
+            .chain(std::iter::once(&footer))
+        {
             draw(&mut s, op, &regular, &bold);
         }
         s.finish();
@@ -421,6 +427,7 @@ pub async fn render_async(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -444,8 +451,14 @@ mod tests {
             setup_cents: 0,
             tcv_cents: 800_000,
         };
-        let pdf = render("Ação Telecom", "PROP-2026-0001", "# Título\n[[itens]]\nFim", &items, &totals)
-            .unwrap();
+        let pdf = render(
+            "Ação Telecom",
+            "PROP-2026-0001",
+            "# Título\n[[itens]]\nFim",
+            &items,
+            &totals,
+        )
+        .unwrap();
         assert!(pdf.starts_with(b"%PDF"));
     }
 }

@@ -89,7 +89,11 @@ pub struct Opened {
     pub proposal: PublicProposal,
 }
 
-async fn public_view(state: &AppState, tenant: &TenantSnapshot, m: &proposal::Model) -> AppResult<Opened> {
+async fn public_view(
+    state: &AppState,
+    tenant: &TenantSnapshot,
+    m: &proposal::Model,
+) -> AppResult<Opened> {
     let v = frozen(&state.db, m.tenant_id, m.id, m.revision)
         .await?
         .ok_or_else(AppError::not_found)?;
@@ -131,15 +135,24 @@ pub async fn open(state: &AppState, token: &str, who: &Visitor) -> AppResult<Ope
     if m.viewed_at.is_none() && effective_status(&m, now) == ProposalStatus::Sent {
         let txn = state.begin().await?;
         let res = proposal::Entity::update_many()
-            .col_expr(proposal::Column::Status, Expr::value(ProposalStatus::Viewed.as_str()))
+            .col_expr(
+                proposal::Column::Status,
+                Expr::value(ProposalStatus::Viewed.as_str()),
+            )
             .col_expr(proposal::Column::ViewedAt, Expr::value(now))
-            .col_expr(proposal::Column::ViewedIp, Expr::value(clip(who.ip.as_deref(), 64)))
+            .col_expr(
+                proposal::Column::ViewedIp,
+                Expr::value(clip(who.ip.as_deref(), 64)),
+            )
             .col_expr(
                 proposal::Column::ViewedUserAgent,
                 Expr::value(clip(who.user_agent.as_deref(), 500)),
             )
             .col_expr(proposal::Column::UpdatedAt, Expr::value(now))
-            .col_expr(proposal::Column::Version, Expr::col(proposal::Column::Version).add(1))
+            .col_expr(
+                proposal::Column::Version,
+                Expr::col(proposal::Column::Version).add(1),
+            )
             .filter(proposal::Column::TenantId.eq(m.tenant_id))
             .filter(proposal::Column::Id.eq(m.id))
             .filter(proposal::Column::ViewedAt.is_null())
@@ -210,12 +223,7 @@ enum Decision {
     Reject { reason: String },
 }
 
-async fn decide(
-    state: &AppState,
-    token: &str,
-    who: &Visitor,
-    d: Decision,
-) -> AppResult<Opened> {
+async fn decide(state: &AppState, token: &str, who: &Visitor, d: Decision) -> AppResult<Opened> {
     let (tenant, m) = resolve(state, token).await?;
     let now = Utc::now();
     let opened = public_view(state, &tenant, &m).await?;
@@ -252,15 +260,24 @@ async fn decide(
         .col_expr(proposal::Column::DecidedAt, Expr::value(now))
         .col_expr(proposal::Column::DecisionName, Expr::value(name.clone()))
         .col_expr(proposal::Column::DecisionCpf, Expr::value(cpf.clone()))
-        .col_expr(proposal::Column::DecisionReason, Expr::value(reason.clone()))
-        .col_expr(proposal::Column::DecisionIp, Expr::value(clip(who.ip.as_deref(), 64)))
+        .col_expr(
+            proposal::Column::DecisionReason,
+            Expr::value(reason.clone()),
+        )
+        .col_expr(
+            proposal::Column::DecisionIp,
+            Expr::value(clip(who.ip.as_deref(), 64)),
+        )
         .col_expr(
             proposal::Column::DecisionUserAgent,
             Expr::value(clip(who.user_agent.as_deref(), 500)),
         )
         .col_expr(proposal::Column::DecisionSha256, Expr::value(sha.clone()))
         .col_expr(proposal::Column::UpdatedAt, Expr::value(now))
-        .col_expr(proposal::Column::Version, Expr::col(proposal::Column::Version).add(1))
+        .col_expr(
+            proposal::Column::Version,
+            Expr::col(proposal::Column::Version).add(1),
+        )
         .filter(proposal::Column::TenantId.eq(m.tenant_id))
         .filter(proposal::Column::Id.eq(m.id))
         .filter(proposal::Column::Revision.eq(m.revision))
@@ -383,7 +400,12 @@ pub async fn accept(
 ) -> AppResult<Opened> {
     let mut v = Validator::new();
     let name = v.required_text("name", input.name.as_deref(), 200);
-    let cpf = match input.cpf.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let cpf = match input
+        .cpf
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         None => {
             v.add("cpf", "required", "Campo obrigatório");
             None

@@ -94,7 +94,11 @@ async fn form_outcome(
                 .map(|f| f.message.clone())
                 .collect::<Vec<_>>()
                 .join("; ");
-            let text = if detail.is_empty() { msg.detail } else { detail };
+            let text = if detail.is_empty() {
+                msg.detail
+            } else {
+                detail
+            };
             let o = public::open(state, token, who).await?;
             Ok((e.status(), Html(public::page(&o, token, Some(&text)))).into_response())
         }
@@ -139,7 +143,14 @@ pub async fn public_reject_form(
     let who = visitor(&state, &meta, &headers).await?;
     let input: RejectProposalRequest = form(&body)?;
     let r = public::reject(&state, &token, &who, input).await;
-    form_outcome(&state, &token, &who, r, "Proposta recusada. Obrigado pelo retorno.").await
+    form_outcome(
+        &state,
+        &token,
+        &who,
+        r,
+        "Proposta recusada. Obrigado pelo retorno.",
+    )
+    .await
 }
 
 /// The proposal as JSON (the frozen text, items and totals). The first opening marks it `viewed`.

@@ -27,12 +27,60 @@ pub const FILTERS: &[&str] = &[
 
 /// minijinja's built-in filters (the `builtins` feature), accepted at save.
 const BUILTIN_FILTERS: &[&str] = &[
-    "safe", "escape", "e", "upper", "lower", "title", "capitalize", "replace", "length", "count",
-    "dictsort", "items", "reverse", "trim", "join", "default", "d", "round", "abs", "first", "last",
-    "min", "max", "sort", "list", "bool", "float", "int", "batch", "slice", "indent", "select",
-    "reject", "selectattr", "rejectattr", "map", "unique", "groupby", "chain", "zip", "attr",
-    "string", "sum", "pprint", "split", "lines", "format", "tojson", "urlencode", "truncate",
-    "wordcount", "center", "striptags", "wordwrap",
+    "safe",
+    "escape",
+    "e",
+    "upper",
+    "lower",
+    "title",
+    "capitalize",
+    "replace",
+    "length",
+    "count",
+    "dictsort",
+    "items",
+    "reverse",
+    "trim",
+    "join",
+    "default",
+    "d",
+    "round",
+    "abs",
+    "first",
+    "last",
+    "min",
+    "max",
+    "sort",
+    "list",
+    "bool",
+    "float",
+    "int",
+    "batch",
+    "slice",
+    "indent",
+    "select",
+    "reject",
+    "selectattr",
+    "rejectattr",
+    "map",
+    "unique",
+    "groupby",
+    "chain",
+    "zip",
+    "attr",
+    "string",
+    "sum",
+    "pprint",
+    "split",
+    "lines",
+    "format",
+    "tojson",
+    "urlencode",
+    "truncate",
+    "wordcount",
+    "center",
+    "striptags",
+    "wordwrap",
 ];
 
 /// `R$ 1.234,56` from integer cents.
@@ -67,7 +115,9 @@ fn f_money(v: Value) -> String {
 }
 
 fn f_words(v: Value) -> String {
-    cents_of(&v).map(words::brl).unwrap_or_else(|| v.to_string())
+    cents_of(&v)
+        .map(words::brl)
+        .unwrap_or_else(|| v.to_string())
 }
 
 fn f_cnpj(v: Value) -> String {
@@ -372,11 +422,14 @@ fn template_error(src: &str, e: &minijinja::Error, code: &str) -> FieldError {
         Some(r) => line_col(src, r.start),
         None => (e.line().unwrap_or(1), 1),
     };
-    let detail = e.detail().map(str::to_string).unwrap_or_else(|| e.kind().to_string());
+    let detail = e
+        .detail()
+        .map(str::to_string)
+        .unwrap_or_else(|| e.kind().to_string());
     FieldError::new(
         "body",
         code,
-        &format!("Erro no modelo na linha {line}, coluna {col}: {detail}"),
+        format!("Erro no modelo na linha {line}, coluna {col}: {detail}"),
     )
 }
 
@@ -393,7 +446,7 @@ pub fn check(src: &str, kind: TemplateKind) -> Result<(), FieldError> {
             return Err(FieldError::new(
                 "body",
                 "unknown_filter",
-                &format!(
+                format!(
                     "Erro no modelo na linha {line}, coluna {col}: filtro desconhecido '{name}' \
                      (disponíveis: {})",
                     FILTERS.join(", ")
@@ -588,6 +641,7 @@ pub fn today_br(now: DateTime<Utc>) -> String {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -617,22 +671,38 @@ mod tests {
 
     #[test]
     fn syntax_error_has_line_and_column() {
-        let e = check("linha 1\nlinha 2 {{ customer.name \n", TemplateKind::Proposal).unwrap_err();
+        let e = check(
+            "linha 1\nlinha 2 {{ customer.name \n",
+            TemplateKind::Proposal,
+        )
+        .unwrap_err();
         assert_eq!(e.code, "template_syntax");
         assert!(e.message.contains("linha 2"), "{}", e.message);
     }
 
     #[test]
     fn unknown_filter_is_named_with_position() {
-        let e = check("ok\n  {{ totals.mrr_cents | dinheiro }}", TemplateKind::Proposal).unwrap_err();
+        let e = check(
+            "ok\n  {{ totals.mrr_cents | dinheiro }}",
+            TemplateKind::Proposal,
+        )
+        .unwrap_err();
         assert_eq!(e.code, "unknown_filter");
         assert!(e.message.contains("linha 2, coluna 25"), "{}", e.message);
         assert!(e.message.contains("dinheiro"));
         // In a branch never taken, too.
-        let e = check("{% if false %}{{ x | nope }}{% endif %}", TemplateKind::Proposal).unwrap_err();
+        let e = check(
+            "{% if false %}{{ x | nope }}{% endif %}",
+            TemplateKind::Proposal,
+        )
+        .unwrap_err();
         assert_eq!(e.code, "unknown_filter");
         // Filters inside strings are not filters.
-        check("{{ 'a | b' }} {{ x | default('y') | upper }}", TemplateKind::Proposal).unwrap();
+        check(
+            "{{ 'a | b' }} {{ x | default('y') | upper }}",
+            TemplateKind::Proposal,
+        )
+        .unwrap();
         check("{% filter upper %}x{% endfilter %}", TemplateKind::Proposal).unwrap();
         assert!(check("{% filter nope %}x{% endfilter %}", TemplateKind::Proposal).is_err());
     }

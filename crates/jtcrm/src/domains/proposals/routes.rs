@@ -77,7 +77,9 @@ pub async fn list_proposal_templates(
     ctx: TenantCtx,
     ApiQuery(q): ApiQuery<TemplateQuery>,
 ) -> AppResult<Json<Page<DocumentTemplate>>> {
-    Ok(Json(templates::list(&state, &ctx, TemplateKind::Proposal, q).await?))
+    Ok(Json(
+        templates::list(&state, &ctx, TemplateKind::Proposal, q).await?,
+    ))
 }
 
 /// Add a proposal template (admins and managers). Syntax errors and unknown filters answer `422`
@@ -94,7 +96,15 @@ pub async fn create_proposal_template(
     headers: HeaderMap,
     JsonBytes(body): JsonBytes,
 ) -> AppResult<Response> {
-    tpl_create(state, ctx, headers, body, TemplateKind::Proposal, "/api/proposals/templates").await
+    tpl_create(
+        state,
+        ctx,
+        headers,
+        body,
+        TemplateKind::Proposal,
+        "/api/proposals/templates",
+    )
+    .await
 }
 
 /// Get a proposal template.
@@ -144,7 +154,9 @@ pub async fn list_contract_templates(
     ctx: TenantCtx,
     ApiQuery(q): ApiQuery<TemplateQuery>,
 ) -> AppResult<Json<Page<DocumentTemplate>>> {
-    Ok(Json(templates::list(&state, &ctx, TemplateKind::Contract, q).await?))
+    Ok(Json(
+        templates::list(&state, &ctx, TemplateKind::Contract, q).await?,
+    ))
 }
 
 /// Add a contract template (admins and managers); same rules as proposal templates, with the
@@ -161,7 +173,15 @@ pub async fn create_contract_template(
     headers: HeaderMap,
     JsonBytes(body): JsonBytes,
 ) -> AppResult<Response> {
-    tpl_create(state, ctx, headers, body, TemplateKind::Contract, "/api/contracts/templates").await
+    tpl_create(
+        state,
+        ctx,
+        headers,
+        body,
+        TemplateKind::Contract,
+        "/api/contracts/templates",
+    )
+    .await
 }
 
 /// Get a contract template.
@@ -314,7 +334,11 @@ fn origin(state: &AppState, headers: &HeaderMap) -> String {
     let proto = state
         .settings
         .trust_proxy_headers
-        .then(|| headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()))
+        .then(|| {
+            headers
+                .get("x-forwarded-proto")
+                .and_then(|v| v.to_str().ok())
+        })
         .flatten()
         .filter(|p| *p == "https" || *p == "http")
         .unwrap_or("http");
@@ -337,7 +361,7 @@ pub async fn send_proposal(
 ) -> AppResult<Json<SentProposal>> {
     let base = origin(&state, &headers);
     Ok(Json(
-        service::send(&state, &ctx, id, &base, input.unwrap_or_default()).await?,
+        super::send::send(&state, &ctx, id, &base, input.unwrap_or_default()).await?,
     ))
 }
 
@@ -349,7 +373,7 @@ pub async fn revoke_proposal_link(
     ctx: Authorized<Sellers>,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<Json<Proposal>> {
-    Ok(Json(service::revoke_link(&state, &ctx, id).await?))
+    Ok(Json(super::send::revoke_link(&state, &ctx, id).await?))
 }
 
 /// The sent revisions, oldest first, each frozen (content and SHA-256).
@@ -378,8 +402,10 @@ pub async fn get_proposal_version(
 pub fn pdf_response(number: &str, bytes: Vec<u8>) -> Response {
     let disposition = format!("inline; filename=\"{number}.pdf\"");
     let mut r = (StatusCode::OK, bytes).into_response();
-    r.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/pdf"));
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/pdf"),
+    );
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         r.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
@@ -395,6 +421,6 @@ pub async fn proposal_pdf(
     ctx: TenantCtx,
     ApiPath(id): ApiPath<Uuid>,
 ) -> AppResult<Response> {
-    let (number, bytes) = service::pdf(&state, &ctx, id).await?;
+    let (number, bytes) = super::documents::pdf(&state, &ctx, id).await?;
     Ok(pdf_response(&number, bytes))
 }

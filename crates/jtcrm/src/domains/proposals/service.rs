@@ -6,7 +6,7 @@ use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 use jtcrm_types::dto::Page;
 use jtcrm_types::dto::proposals::{
     Proposal, ProposalCreate, ProposalDecision, ProposalItem, ProposalItemInput, ProposalStatus,
-    ProposalUpdate, ProposalVersion, ProposalView, SendProposalRequest, SentProposal, TemplateKind,
+    ProposalUpdate, ProposalVersion, ProposalView, TemplateKind,
 };
 use jtcrm_types::{ErrorCode, FieldError, money};
 use sea_orm::{
@@ -19,12 +19,10 @@ use utoipa::IntoParams;
 use uuid::Uuid;
 
 use super::model::{proposal, version};
-use super::render::{self, DocData};
 use super::templates;
-use crate::domains::{email, leads, pipelines, users};
+use crate::domains::{email, leads, pipelines};
 use jtcrm_kernel::audit;
 use jtcrm_kernel::error::{AppError, AppResult, Validator};
-use jtcrm_kernel::events;
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::http::guard::{Authorized, Sellers};
 use jtcrm_kernel::http::idempotency::Uncommitted;
@@ -32,7 +30,6 @@ use jtcrm_kernel::http::pagination::{self, Keyset};
 use jtcrm_kernel::quota;
 use jtcrm_kernel::state::AppState;
 use jtcrm_kernel::store::{self, WriteMode};
-use jtcrm_kernel::timeline;
 use jtcrm_kernel::visibility::{sees_all, visible_to};
 
 /// Default validity of a new proposal.
@@ -48,7 +45,8 @@ pub mod kinds {
 
 /// Today in São Paulo (the product's business day; validity ends at its midnight).
 pub fn today(now: DateTime<Utc>) -> NaiveDate {
-    now.with_timezone(&chrono_tz::America::Sao_Paulo).date_naive()
+    now.with_timezone(&chrono_tz::America::Sao_Paulo)
+        .date_naive()
 }
 
 /// When a link of a proposal valid until `d` stops working: the end of that day in São Paulo.
@@ -141,7 +139,7 @@ fn not_found_in_body(field: &str) -> AppError {
     .with_context(json!({"field": field}))
 }
 
-fn invalid_state(status: ProposalStatus, what: &str) -> AppError {
+pub(super) fn invalid_state(status: ProposalStatus, what: &str) -> AppError {
     AppError::new(
         ErrorCode::InvalidStateTransition,
         format!(
@@ -155,13 +153,17 @@ fn invalid_state(status: ProposalStatus, what: &str) -> AppError {
 fn check_valid_until(v: &mut Validator, d: NaiveDate, now: DateTime<Utc>) {
     let t = today(now);
     if d < t {
-        v.add("valid_until", "in_the_past", "A validade não pode estar no passado");
+        v.add(
+            "valid_until",
+            "in_the_past",
+            "A validade não pode estar no passado",
+        );
     } else if d > t + Duration::days(MAX_VALIDITY_DAYS) {
         v.add("valid_until", "too_far", "Validade de no máximo 366 dias");
     }
 }
 
-fn check_email(v: &mut Validator, field: &str, e: &str) -> Option<String> {
+pub(super) fn check_email(v: &mut Validator, field: &str, e: &str) -> Option<String> {
     let e = e.trim();
     if e.is_empty() {
         return None;
@@ -202,12 +204,20 @@ fn validate_items(v: &mut Validator, inputs: &[ProposalItemInput]) -> Vec<Propos
             .map(|s| s.chars().take(60).collect::<String>());
         let quantity = it.quantity.unwrap_or(1);
         if !(1..=money::MAX_QUANTITY).contains(&quantity) {
-            v.add(&f("quantity"), "out_of_range", "Quantidade entre 1 e 100000");
+            v.add(
+                &f("quantity"),
+                "out_of_range",
+                "Quantidade entre 1 e 100000",
+            );
         }
         let mut price = |k: &str, p: Option<i64>| {
             let p = p.unwrap_or(0);
             if !(0..=money::MAX_UNIT_PRICE_CENTS).contains(&p) {
-                v.add(&f(k), "out_of_range", "Valor em centavos entre 0 e 10000000000");
+                v.add(
+                    &f(k),
+                    "out_of_range",
+                    "Valor em centavos entre 0 e 10000000000",
+                );
             }
             p
         };
@@ -243,10 +253,19 @@ fn validate_items(v: &mut Validator, inputs: &[ProposalItemInput]) -> Vec<Propos
 fn totals(v: &mut Validator, items: &[ProposalItem], term: i32) -> money::Totals {
     let lines: Vec<(i128, i128)> = items
         .iter()
-        .map(|i| (i128::from(i.monthly_total_cents), i128::from(i.setup_total_cents)))
+        .map(|i| {
+            (
+                i128::from(i.monthly_total_cents),
+                i128::from(i.setup_total_cents),
+            )
+        })
         .collect();
     money::deal_totals(&lines, term).unwrap_or_else(|| {
-        v.add("items", "too_large", "Valor total acima do limite (R$ 1 bilhão)");
+        v.add(
+            "items",
+            "too_large",
+            "Valor total acima do limite (R$ 1 bilhão)",
+        );
         money::Totals {
             mrr_cents: 0,
             setup_cents: 0,
@@ -320,9 +339,7 @@ pub async fn create(
     };
 
     let txn = state.begin().await?;
-    let year = now
-        .with_timezone(&chrono_tz::America::Sao_Paulo)
-        .year();
+    let year = now.with_timezone(&chrono_tz::America::Sao_Paulo).year();
     let seq = quota::advance(&*txn, ctx.tenant_id, &format!("proposal_number:{year}"), 1).await?;
     let number = format!("PROP-{year}-{seq:04}");
     let id = Uuid::now_v7();
@@ -498,13 +515,9 @@ pub async fn update(
     }
     am.updated_at = Set(now);
     am.version = Set(ver + 1);
-    let m = store::optimistic_update::<proposal::Entity, _>(
-        &*txn,
-        am,
-        proposal::Column::Version,
-        ver,
-    )
-    .await?;
+    let m =
+        store::optimistic_update::<proposal::Entity, _>(&*txn, am, proposal::Column::Version, ver)
+            .await?;
     let dto = to_dto(m);
     let after = serde_json::to_value(&dto).unwrap_or_default();
     audit::record(
@@ -551,7 +564,11 @@ pub struct ProposalQuery {
 }
 
 /// Proposals, newest first, keyset-paginated. Sales users see their own unless team visibility.
-pub async fn list(state: &AppState, ctx: &TenantCtx, q: ProposalQuery) -> AppResult<Page<Proposal>> {
+pub async fn list(
+    state: &AppState,
+    ctx: &TenantCtx,
+    q: ProposalQuery,
+) -> AppResult<Page<Proposal>> {
     let limit = pagination::limit(q.limit)?;
     let now = Utc::now();
     let t = today(now);
@@ -562,7 +579,10 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: ProposalQuery) -> AppRes
         sel = sel.filter(proposal::Column::OwnerId.eq(ctx.user_id));
     }
     if let Some(s) = q.status {
-        let live = [ProposalStatus::Sent.as_str(), ProposalStatus::Viewed.as_str()];
+        let live = [
+            ProposalStatus::Sent.as_str(),
+            ProposalStatus::Viewed.as_str(),
+        ];
         sel = match s {
             ProposalStatus::Expired => sel.filter(
                 Condition::any()
@@ -685,341 +705,4 @@ pub async fn frozen<C: ConnectionTrait>(
     Ok(version::Entity::find_by_id((tenant_id, id, revision))
         .one(conn)
         .await?)
-}
-
-// ---------- documents ----------
-
-/// The data the template renders, from the proposal and what it links to.
-pub async fn doc_data<C: ConnectionTrait>(
-    conn: &C,
-    company: &str,
-    m: &proposal::Model,
-) -> AppResult<DocData> {
-    let now = Utc::now();
-    let lead = match m.lead_id {
-        Some(l) => leads::find_live(conn, m.tenant_id, l).await?,
-        None => None,
-    };
-    let opp = pipelines::opportunities::find(conn, m.tenant_id, m.opportunity_id).await?;
-    let seller = match m.owner_id {
-        Some(u) => users::service::find(conn, m.tenant_id, u).await?,
-        None => None,
-    };
-    let customer = match lead {
-        Some(l) => {
-            let mut parts = vec![];
-            if let Some(c) = &l.city {
-                parts.push(match &l.state {
-                    Some(s) => format!("{c}/{s}"),
-                    None => c.clone(),
-                });
-            }
-            if let Some(cep) = &l.cep {
-                parts.push(format!("CEP {cep}"));
-            }
-            render::Customer {
-                name: l.name,
-                company: l.company,
-                cnpj: l.cnpj,
-                email: l.email,
-                phone: l.phone,
-                address: (!parts.is_empty()).then(|| parts.join(", ")),
-                city: l.city,
-                state: l.state,
-                cep: l.cep,
-            }
-        }
-        None => render::Customer {
-            name: m.title.clone(),
-            email: m.recipient_email.clone(),
-            ..Default::default()
-        },
-    };
-    let items = items_of(m);
-    let equipment = items
-        .iter()
-        .filter(|i| i.monthly_total_cents == 0 && i.setup_total_cents == 0)
-        .map(|i| render::Equipment {
-            name: i.name.clone(),
-            quantity: i.quantity,
-        })
-        .collect();
-    Ok(DocData {
-        company: render::Company {
-            name: company.to_string(),
-        },
-        lead: customer.clone(),
-        customer,
-        opportunity: render::OpportunityData {
-            id: m.opportunity_id.to_string(),
-            title: opp.map(|o| o.title).unwrap_or_else(|| m.title.clone()),
-            term_months: m.term_months,
-        },
-        proposal: render::ProposalData {
-            number: m.number.clone(),
-            title: m.title.clone(),
-            valid_until: m.valid_until.to_string(),
-            created_at: m.created_at.to_rfc3339(),
-            revision: m.revision,
-            notes: m.notes.clone(),
-        },
-        items,
-        totals: render::Totals {
-            mrr_cents: m.mrr_cents,
-            setup_cents: m.setup_cents,
-            tcv_cents: m.tcv_cents,
-        },
-        validity: render::date_br(m.valid_until),
-        valid_until: m.valid_until.to_string(),
-        seller: seller
-            .map(|u| render::Seller {
-                name: u.name,
-                email: Some(u.email),
-                phone: u.phone,
-            })
-            .unwrap_or_default(),
-        contract: render::ContractData {
-            term_months: m.term_months,
-            early_termination_rule: render::DEFAULT_EARLY_TERMINATION_RULE.into(),
-            sla: render::DEFAULT_SLA.into(),
-            equipment,
-        },
-        items_table: render::ITEMS_MARKER,
-        today: render::today_br(now),
-    })
-}
-
-/// The proposal rendered with its template (the tenant's default, the built-in one if that fails).
-pub async fn render_current<C: ConnectionTrait>(
-    conn: &C,
-    company: &str,
-    m: &proposal::Model,
-) -> AppResult<String> {
-    let data = doc_data(conn, company, m).await?;
-    let body = templates::body_for(conn, m.tenant_id, TemplateKind::Proposal, m.template_id).await?;
-    match render::render(&body, &data) {
-        Ok(s) => Ok(s),
-        Err(e) => {
-            tracing::warn!(proposal_id = %m.id, error = %e, "modelo da proposta falhou; usando o padrão");
-            render::render(templates::builtin(TemplateKind::Proposal), &data)
-                .map_err(AppError::internal)
-        }
-    }
-}
-
-/// The PDF of the current revision (the frozen content once sent).
-pub async fn pdf(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<(String, Vec<u8>)> {
-    let m = find_visible(&state.db, ctx, id).await?;
-    let content = match frozen(&state.db, ctx.tenant_id, id, m.revision).await? {
-        Some(v) if m.status != ProposalStatus::Draft.as_str() => v.content,
-        _ => render_current(&state.db, &ctx.tenant.name, &m).await?,
-    };
-    let bytes = super::pdf::render_async(
-        ctx.tenant.name.clone(),
-        m.number.clone(),
-        content,
-        items_of(&m),
-        render::Totals {
-            mrr_cents: m.mrr_cents,
-            setup_cents: m.setup_cents,
-            tcv_cents: m.tcv_cents,
-        },
-    )
-    .await?;
-    Ok((m.number, bytes))
-}
-
-// ---------- send ----------
-
-/// A new public token: the tenant id (32 hex digits) followed by 32 random bytes (base64url), so
-/// the lookup is `(tenant_id, sha256)`. Only the hash is stored.
-pub fn new_token(tenant_id: Uuid) -> String {
-    format!(
-        "{}{}",
-        tenant_id.simple(),
-        jtcrm_kernel::security::random_token(32)
-    )
-}
-
-pub async fn send(
-    state: &AppState,
-    ctx: &Authorized<Sellers>,
-    id: Uuid,
-    base_url: &str,
-    input: SendProposalRequest,
-) -> AppResult<SentProposal> {
-    let now = Utc::now();
-    let mut v = Validator::new();
-    let to = input.to.as_deref().and_then(|e| check_email(&mut v, "to", e));
-    let message = v.optional_text("message", input.message.as_deref(), 5_000);
-    v.finish()?;
-    let txn = state.begin().await?;
-    let current = find_visible(&*txn, ctx, id).await?;
-    let status = effective_status(&current, now);
-    if !matches!(
-        status,
-        ProposalStatus::Draft | ProposalStatus::Sent | ProposalStatus::Viewed
-    ) {
-        return Err(invalid_state(status, "enviar a proposta"));
-    }
-    let Some(to) = to.or_else(|| current.recipient_email.clone()) else {
-        return Err(AppError::field(
-            "to",
-            "required",
-            "Informe o e-mail do cliente (o lead não tem e-mail)",
-        ));
-    };
-    if current.items == serde_json::Value::Array(vec![]) {
-        return Err(AppError::field(
-            "items",
-            "required",
-            "A proposta não tem itens",
-        ));
-    }
-    // Freeze this revision (a re-send of the same revision keeps the first frozen text).
-    let content = match frozen(&*txn, ctx.tenant_id, id, current.revision).await? {
-        Some(v) => v.content,
-        None => {
-            let content = render_current(&*txn, &ctx.tenant.name, &current).await?;
-            version::Entity::insert(version::ActiveModel {
-                tenant_id: Set(ctx.tenant_id),
-                proposal_id: Set(id),
-                revision: Set(current.revision),
-                snapshot: Set(serde_json::to_value(to_dto(current.clone()))
-                    .map_err(AppError::internal)?),
-                content_sha256: Set(render::document_sha256(
-                    &content,
-                    &items_of(&current),
-                    &render::Totals {
-                        mrr_cents: current.mrr_cents,
-                        setup_cents: current.setup_cents,
-                        tcv_cents: current.tcv_cents,
-                    },
-                )),
-                content: Set(content.clone()),
-                sent_at: Set(now),
-            })
-            .exec_without_returning(&*txn)
-            .await?;
-            content
-        }
-    };
-    let _ = content;
-    let token = new_token(ctx.tenant_id);
-    let url = format!("{}/p/{token}", base_url.trim_end_matches('/'));
-    let ver = current.version;
-    let number = current.number.clone();
-    let valid_until = current.valid_until;
-    let lead_id = current.lead_id;
-    let opp_id = current.opportunity_id;
-    let revision = current.revision;
-    let mut am = current.into_active_model();
-    if status == ProposalStatus::Draft {
-        am.status = Set(ProposalStatus::Sent.as_str().into());
-    }
-    am.sent_at = Set(Some(now));
-    am.recipient_email = Set(Some(to.clone()));
-    am.link_token_hash = Set(Some(jtcrm_kernel::security::sha256_hex(&token)));
-    am.link_expires_at = Set(Some(end_of_day(valid_until)));
-    am.link_revoked_at = Set(None);
-    am.updated_at = Set(now);
-    am.version = Set(ver + 1);
-    let m = store::optimistic_update::<proposal::Entity, _>(
-        &*txn,
-        am,
-        proposal::Column::Version,
-        ver,
-    )
-    .await?;
-    let company = ctx.tenant.name.clone();
-    let mut body = String::new();
-    if let Some(msg) = &message {
-        body.push_str(msg);
-        body.push_str("\n\n");
-    }
-    body.push_str(&format!(
-        "{company} enviou a proposta comercial {number} para você.\n\n\
-         Veja a proposta, baixe o PDF e aceite ou recuse neste link:\n{url}\n\n\
-         A proposta é válida até {}.\n",
-        render::date_br(valid_until)
-    ));
-    let email_id = email::queue(
-        &*txn,
-        &state.settings,
-        email::NewEmail {
-            tenant_id: ctx.tenant_id,
-            to: to.clone(),
-            subject: format!("Proposta {number} — {company}"),
-            body_text: body,
-            lead_id,
-            user_id: None,
-            kind: "proposal",
-            idempotency_key: None,
-            actor_id: Some(ctx.user_id),
-        },
-    )
-    .await?;
-    let data = json!({"proposal_id": id, "number": number, "revision": revision, "to": to});
-    events::emit(
-        &*txn,
-        events::Event {
-            tenant_id: ctx.tenant_id,
-            event_type: "proposal.sent",
-            entity_type: "opportunity",
-            entity_id: opp_id,
-            actor_id: Some(ctx.user_id),
-            data: data.clone(),
-        },
-    )
-    .await?;
-    timeline::record(
-        &*txn,
-        timeline::NewEntry {
-            tenant_id: ctx.tenant_id,
-            lead_id,
-            opportunity_id: Some(opp_id),
-            kind: kinds::SENT,
-            actor_id: Some(ctx.user_id),
-            summary: format!("Proposta {number} enviada para {to}"),
-            data: data.clone(),
-            reference: Some(("proposal", id)),
-        },
-    )
-    .await?;
-    audit::record(
-        &*txn,
-        audit::Entry::tenant(ctx, "send", "proposal", id, data),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(SentProposal {
-        proposal: to_dto(m),
-        public_url: url,
-        email_id,
-    })
-}
-
-/// Revokes the customer's link (a new `send` issues a new one).
-pub async fn revoke_link(state: &AppState, ctx: &Authorized<Sellers>, id: Uuid) -> AppResult<Proposal> {
-    let txn = state.begin().await?;
-    let current = find_visible(&*txn, ctx, id).await?;
-    let ver = current.version;
-    let mut am = current.into_active_model();
-    am.link_revoked_at = Set(Some(Utc::now()));
-    am.updated_at = Set(Utc::now());
-    am.version = Set(ver + 1);
-    let m = store::optimistic_update::<proposal::Entity, _>(
-        &*txn,
-        am,
-        proposal::Column::Version,
-        ver,
-    )
-    .await?;
-    audit::record(
-        &*txn,
-        audit::Entry::tenant(ctx, "revoke_link", "proposal", id, json!({})),
-    )
-    .await?;
-    txn.commit().await?;
-    Ok(to_dto(m))
 }

@@ -74,7 +74,9 @@ pub async fn body_for<C: ConnectionTrait>(
         .filter(template::Column::IsDefault.eq(true))
         .one(conn)
         .await?;
-    Ok(default.map(|t| t.body).unwrap_or_else(|| builtin(kind).to_string()))
+    Ok(default
+        .map(|t| t.body)
+        .unwrap_or_else(|| builtin(kind).to_string()))
 }
 
 pub fn builtin(kind: TemplateKind) -> &'static str {
@@ -90,7 +92,11 @@ struct Draft {
     is_default: bool,
 }
 
-fn validate(input: &TemplateInput, kind: TemplateKind, cur: Option<&template::Model>) -> AppResult<Draft> {
+fn validate(
+    input: &TemplateInput,
+    kind: TemplateKind,
+    cur: Option<&template::Model>,
+) -> AppResult<Draft> {
     let mut v = Validator::new();
     let name = v.required_text("name", input.name.as_deref(), 200);
     let body = match input.body.as_deref() {
@@ -107,7 +113,11 @@ fn validate(input: &TemplateInput, kind: TemplateKind, cur: Option<&template::Mo
             None
         }
         Some(b) if b.contains('\0') => {
-            v.add("body", "invalid_value", "O modelo não pode conter o caractere NUL");
+            v.add(
+                "body",
+                "invalid_value",
+                "O modelo não pode conter o caractere NUL",
+            );
             None
         }
         Some(b) => match render::check(b, kind) {
@@ -303,8 +313,16 @@ pub fn seed_tenant<'a>(
     Box::pin(async move {
         let now = Utc::now();
         for (kind, name, body) in [
-            (TemplateKind::Proposal, defaults::PROPOSAL_NAME, defaults::PROPOSAL),
-            (TemplateKind::Contract, defaults::CONTRACT_NAME, defaults::CONTRACT),
+            (
+                TemplateKind::Proposal,
+                defaults::PROPOSAL_NAME,
+                defaults::PROPOSAL,
+            ),
+            (
+                TemplateKind::Contract,
+                defaults::CONTRACT_NAME,
+                defaults::CONTRACT,
+            ),
         ] {
             template::Entity::insert(template::ActiveModel {
                 tenant_id: Set(seed.tenant_id),
@@ -326,6 +344,7 @@ pub fn seed_tenant<'a>(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
