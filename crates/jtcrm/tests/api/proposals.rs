@@ -860,3 +860,63 @@ async fn the_public_endpoints_are_rate_limited_per_ip() {
     }
     assert_eq!(last, 429);
 }
+
+#[tokio::test]
+async fn the_html_page_forms_accept_a_proposal() {
+    let app = spawn_app().await;
+    let (t, _, opp) = setup(&app).await;
+    let tok = &t.admin_token;
+    let p = create(&app, tok, &opp).await;
+    let id = p["id"].as_str().unwrap().to_string();
+    let sent = send(&app, tok, &id).await;
+    let token = token_of(sent["public_url"].as_str().unwrap());
+    let page = app
+        .raw(Method::GET, &format!("/p/{token}"))
+        .send()
+        .await
+        .unwrap();
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("form-action 'self'") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    let html = page.text().await.unwrap();
+    assert!(html.contains(&format!("action=\"/p/{token}/accept\"")));
+    // JSON to the form endpoint: 415.
+    let r = app
+        .send(
+            Method::POST,
+            &format!("/p/{token}/accept"),
+            None,
+            Some(json!({"name": "A", "cpf": "52998224725"})),
+        )
+        .await;
+    r.assert_problem(415, "unsupported_media_type");
+    // A bad CPF: the page again, with the message, 422.
+    let r = app
+        .raw(Method::POST, &format!("/p/{token}/accept"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=Maria+Souza&cpf=123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    assert!(r.text().await.unwrap().contains("CPF"));
+    let r = app
+        .raw(Method::POST, &format!("/p/{token}/accept"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("name=Maria+Souza&cpf=529.982.247-25")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Proposta aceita"), "{html}");
+    assert!(!html.contains("action=\"/p/"), "no forms once answered");
+    let got = app.get(&format!("{P}/{id}"), tok).await.body;
+    assert_eq!(got["status"], "accepted");
+    assert_eq!(got["decision"]["name"], "Maria Souza");
+}

@@ -15,6 +15,7 @@ use super::routes::pdf_response;
 use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::{ApiJson, ApiPath, RequestMeta};
 use jtcrm_kernel::state::AppState;
+use jtcrm_types::ErrorCode;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -39,7 +40,21 @@ async fn visitor(state: &AppState, meta: &RequestMeta, headers: &HeaderMap) -> A
     })
 }
 
-fn form<T: DeserializeOwned>(body: &[u8]) -> AppResult<T> {
+/// A form body; anything but `application/x-www-form-urlencoded` is `415`.
+fn form<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> AppResult<T> {
+    let ct = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !ct
+        .to_ascii_lowercase()
+        .starts_with("application/x-www-form-urlencoded")
+    {
+        return Err(AppError::new(
+            ErrorCode::UnsupportedMediaType,
+            "Envie o formulário como application/x-www-form-urlencoded.",
+        ));
+    }
     serde_urlencoded::from_bytes(body).map_err(|_| AppError::bad_request("Formulário inválido."))
 }
 
@@ -111,7 +126,9 @@ async fn form_outcome(
     params(("token" = String, Path, description = "The link's token")),
     request_body(content = AcceptProposalRequest, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "The page with the outcome", content_type = "text/html", body = String),
-        (status = 409, description = "Already answered", content_type = "text/html", body = String),
+        (status = 409, description = "Already answered: the page with the notice (HTML)", content((String = "text/html"), (Problem = "application/problem+json"))),
+        (status = 422, description = "Invalid name, CPF or reason: the page with the notice (HTML); an unreadable form is problem+json", content((String = "text/html"), (Problem = "application/problem+json"))),
+        (status = 415, description = "Not a form body", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests from this IP", body = Problem, content_type = "application/problem+json")))]
 pub async fn public_accept_form(
     State(state): State<AppState>,
@@ -121,7 +138,7 @@ pub async fn public_accept_form(
     body: axum::body::Bytes,
 ) -> AppResult<Response> {
     let who = visitor(&state, &meta, &headers).await?;
-    let input: AcceptProposalRequest = form(&body)?;
+    let input: AcceptProposalRequest = form(&headers, &body)?;
     let r = public::accept(&state, &token, &who, input).await;
     form_outcome(&state, &token, &who, r, "Proposta aceita. Obrigado!").await
 }
@@ -131,7 +148,9 @@ pub async fn public_accept_form(
     params(("token" = String, Path, description = "The link's token")),
     request_body(content = RejectProposalRequest, content_type = "application/x-www-form-urlencoded"),
     responses((status = 200, description = "The page with the outcome", content_type = "text/html", body = String),
-        (status = 409, description = "Already answered", content_type = "text/html", body = String),
+        (status = 409, description = "Already answered: the page with the notice (HTML)", content((String = "text/html"), (Problem = "application/problem+json"))),
+        (status = 422, description = "Invalid name, CPF or reason: the page with the notice (HTML); an unreadable form is problem+json", content((String = "text/html"), (Problem = "application/problem+json"))),
+        (status = 415, description = "Not a form body", body = Problem, content_type = "application/problem+json"),
         (status = 429, description = "Too many requests from this IP", body = Problem, content_type = "application/problem+json")))]
 pub async fn public_reject_form(
     State(state): State<AppState>,
@@ -141,7 +160,7 @@ pub async fn public_reject_form(
     body: axum::body::Bytes,
 ) -> AppResult<Response> {
     let who = visitor(&state, &meta, &headers).await?;
-    let input: RejectProposalRequest = form(&body)?;
+    let input: RejectProposalRequest = form(&headers, &body)?;
     let r = public::reject(&state, &token, &who, input).await;
     form_outcome(
         &state,
