@@ -12,6 +12,8 @@ pub struct PdfBenchOptions {
     pub items: usize,
     /// Threads rendering at once (1 = sequential).
     pub threads: usize,
+    /// Where to write one of the PDFs, to look at it.
+    pub sample: Option<std::path::PathBuf>,
 }
 
 pub struct PdfBenchReport {
@@ -65,6 +67,18 @@ fn peak_rss_kib() -> Option<u64> {
         .ok()
 }
 
+fn build(d: &render::DocData) -> anyhow::Result<Vec<u8>> {
+    let text = render::render(defaults::PROPOSAL, d)?;
+    pdf::render(
+        &d.company.name,
+        &d.proposal.number,
+        &text,
+        &d.items,
+        &d.totals,
+    )
+    .map_err(anyhow::Error::msg)
+}
+
 fn one(d: &render::DocData) -> anyhow::Result<(f64, usize)> {
     let started = Instant::now();
     let text = render::render(defaults::PROPOSAL, d)?;
@@ -81,8 +95,11 @@ fn one(d: &render::DocData) -> anyhow::Result<(f64, usize)> {
 
 pub fn run(o: &PdfBenchOptions) -> anyhow::Result<PdfBenchReport> {
     let d = data(o.items);
-    // Warm-up.
-    one(&d)?;
+    // Warm-up (and the sample).
+    let first = build(&d)?;
+    if let Some(p) = &o.sample {
+        std::fs::write(p, &first)?;
+    }
     let threads = o.threads.max(1);
     let started = Instant::now();
     let per = o.count.div_ceil(threads);

@@ -77,6 +77,9 @@ struct BenchPdfArgs {
     /// Threads rendering at once.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Write one of the PDFs here.
+    #[arg(long)]
+    sample: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -280,6 +283,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 count: a.count,
                 items: a.items,
                 threads: a.threads,
+                sample: a.sample,
             })?;
             println!(
                 "{} PDFs of {} items on {} thread(s) in {:.2} s: {:.1} PDFs/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} bytes each, peak RSS {} KiB",

@@ -62,6 +62,19 @@ async fn setup(app: &TestApp) -> (TestTenant, String, String) {
     (t, lead, opp.id())
 }
 
+/// Polls the proposal until it answers `want` (the tenant snapshot with the visibility setting
+/// is cached for a few seconds); returns the last status after 15 s.
+async fn poll_status(app: &TestApp, token: &str, id: &str, want: u16) -> u16 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let s = app.get(&format!("{P}/{id}"), token).await.status.as_u16();
+        if s == want || std::time::Instant::now() > deadline {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 async fn create(app: &TestApp, token: &str, opp: &str) -> Value {
     let r = app.post(P, token, json!({"opportunity_id": opp})).await;
     r.assert(201);
@@ -83,6 +96,13 @@ fn pdftotext(bytes: &[u8]) -> String {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("doc.pdf");
     std::fs::write(&path, bytes).unwrap();
+    // For a look at the layout: JTCRM_DUMP_PDF=/some/dir keeps a copy.
+    if let Ok(keep) = std::env::var("JTCRM_DUMP_PDF") {
+        let _ = std::fs::copy(
+            &path,
+            std::path::Path::new(&keep).join(format!("{}.pdf", uuid::Uuid::now_v7())),
+        );
+    }
     let out = std::process::Command::new("pdftotext")
         .arg("-layout")
         .arg(&path)
@@ -655,6 +675,23 @@ async fn sellers_see_their_own_and_other_tenants_see_nothing() {
     app.get(&format!("{P}/{id}"), &seller.token)
         .await
         .assert_problem(404, "not_found");
+    // With team visibility the seller sees the colleague's proposal too.
+    app.put(
+        "/api/tenant",
+        tok,
+        json!({"settings": {"team_visibility": true}}),
+    )
+    .await
+    .assert(200);
+    assert_eq!(poll_status(&app, &seller.token, &id, 200).await, 200);
+    app.put(
+        "/api/tenant",
+        tok,
+        json!({"settings": {"team_visibility": false}}),
+    )
+    .await
+    .assert(200);
+    assert_eq!(poll_status(&app, &seller.token, &id, 404).await, 404);
     // The admin's deal is not the seller's either.
     app.post(P, &seller.token, json!({"opportunity_id": opp}))
         .await

@@ -180,6 +180,23 @@ impl Layout<'_> {
         }
     }
 
+    /// A bullet: "•" then the text, its wrapped lines aligned with the text (hanging indent).
+    fn bullet(&mut self, text: &str, size: f32, indent: f32) {
+        let lh = size * 1.4;
+        let hang = self.regular.width("• ", size);
+        let lines = self
+            .regular
+            .wrap(text, size, PAGE_W - 2.0 * MARGIN - indent - hang);
+        for (i, l) in lines.into_iter().enumerate() {
+            self.ensure(lh);
+            self.y += lh;
+            if i == 0 {
+                self.text(MARGIN + indent, size, false, "•".to_string());
+            }
+            self.text(MARGIN + indent + hang, size, false, l);
+        }
+    }
+
     fn table_header(&mut self) {
         let h = 18.0;
         self.ensure(h + 16.0);
@@ -341,7 +358,7 @@ pub fn render(
                 l.paragraph(&t, 12.0, true, 0.0, 6.0)
             }
             Block::Para(t) => l.paragraph(&t, BODY, false, 0.0, 0.0),
-            Block::Bullet(t) => l.paragraph(&format!("• {t}"), BODY, false, 10.0, 0.0),
+            Block::Bullet(t) => l.bullet(&t, BODY, 10.0),
             Block::Gap => l.y += 6.0,
             Block::Items => l.items(items, totals),
         }
