@@ -62,6 +62,24 @@ enum BenchCommand {
     Seed(BenchSeedArgs),
     /// Add opportunities, tasks and a long timeline to a tenant seeded by `bench seed`.
     SeedSales(BenchSalesArgs),
+    /// Render proposal PDFs (default template, 30 items each): PDFs/s, p99 per PDF, peak RSS.
+    Pdf(BenchPdfArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchPdfArgs {
+    /// PDFs to render.
+    #[arg(long, default_value_t = 1000)]
+    count: usize,
+    /// Items (lines) per proposal.
+    #[arg(long, default_value_t = 30)]
+    items: usize,
+    /// Threads rendering at once.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Write one of the PDFs here.
+    #[arg(long)]
+    sample: Option<std::path::PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -274,6 +292,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &a.out,
             ))
             .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command: BenchCommand::Pdf(a),
+        } => {
+            let r = jtcrm_bench::pdf::run(&jtcrm_bench::pdf::PdfBenchOptions {
+                count: a.count,
+                items: a.items,
+                threads: a.threads,
+                sample: a.sample,
+            })?;
+            println!(
+                "{} PDFs of {} items on {} thread(s) in {:.2} s: {:.1} PDFs/s, p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms, {} bytes each, peak RSS {} KiB",
+                r.count,
+                r.items,
+                r.threads,
+                r.seconds,
+                r.pdfs_per_sec,
+                r.p50_ms,
+                r.p99_ms,
+                r.max_ms,
+                r.avg_bytes,
+                r.peak_rss_kib
+                    .map(|k| k.to_string())
+                    .unwrap_or_else(|| "?".into())
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -158,6 +158,7 @@ pub fn seeders() -> Seeders {
     let mut s = Seeders::new();
     s.add("scoring_rules", crate::domains::leads::scoring::seed_tenant);
     s.add("default_pipeline", crate::domains::pipelines::seed_tenant);
+    s.add("document_templates", crate::domains::proposals::seed_tenant);
     s
 }
 

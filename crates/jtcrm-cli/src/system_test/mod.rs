@@ -14,12 +14,15 @@ use uuid::Uuid;
 
 mod client;
 mod platform;
+mod proposals;
 mod sales;
 
 #[allow(unused_imports)]
 use client::*;
 #[allow(unused_imports)]
 use platform::*;
+#[allow(unused_imports)]
+use proposals::*;
 #[allow(unused_imports)]
 use sales::*;
 
@@ -77,6 +80,7 @@ async fn scenario(c: &Client, ctx: &mut Ctx) -> Result<()> {
     agenda(c, ctx).await?;
     sales_pipeline(c, ctx).await?;
     automations(c, ctx).await?;
+    proposals(c, ctx).await?;
     Ok(())
 }
 

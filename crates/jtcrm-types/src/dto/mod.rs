@@ -11,6 +11,7 @@ pub mod leads;
 pub mod pipelines;
 pub mod plans;
 pub mod products;
+pub mod proposals;
 pub mod tasks;
 pub mod tenants;
 pub mod users;

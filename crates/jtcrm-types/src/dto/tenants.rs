@@ -20,6 +20,9 @@ pub struct TenantSettings {
     pub email_sender_name: Option<String>,
     /// `Reply-To` of the company's emails, so answers reach the team; `null` = none.
     pub email_reply_to: Option<String>,
+    /// When set, a proposal accepted by the customer moves its opportunity to this stage
+    /// (a stage of the tenant; a stage that no longer exists is ignored).
+    pub proposal_accept_stage_id: Option<Uuid>,
 }
 
 impl Default for TenantSettings {
@@ -31,6 +34,7 @@ impl Default for TenantSettings {
             coverage_states: vec![],
             email_sender_name: None,
             email_reply_to: None,
+            proposal_accept_stage_id: None,
         }
     }
 }
@@ -128,6 +132,9 @@ pub struct TenantSettingsInput {
     /// `null` or `""` clears it.
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
     pub email_reply_to: Option<Option<String>>,
+    /// `null` clears it.
+    #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
+    pub proposal_accept_stage_id: Option<Option<Uuid>>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]

@@ -10,6 +10,7 @@ pub mod leads;
 pub mod pipelines;
 pub mod plans;
 pub mod products;
+pub mod proposals;
 pub mod system;
 pub mod tasks;
 pub mod tenants;

@@ -49,6 +49,8 @@ use jtcrm_kernel::state::AppState;
         (name = "leads", description = "Leads, busca, deduplicação, campos personalizados e pontuação"),
         (name = "pipelines", description = "Pipelines (Kanban), etapas, oportunidades, quadro e conversão de leads"),
         (name = "products", description = "Catálogo de produtos e serviços de telecom"),
+        (name = "proposals", description = "Propostas comerciais, modelos de proposta e de contrato, versões, envio e PDF"),
+        (name = "public", description = "Link público da proposta para o cliente (sem autenticação, limitado por IP)"),
         (name = "system", description = "Saúde e métricas")
     )
 )]
@@ -90,6 +92,8 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(domains::tasks::routes::router())
         .merge(domains::timeline::routes::router())
         .merge(domains::automations::routes::router())
+        .merge(domains::proposals::routes::router())
+        .merge(domains::proposals::public_routes::router())
 }
 
 /// The routes and their OpenAPI document (JSON), made exact by [`openapi::exact`].
@@ -179,6 +183,11 @@ const SWAGGER_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'sel
      img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
 
+/// The customer's proposal page (`/p/…`): its own inline styles and forms posting to itself; no
+/// script at all.
+const DOC_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
+     form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+
 /// Everything else is JSON, CSV or text: nothing to run, nothing to frame.
 const API_CSP: &str = "default-src 'none'; frame-ancestors 'none'";
 
@@ -191,6 +200,8 @@ fn security_headers(path: &str, headers: &mut axum::http::HeaderMap) {
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     let csp = if path == "/apidocs" || path.starts_with("/apidocs/") {
         SWAGGER_CSP
+    } else if path.starts_with("/p/") {
+        DOC_CSP
     } else {
         API_CSP
     };

@@ -18,6 +18,7 @@ mod openapi;
 mod pipelines;
 mod plans;
 mod products;
+mod proposals;
 mod rls;
 mod roles;
 mod system;

@@ -81,6 +81,11 @@ pub const TRIGGER_EVENTS: &[(&str, &str)] = &[
     ("opportunity.stage_changed", "opportunity"),
     ("opportunity.won", "opportunity"),
     ("opportunity.lost", "opportunity"),
+    // Proposal events are about the proposal's opportunity (entity), with the proposal in `data`.
+    ("proposal.sent", "opportunity"),
+    ("proposal.viewed", "opportunity"),
+    ("proposal.accepted", "opportunity"),
+    ("proposal.rejected", "opportunity"),
 ];
 
 pub fn entity_type_of(event: &str) -> Option<&'static str> {

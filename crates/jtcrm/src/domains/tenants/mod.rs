@@ -505,6 +505,9 @@ pub async fn update(
         if let Some(tv) = si.team_visibility {
             settings.team_visibility = tv;
         }
+        if let Some(stage) = si.proposal_accept_stage_id {
+            settings.proposal_accept_stage_id = stage;
+        }
         if let Some(states) = &si.coverage_states {
             settings.coverage_states = states
                 .iter()
