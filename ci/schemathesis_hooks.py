@@ -41,13 +41,22 @@ class TenantAdmin:
 
 @schemathesis.hook
 def before_call(ctx, case, **kwargs):
-    """`cursor` is an opaque token the server issued (`next_cursor`); no schema can describe the
-    values that name a page, so a generated one is never "valid data". Positive cases drop it
-    (the first page is asked for); negative cases keep it, and must get 422 `invalid_cursor`."""
+    """Positive cases drop two values only the server can issue:
+
+    - `cursor`, an opaque token (`next_cursor`): no schema describes the values that name a page,
+      so a random string is never valid data (negative cases keep theirs and get `422
+      invalid_cursor`);
+    - `If-Match`, the version of the last read (`ETag`): a generated one names a stale version
+      (`412`, documented) rather than valid data; without it the update is unconditional.
+    """
     meta = getattr(case, "meta", None)
-    positive = meta is not None and meta.generation.mode.is_positive
-    if positive and isinstance(case.query, dict) and "cursor" in case.query:
-        del case.query["cursor"]
+    if meta is None or not meta.generation.mode.is_positive:
+        return
+    if isinstance(case.query, dict):
+        case.query.pop("cursor", None)
+    if isinstance(case.headers, dict):
+        for name in [h for h in case.headers if h.lower() == "if-match"]:
+            del case.headers[name]
 
 
 # ---- Brazilian formats (crates/jtcrm-types/src/br.rs) ----
@@ -92,15 +101,3 @@ schemathesis.openapi.format(
     ),
 )
 schemathesis.openapi.format("cep", _digits(8))
-
-
-@schemathesis.hook("before_call")
-def positive_if_match(ctx, case, **kwargs):
-    """`If-Match` names a version only the server knows (the `ETag` of the last read); a
-    generated one is a stale version (`412`, documented) rather than valid data, so positive
-    cases send none (an unconditional update). Negative cases keep theirs."""
-    meta = getattr(case, "meta", None)
-    positive = meta is not None and meta.generation.mode.is_positive
-    if positive and isinstance(case.headers, dict):
-        for name in [h for h in case.headers if h.lower() == "if-match"]:
-            del case.headers[name]

@@ -99,7 +99,8 @@ pub struct StageInput {
     /// `#RRGGBB`; default by kind.
     #[schema(pattern = r"^\s*#[0-9A-Fa-f]{6}\s*$")]
     pub color: Option<String>,
-    /// 0-based index to insert at (or move to); default: the end (out-of-range values are clamped).
+    /// 0-based index to insert at (or move to); default: the end (beyond the end is the end).
+    #[schema(minimum = 0)]
     pub position: Option<i32>,
 }
 
@@ -237,10 +238,13 @@ pub struct OpportunityInput {
     pub expected_close_date: Option<Option<NaiveDate>>,
     /// 0–100 overrides the stage's probability; `null` goes back to the stage's.
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
+    #[schema(minimum = 0, maximum = 100)]
     pub probability: Option<Option<i32>>,
     /// 1–600; default 12.
+    #[schema(minimum = 1, maximum = 600)]
     pub term_months: Option<i32>,
     /// The one-off value of a deal without items (ignored when equal to the computed TCV).
+    #[schema(minimum = 0, maximum = 100_000_000_000_i64)]
     pub value_cents: Option<i64>,
     /// The full list of lines (replaces the current lines).
     pub items: Option<Vec<OpportunityItemInput>>,
@@ -283,6 +287,7 @@ pub struct ConvertLeadRequest {
     pub title: Option<String>,
     pub items: Option<Vec<OpportunityItemInput>>,
     pub term_months: Option<i32>,
+    #[schema(minimum = 0, maximum = 100_000_000_000_i64)]
     pub value_cents: Option<i64>,
     pub expected_close_date: Option<NaiveDate>,
     pub notes: Option<String>,

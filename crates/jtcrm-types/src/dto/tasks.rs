@@ -98,11 +98,15 @@ pub struct Task {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"title": "Ligar para o João", "type": "call", "priority": "high", "due_at": "2026-11-30T13:00:00Z", "lead_id": "0193a1b2-0000-7000-8000-000000000010"}))]
 pub struct TaskInput {
+    /// Not blank, at most 200 characters (required on create and `PUT`).
+    #[schema(pattern = r"\S", max_length = 200)]
     pub title: Option<String>,
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
     pub description: Option<Option<String>>,
     #[serde(rename = "type")]
+    #[schema(value_type = Option<TaskType>)]
     pub task_type: Option<String>,
+    #[schema(value_type = Option<TaskPriority>)]
     pub priority: Option<String>,
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
     pub due_at: Option<Option<DateTime<Utc>>>,

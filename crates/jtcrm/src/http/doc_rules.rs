@@ -143,7 +143,6 @@ pub fn body_rules(doc: &mut Value) {
     // parameters, each a value or a list of values.
     patch("ExecuteRequest", &|s| {
         let scalar = json!({"type": ["string", "number", "boolean", "null"]});
-        s["properties"]["filter"]["propertyNames"] = json!({"minLength": 1});
         s["properties"]["filter"]["additionalProperties"] = json!({"anyOf": [
             scalar, {"type": "array", "items": scalar, "minItems": 1}
         ]});
@@ -151,6 +150,8 @@ pub fn body_rules(doc: &mut Value) {
     // `pipelines::service::validate_stage`: the stages of a new pipeline are stage creations.
     patch("PipelineInput", &|s| {
         s["properties"]["stages"]["items"] = json!({"$ref": "#/components/schemas/StageCreate"});
+        s["properties"]["stages"]["minItems"] = json!(1);
+        s["properties"]["stages"]["maxItems"] = json!(30);
     });
     // `br::Uf::parse`: a state abbreviation in any case.
     patch("LeadInput", &|s| {
@@ -200,7 +201,7 @@ const SPLITS: &[Split] = &[
         from: "OpportunityInput",
         to: "OpportunityCreate",
         required: &["title"],
-        drop: &[],
+        drop: &["status"],
         ops: &[
             ("/api/pipelines/opportunities", "post"),
             ("/api/pipelines/opportunities/{id}", "put"),

@@ -59,7 +59,8 @@ fn allow_dup(raw: &Option<String>) -> AppResult<bool> {
     }
 }
 
-/// List and search leads.
+/// List and search leads. Besides the parameters below, `cf.<key>=<value>` filters by a custom
+/// field the company defined (e.g. `cf.segmento=provedor`; `422` for an undefined key).
 #[utoipa::path(get, path = "/api/leads", tag = "leads", security(("bearer" = [])),
     params(LeadQueryDoc),
     responses((status = 200, body = Page<Lead>),

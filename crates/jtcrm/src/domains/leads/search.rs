@@ -216,9 +216,8 @@ pub struct LeadQueryDoc {
     pub include_total: Option<bool>,
     /// `true` lists the trash (soft-deleted leads) instead.
     pub deleted: Option<bool>,
-    /// Custom field filter, e.g. `cf.segmento=provedor` (repeatable with other keys).
-    #[param(rename = "cf.{key}")]
-    pub cf: Option<String>,
+    // Custom field filters (`cf.<key>=<value>`, one per defined field) are named by the company's
+    // data, so the operation's description states them instead of a parameter.
 }
 
 fn bad(field: &str, msg: &str) -> AppError {

@@ -310,7 +310,18 @@ pub async fn create(
             let out: Vec<_> = list
                 .iter()
                 .enumerate()
-                .filter_map(|(i, s)| validate_stage(&mut v, &format!("stages[{i}]."), s, None))
+                .filter_map(|(i, s)| {
+                    // The list order is the stage order; a position, if given, is still checked
+                    // like on the stage endpoints.
+                    if s.position.is_some_and(|p| p < 0) {
+                        v.add(
+                            &format!("stages[{i}].position"),
+                            "out_of_range",
+                            "Posição a partir de 0",
+                        );
+                    }
+                    validate_stage(&mut v, &format!("stages[{i}]."), s, None)
+                })
                 .collect();
             if !list.is_empty() && !out.iter().any(|s| s.2 == StageKind::Open) {
                 v.add(
