@@ -68,6 +68,9 @@ async fn resolve(state: &AppState, token: &str) -> AppResult<(TenantSnapshot, pr
         .await?
         .filter(|t| t.status.is_usable())
         .ok_or_else(nf)?;
+    // The token names its company: from here on this request sees that company's rows only
+    // (row-level security's tenant path; the link is unauthenticated, so no `TenantCtx` did it).
+    jtcrm_kernel::db::enter_tenant(tenant_id);
     let now = Utc::now();
     let m = proposal::Entity::find()
         .filter(proposal::Column::TenantId.eq(tenant_id))
