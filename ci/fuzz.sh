@@ -25,8 +25,10 @@ BACKENDS="${JTCRM_FUZZ_BACKENDS:-sqlite postgres}"
 ST_VERSION=4.32.5
 OSV_VERSION=0.9.0
 VENV="${XDG_CACHE_HOME:-$HOME/.cache}/jtcrm-venv"
-if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q "version $ST_VERSION\$" \
-  || ! "$VENV/bin/pip" show openapi-spec-validator 2>/dev/null | grep -q "^Version: $OSV_VERSION\$"; then
+# (Read whole before matching: `grep -q` may exit early and, under pipefail, fail the pipe.)
+have_st=$("$VENV/bin/pip" show schemathesis 2>/dev/null || true)
+have_osv=$("$VENV/bin/pip" show openapi-spec-validator 2>/dev/null || true)
+if ! grep -qx "Version: $ST_VERSION" <<<"$have_st" || ! grep -qx "Version: $OSV_VERSION" <<<"$have_osv"; then
   echo "installing schemathesis $ST_VERSION and openapi-spec-validator $OSV_VERSION in $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --disable-pip-version-check \

@@ -182,9 +182,14 @@ pub struct ScoringRule {
 #[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[schema(example = json!({"field": "position", "operator": "contains", "value": "diretor", "points": 20, "description": "Cargo de decisão"}))]
 pub struct ScoringRuleInput {
+    /// A lead field (`name`, `email`, …, `tags`, `notes`) or `cf.<key>` for a custom field.
     pub field: Option<String>,
+    #[schema(value_type = Option<ScoringOperator>)]
     pub operator: Option<String>,
+    /// A string or number for `eq`, `neq`, `contains`; a number for `gt`, `lt`; a list for `in`
+    /// (or `@coverage_states`); ignored by `exists` and `email_domain_is_corporate`.
     pub value: Option<serde_json::Value>,
+    #[schema(minimum = -100, maximum = 100)]
     pub points: Option<i32>,
     pub description: Option<String>,
     pub active: Option<bool>,

@@ -153,6 +153,41 @@ pub fn body_rules(doc: &mut Value) {
         s["properties"]["stages"]["minItems"] = json!(1);
         s["properties"]["stages"]["maxItems"] = json!(30);
     });
+    // `leads::scoring::validate`: the lead fields a rule reads, and the value each operator takes.
+    patch("ScoringRuleInput", &|s| {
+        s["properties"]["field"]["anyOf"] = json!([
+            {"enum": ["name", "email", "phone", "company", "cnpj", "position", "source", "status",
+                      "tags", "cep", "city", "state", "notes"]},
+            {"type": "null"}
+        ]);
+        let when = |ops: &[&str], then: Value| {
+            json!({"if": {"properties": {"operator": {"enum": ops}}, "required": ["operator"]},
+                   "then": {"properties": {"value": then}, "required": ["value"]}})
+        };
+        s["allOf"] = json!([
+            when(
+                &["gt", "lt"],
+                json!({"anyOf": [
+                    {"type": "number"},
+                    {"type": "string", "pattern": "^\\s*-?[0-9]+([.,][0-9]+)?\\s*$"}
+                ]})
+            ),
+            when(
+                &["in"],
+                json!({"anyOf": [{"type": "array"}, {"const": "@coverage_states"}]})
+            ),
+            when(
+                &["eq", "neq", "contains"],
+                json!({"type": ["string", "number", "boolean", "array"]})
+            ),
+        ]);
+    });
+    // `pipelines::opportunities::create::check_lost_reason`: a lost reason only on a lost deal.
+    patch("OpportunityInput", &|s| {
+        s["if"] =
+            json!({"not": {"properties": {"status": {"const": "lost"}}, "required": ["status"]}});
+        s["then"] = json!({"properties": {"lost_reason": {"type": "null"}}});
+    });
     // `br::Uf::parse`: a state abbreviation in any case.
     patch("LeadInput", &|s| {
         let states: Vec<String> = jtcrm_types::br::Uf::ALL
