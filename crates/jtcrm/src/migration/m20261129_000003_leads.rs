@@ -16,24 +16,6 @@ pub const UX_LEAD_FIELD_DEFS_KEY: UniqueIndex = UniqueIndex {
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-fn idx(name: &str, table: &'static str, cols: &[&'static str]) -> IndexCreateStatement {
-    let mut i = Index::create();
-    i.name(name).table(table);
-    for c in cols {
-        i.col(*c);
-    }
-    i.take()
-}
-
-fn tenant_fk(name: &str, table: &'static str) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(name)
-        .from(table, "tenant_id")
-        .to("tenants", "id")
-        .on_delete(ForeignKeyAction::Cascade)
-        .take()
-}
-
 /// Byte-order collation on PostgreSQL for columns searched by prefix range, whatever the database's
 /// locale (SQLite already compares bytes).
 fn binary_text(m: &SchemaManager, name: &'static str, len: u32) -> ColumnDef {

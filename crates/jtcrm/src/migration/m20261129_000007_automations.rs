@@ -21,24 +21,6 @@ pub const UX_CADENCE_ENROLLMENTS_ACTIVE: UniqueIndex = UniqueIndex {
 #[derive(DeriveMigrationName)]
 pub struct Migration;
 
-fn idx(name: &str, table: &'static str, cols: &[&'static str]) -> IndexCreateStatement {
-    let mut i = Index::create();
-    i.name(name).table(table);
-    for c in cols {
-        i.col(*c);
-    }
-    i.take()
-}
-
-fn tenant_fk(name: &str, table: &'static str) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(name)
-        .from(table, "tenant_id")
-        .to("tenants", "id")
-        .on_delete(ForeignKeyAction::Cascade)
-        .take()
-}
-
 fn json_null(name: &'static str) -> ColumnDef {
     ColumnDef::new(name).json_binary().null().take()
 }

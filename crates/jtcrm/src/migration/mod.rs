@@ -93,6 +93,26 @@ impl MigratorTrait for Migrator {
 pub(crate) mod cols {
     use sea_orm_migration::prelude::*;
 
+    /// A (non-unique) index on `cols` of `table`.
+    pub fn idx(name: &str, table: &'static str, cols: &[&'static str]) -> IndexCreateStatement {
+        let mut i = Index::create();
+        i.name(name).table(table);
+        for c in cols {
+            i.col(*c);
+        }
+        i.take()
+    }
+
+    /// `table.tenant_id` → `tenants.id`, deleted with its tenant.
+    pub fn tenant_fk(name: &str, table: &'static str) -> ForeignKeyCreateStatement {
+        ForeignKey::create()
+            .name(name)
+            .from(table, "tenant_id")
+            .to("tenants", "id")
+            .on_delete(ForeignKeyAction::Cascade)
+            .take()
+    }
+
     pub fn uuid(name: &'static str) -> ColumnDef {
         ColumnDef::new(name).uuid().not_null().take()
     }

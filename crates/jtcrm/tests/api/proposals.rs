@@ -722,6 +722,17 @@ async fn sellers_see_their_own_and_other_tenants_see_nothing() {
         .as_str()
         .unwrap()
         .to_string();
+    let ctpl = app.get("/api/contracts/templates", tok).await.body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        app.get("/api/contracts/templates", o).await.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["id"] != ctpl.as_str())
+    );
     for (m, path, body) in [
         (Method::GET, format!("{P}/{id}"), None),
         (
@@ -753,6 +764,21 @@ async fn sellers_see_their_own_and_other_tenants_see_nothing() {
         (
             Method::DELETE,
             format!("/api/proposals/templates/{tpl}"),
+            None,
+        ),
+        (
+            Method::GET,
+            format!("/api/contracts/templates/{ctpl}"),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!("/api/contracts/templates/{ctpl}"),
+            Some(json!({"name": "x", "body": "y"})),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/contracts/templates/{ctpl}"),
             None,
         ),
         (
