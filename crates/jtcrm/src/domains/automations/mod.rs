@@ -86,6 +86,11 @@ pub const TRIGGER_EVENTS: &[(&str, &str)] = &[
     ("proposal.viewed", "opportunity"),
     ("proposal.accepted", "opportunity"),
     ("proposal.rejected", "opportunity"),
+    // Contract events, likewise about the contract's opportunity.
+    ("contract.sent", "opportunity"),
+    ("contract.signed", "opportunity"),
+    ("contract.activated", "opportunity"),
+    ("contract.cancelled", "opportunity"),
 ];
 
 pub fn entity_type_of(event: &str) -> Option<&'static str> {
