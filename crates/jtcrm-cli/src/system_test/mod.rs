@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 mod client;
+mod contracts;
 mod platform;
 mod proposals;
 mod sales;
@@ -20,8 +21,9 @@ mod sales;
 #[allow(unused_imports)]
 use client::*;
 #[allow(unused_imports)]
-use platform::*;
+use contracts::*;
 #[allow(unused_imports)]
+use platform::*;
 use proposals::*;
 #[allow(unused_imports)]
 use sales::*;
@@ -80,7 +82,8 @@ async fn scenario(c: &Client, ctx: &mut Ctx) -> Result<()> {
     agenda(c, ctx).await?;
     sales_pipeline(c, ctx).await?;
     automations(c, ctx).await?;
-    proposals(c, ctx).await?;
+    let (proposal, opp) = proposals(c, ctx).await?;
+    contracts(c, ctx, &proposal, &opp).await?;
     Ok(())
 }
 
