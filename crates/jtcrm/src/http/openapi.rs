@@ -124,6 +124,8 @@ pub fn exact(doc: &mut Value) {
     links(doc);
     super::doc_rules::body_rules(doc);
     super::doc_rules::split_create_schemas(doc);
+    super::doc_rules::after_splits(doc);
+    super::doc_rules::format_patterns(doc);
 }
 
 /// `oneOf [{"type": "null"}, X]` request bodies (an `Option<X>` body) become an optional body `X`.
