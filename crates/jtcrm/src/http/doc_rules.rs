@@ -15,7 +15,8 @@ fn one_of(values: &[&str]) -> Value {
 
 /// A comma-separated list (`status=new,contacted`): an array serialized `form`, not exploded.
 fn list_of(values: &[&str]) -> Value {
-    json!({"type": "array", "items": {"type": "string", "enum": values}, "uniqueItems": true})
+    // (Repeated values are accepted: a list is a set of choices.)
+    json!({"type": "array", "items": {"type": "string", "enum": values}})
 }
 
 /// `sort`: a key, optionally prefixed by `-` for descending order.
@@ -235,10 +236,9 @@ pub fn body_rules(doc: &mut Value) {
     });
     // `leads::fields::parse`: a key is a lowercase identifier.
     patch("CustomFieldInput", &|s| {
-        s["properties"]["key"] =
-            json!({"type": ["string", "null"], "pattern": "^\\s*[a-z][a-z0-9_]{0,39}\\s*$"});
+        s["properties"]["key"] = json!({"type": ["string", "null"], "pattern": "^[a-z][a-z0-9_]{0,39}$", "maxLength": 40});
         s["properties"]["label"] =
-            json!({"type": ["string", "null"], "pattern": "\\S", "maxLength": 100});
+            json!({"type": ["string", "null"], "pattern": "\\S", "maxLength": 120});
     });
     // `leads::dedupe::merge`: at least one duplicate.
     patch("MergeRequest", &|s| {
@@ -257,6 +257,33 @@ pub fn body_rules(doc: &mut Value) {
             json!({"type": ["integer", "null"], "minimum": 1, "maximum": 100_000});
         s["properties"]["discount_percent"] =
             json!({"type": ["number", "null"], "minimum": 0, "maximum": 100, "multipleOf": 0.01});
+    });
+    // `automations::conditions::validate`: exactly one of a group (`all`, `any`) and a leaf.
+    patch("Condition", &|s| {
+        let none = json!({"type": "null"});
+        let list = json!({"type": "array", "items": {"$ref": "#/components/schemas/Condition"}});
+        s["oneOf"] = json!([
+            {"required": ["all"], "properties": {"all": list, "any": none, "field": none, "op": none}},
+            {"required": ["any"], "properties": {"any": list, "all": none, "field": none, "op": none}},
+            {"required": ["field", "op"], "properties": {
+                "field": {"type": "string", "pattern": "^\\s*[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*\\s*$", "maxLength": 100},
+                "op": {"$ref": "#/components/schemas/ConditionOp"}, "all": none, "any": none},
+             "allOf": [
+                {"if": {"properties": {"op": {"enum": ["is_empty", "is_not_empty", "changed"]}}},
+                 "then": {"properties": {"value": none}},
+                 "else": {"required": ["value"], "properties": {"value": {"not": none}}}},
+                {"if": {"properties": {"op": {"enum": ["in", "not_in"]}}},
+                 "then": {"properties": {"value": {"type": "array"}}}},
+                {"if": {"properties": {"op": {"enum": ["gt", "gte", "lt", "lte"]}}},
+                 "then": {"properties": {"value": {"type": ["number", "string"]}}}},
+                {"if": {"properties": {"op": {"not": {"const": "changed"}}}},
+                 "then": {"properties": {"from": none, "to": none}}}
+             ]}
+        ]);
+    });
+    patch("ProposalCreate", &|s| {
+        s["required"] = json!(["opportunity_id"]);
+        s["properties"]["opportunity_id"] = json!({"type": "string", "format": "uuid"});
     });
     // `automations::validation`: a name, a trigger and at least one action, on create and replace.
     patch("AutomationInput", &|s| {
@@ -389,6 +416,18 @@ fn documents_rules(schemas: &mut serde_json::Map<String, Value>) {
     // `leads::service`: an e-mail or `""`/`null` to clear it.
     patch("LeadInput", &|s| {
         s["properties"]["email"] = email_or_blank();
+        // `leads::validate`: the lengths of the texts; tags of up to 60 characters, 30 of them.
+        s["properties"]["name"]["maxLength"] = json!(200);
+        for (f, max) in [
+            ("company", 200),
+            ("position", 120),
+            ("city", 120),
+            ("notes", 20_000),
+        ] {
+            s["properties"][f]["maxLength"] = json!(max);
+        }
+        s["properties"]["tags"]["items"]["maxLength"] = json!(60);
+        s["properties"]["tags"]["maxItems"] = json!(30);
     });
 }
 
@@ -690,6 +729,13 @@ pub fn after_splits(doc: &mut Value) {
     // `leads::service`: a lead's name is never cleared (`null` on `PATCH` is refused).
     if schemas["LeadInput"]["properties"].get("name").is_some() {
         schemas["LeadInput"]["properties"]["name"]["type"] = json!("string");
+    }
+    // A deal's title is never cleared (`null` on `PATCH` is refused).
+    if schemas["OpportunityInput"]["properties"]
+        .get("title")
+        .is_some()
+    {
+        schemas["OpportunityInput"]["properties"]["title"]["type"] = json!("string");
     }
     // A deal's status changes through its actions, never in the body.
     if schemas.get("OpportunityCreate").is_some() {
