@@ -120,7 +120,9 @@ def _relations(case):
         body.pop("status", None)
     if path.startswith("/api/pipelines/opportunities") and isinstance(body, dict):
         # A stage names its pipeline; the id of a line names a line of this deal.
+        # (A lost stage would also need a lost reason: deals stay in their pipeline's first stage.)
         if body.get("stage_id") is not None:
+            body.pop("stage_id", None)
             body.pop("pipeline_id", None)
         items = body.get("items")
         if isinstance(items, list):

@@ -289,6 +289,7 @@ pub fn body_rules(doc: &mut Value) {
     patch("AutomationInput", &|s| {
         s["required"] = json!(["name", "trigger", "actions"]);
         s["properties"]["trigger"] = json!({"$ref": "#/components/schemas/Trigger"});
+        s["properties"]["actions"]["type"] = json!("array");
         s["properties"]["name"] = text(200);
     });
     documents_rules(schemas);

@@ -393,6 +393,10 @@ fn links(doc: &mut Value) {
         let own = path_params(create_path);
         let mut links = Map::new();
         for (target_path, target) in paths {
+            // A merge needs other leads besides the new one: not a next step of a create.
+            if target_path.ends_with("/merge") {
+                continue;
+            }
             let Some(rest) = target_path
                 .strip_prefix(create_path.as_str())
                 .and_then(|r| r.strip_prefix("/{"))
