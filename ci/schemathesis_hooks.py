@@ -120,6 +120,9 @@ def _relations(case):
         body.pop("status", None)
     if path.startswith("/api/pipelines/opportunities") and isinstance(body, dict):
         # A stage names its pipeline; the id of a line names a line of this deal.
+        # A lost deal keeps its lost reason (clearing it is refused).
+        if method in ("PUT", "PATCH"):
+            body.pop("lost_reason", None)
         # (A lost stage would also need a lost reason: deals stay in their pipeline's first stage.)
         if body.get("stage_id") is not None:
             body.pop("stage_id", None)
@@ -165,8 +168,10 @@ def _relations(case):
         for a in acts:
             if not isinstance(a, dict):
                 continue
-            if a.get("type") == "webhook" and "url" in a:
+            if a.get("type") == "webhook":
                 a["url"] = "https://hooks.example.com/jtcrm"
+                if not isinstance(a.get("secret"), str) or not 16 <= len(a["secret"]) <= 200:
+                    a["secret"] = "fuzz-webhook-secret-0123456789"
             if a.get("type") == "update_field" and "custom_fields" in a:
                 a.pop("custom_fields")
                 if not any(a.get(k) is not None for k in ("status", "add_tags", "remove_tags")):

@@ -261,12 +261,13 @@ pub fn body_rules(doc: &mut Value) {
     // `automations::conditions::validate`: exactly one of a group (`all`, `any`) and a leaf.
     patch("Condition", &|s| {
         let none = json!({"type": "null"});
-        let list = json!({"type": "array", "items": {"$ref": "#/components/schemas/Condition"}});
+        let list = json!({"type": "array", "minItems": 1,
+            "items": {"$ref": "#/components/schemas/Condition"}});
         s["oneOf"] = json!([
             {"required": ["all"], "properties": {"all": list, "any": none, "field": none, "op": none}},
             {"required": ["any"], "properties": {"any": list, "all": none, "field": none, "op": none}},
             {"required": ["field", "op"], "properties": {
-                "field": {"type": "string", "pattern": "^\\s*[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*\\s*$", "maxLength": 100},
+                "field": {"type": "string", "pattern": "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$", "maxLength": 100},
                 "op": {"$ref": "#/components/schemas/ConditionOp"}, "all": none, "any": none},
              "allOf": [
                 {"if": {"properties": {"op": {"enum": ["is_empty", "is_not_empty", "changed"]}}},
@@ -533,6 +534,10 @@ fn automation_rules(schemas: &mut serde_json::Map<String, Value>) {
             "update_field" => {
                 v["properties"]["status"] = json!({"enum": [
                     "new", "contacted", "qualified", "unqualified", "converted", "lost", null]});
+                for list in ["add_tags", "remove_tags"] {
+                    v["properties"][list] = json!({"type": ["array", "null"], "maxItems": 30,
+                        "items": {"type": "string", "maxLength": 60}});
+                }
                 v["anyOf"] = json!([
                     {"required": ["status"], "properties": {"status": {"type": "string"}}},
                     {"required": ["add_tags"], "properties": {"add_tags": {"type": "array"}}},
@@ -554,7 +559,8 @@ fn automation_rules(schemas: &mut serde_json::Map<String, Value>) {
                 v["properties"]["cadence_id"] = uuid.clone();
             }
             "webhook" => {
-                req.extend([json!("url"), json!("secret")]);
+                // (The secret is write-only: never in an answer, and kept when an update omits it.)
+                req.push(json!("url"));
                 v["properties"]["url"] = json!({"type": "string", "format": "uri",
                     "pattern": "^https?://[^\\s/@]+", "maxLength": 2000});
                 v["properties"]["secret"] =
