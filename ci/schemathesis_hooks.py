@@ -164,6 +164,11 @@ def _relations(case):
         if past:
             body["valid_until"] = (today + datetime.timedelta(days=15)).isoformat()
     elif path.startswith("/api/automations") and isinstance(body.get("actions"), list):
+        # A condition tree has at most 4 levels (the root and 3 below) and 50 comparisons in all
+        # (`automations::conditions`): a deeper or larger generated tree becomes one comparison.
+        c = body.get("conditions")
+        if isinstance(c, dict) and (_depth(c) > 3 or _leaves(c) > 50):
+            body["conditions"] = {"field": "status", "op": "eq", "value": "qualified"}
         acts = body["actions"]
         for a in acts:
             if not isinstance(a, dict):
@@ -209,6 +214,21 @@ def _ts(s):
         return datetime.datetime.fromisoformat(s.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
         return None
+
+
+def _groups(c):
+    return [x for k in ("all", "any") if isinstance(c.get(k), list) for x in c[k] if isinstance(x, dict)]
+
+
+def _depth(c, level=0):
+    """Levels of groups below the root (the root itself is level 0)."""
+    subs = _groups(c)
+    return max([level] + [_depth(x, level + 1) for x in subs])
+
+
+def _leaves(c):
+    subs = _groups(c)
+    return sum(_leaves(x) for x in subs) if subs else 1
 
 
 def _mins(s):

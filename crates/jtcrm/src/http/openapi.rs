@@ -393,8 +393,12 @@ fn links(doc: &mut Value) {
         let own = path_params(create_path);
         let mut links = Map::new();
         for (target_path, target) in paths {
-            // A merge needs other leads besides the new one: not a next step of a create.
-            if target_path.ends_with("/merge") {
+            // A merge, an enrolment or an unenrolment needs other records (leads) besides the new
+            // one: not a next step of a create.
+            if ["/merge", "/enroll", "/unenroll"]
+                .iter()
+                .any(|tail| target_path.ends_with(tail))
+            {
                 continue;
             }
             let Some(rest) = target_path
