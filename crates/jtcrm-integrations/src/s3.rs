@@ -61,7 +61,13 @@ pub enum S3Error {
 impl S3Error {
     /// True for answers that mean the credentials are wrong or lack the rights.
     pub fn is_auth(&self) -> bool {
-        matches!(self, S3Error::Status { status: 401 | 403, .. })
+        matches!(
+            self,
+            S3Error::Status {
+                status: 401 | 403,
+                ..
+            }
+        )
     }
 }
 
@@ -86,7 +92,10 @@ impl Client {
             )));
         }
         let Some(h) = base.host_str() else {
-            return Err(S3Error::Config(format!("endpoint {:?} sem host", cfg.endpoint)));
+            return Err(S3Error::Config(format!(
+                "endpoint {:?} sem host",
+                cfg.endpoint
+            )));
         };
         let host = match base.port() {
             Some(p) => format!("{h}:{p}"),
@@ -130,7 +139,9 @@ impl Client {
     /// The canonical (encoded) path of an object: `{endpoint path}/{bucket}/{key}`.
     fn object_path(&self, key: &str) -> Result<String, S3Error> {
         if key.is_empty() || key.starts_with('/') || key.len() > 1024 {
-            return Err(S3Error::Config(format!("chave de objeto inválida: {key:?}")));
+            return Err(S3Error::Config(format!(
+                "chave de objeto inválida: {key:?}"
+            )));
         }
         let prefix = self.base.path().trim_end_matches('/');
         Ok(format!(
@@ -251,9 +262,7 @@ impl Client {
 async fn error_of(resp: reqwest::Response) -> S3Error {
     let status = resp.status().as_u16();
     let body = resp.text().await.unwrap_or_default();
-    let code = xml_text(&body, "Code").unwrap_or_else(|| {
-        resp_reason(status).to_string()
-    });
+    let code = xml_text(&body, "Code").unwrap_or_else(|| resp_reason(status).to_string());
     let message = xml_text(&body, "Message").unwrap_or_default();
     S3Error::Status {
         status,

@@ -17,8 +17,8 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::{Mutex, MutexGuard};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -207,9 +207,11 @@ impl SmtpSink {
         let app = axum::Router::new()
             .route(
                 "/messages",
-                get(|axum::extract::State(s): axum::extract::State<Arc<Shared>>| async move {
-                    axum::Json(views(&s))
-                })
+                get(
+                    |axum::extract::State(s): axum::extract::State<Arc<Shared>>| async move {
+                        axum::Json(views(&s))
+                    },
+                )
                 .delete(
                     |axum::extract::State(s): axum::extract::State<Arc<Shared>>| async move {
                         lock(&s.messages).clear();

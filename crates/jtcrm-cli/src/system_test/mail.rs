@@ -9,7 +9,12 @@ use super::*;
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Polls the sink until a message to `to` whose text contains `needle` has arrived; its subject.
-pub(super) async fn wait_delivered(c: &Client, sink: &str, to: &str, needle: &str) -> Result<String> {
+pub(super) async fn wait_delivered(
+    c: &Client,
+    sink: &str,
+    to: &str,
+    needle: &str,
+) -> Result<String> {
     let url = format!("{}/messages", sink.trim_end_matches('/'));
     let deadline = Instant::now() + DELIVERY_TIMEOUT;
     loop {
@@ -27,9 +32,10 @@ pub(super) async fn wait_delivered(c: &Client, sink: &str, to: &str, needle: &st
             .await
             .with_context(|| format!("GET {url}: not a JSON array"))?;
         let to_matches = |m: &Value| {
-            m["to"]
-                .as_array()
-                .is_some_and(|a| a.iter().any(|r| r.as_str().is_some_and(|r| r.eq_ignore_ascii_case(to))))
+            m["to"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|r| r.as_str().is_some_and(|r| r.eq_ignore_ascii_case(to)))
+            })
         };
         if let Some(m) = msgs
             .iter()

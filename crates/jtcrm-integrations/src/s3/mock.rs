@@ -152,7 +152,8 @@ fn s3_error(status: StatusCode, code: &str, message: &str, extra: &[(&str, &str)
     (status, [(header::CONTENT_TYPE, "application/xml")], xml).into_response()
 }
 
-struct Rejection(Response, &'static str);
+/// An error answer and its S3 code (for the request log); boxed, as responses are large.
+struct Rejection(Box<Response>, &'static str);
 
 fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
@@ -168,7 +169,10 @@ fn verify(
     body: &[u8],
 ) -> Result<(), Rejection> {
     let deny = |code: &'static str, msg: &str| {
-        Rejection(s3_error(StatusCode::FORBIDDEN, code, msg, &[]), code)
+        Rejection(
+            Box::new(s3_error(StatusCode::FORBIDDEN, code, msg, &[])),
+            code,
+        )
     };
     let Some(auth) = header_str(headers, "authorization") else {
         return Err(deny("AccessDenied", "Access Denied"));
@@ -191,7 +195,12 @@ fn verify(
             p.region, opts.region
         );
         return Err(Rejection(
-            s3_error(StatusCode::BAD_REQUEST, "AuthorizationHeaderMalformed", &msg, &[]),
+            Box::new(s3_error(
+                StatusCode::BAD_REQUEST,
+                "AuthorizationHeaderMalformed",
+                &msg,
+                &[],
+            )),
             "AuthorizationHeaderMalformed",
         ));
     }
@@ -214,7 +223,10 @@ fn verify(
         ));
     }
     let bad_request = |code: &'static str, msg: &str| {
-        Rejection(s3_error(StatusCode::BAD_REQUEST, code, msg, &[]), code)
+        Rejection(
+            Box::new(s3_error(StatusCode::BAD_REQUEST, code, msg, &[])),
+            code,
+        )
     };
     let Some(payload_hash) = header_str(headers, "x-amz-content-sha256") else {
         return Err(bad_request(
@@ -260,7 +272,10 @@ fn verify(
         signed.push((name.clone(), values.join(",")));
     }
     let Some(decoded_path) = sigv4::percent_decode(path) else {
-        return Err(bad_request("InvalidURI", "Couldn't parse the specified URI."));
+        return Err(bad_request(
+            "InvalidURI",
+            "Couldn't parse the specified URI.",
+        ));
     };
     let canonical_uri = sigv4::uri_encode(&decoded_path, true);
     let query: Vec<(String, String)> = query
@@ -290,7 +305,7 @@ fn verify(
         let cr = sigv4::canonical_request(&req);
         let sts = sigv4::string_to_sign(amz_date, &sigv4::scope(&p.date, &opts.region), &cr);
         return Err(Rejection(
-            s3_error(
+            Box::new(s3_error(
                 StatusCode::FORBIDDEN,
                 "SignatureDoesNotMatch",
                 "The request signature we calculated does not match the signature you provided. Check your key and signing method.",
@@ -300,7 +315,7 @@ fn verify(
                     ("SignatureProvided", &p.signature),
                     ("CanonicalRequest", &cr),
                 ],
-            ),
+            )),
             "SignatureDoesNotMatch",
         ));
     }
@@ -340,7 +355,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         &body,
     ) {
         log(code);
-        return resp;
+        return *resp;
     }
     let decoded = sigv4::percent_decode(&path).unwrap_or_default();
     let rest = decoded.trim_start_matches('/');
@@ -451,7 +466,12 @@ mod tests {
         // No Authorization at all.
         let r = http.put(&url).body("x").send().await.unwrap();
         assert_eq!(r.status().as_u16(), 403);
-        assert!(r.text().await.unwrap().contains("<Code>AccessDenied</Code>"));
+        assert!(
+            r.text()
+                .await
+                .unwrap()
+                .contains("<Code>AccessDenied</Code>")
+        );
         // Signed correctly, but the body differs from the signed payload hash.
         let host = h.base_url().trim_start_matches("http://").to_string();
         let amz_date = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
@@ -488,7 +508,12 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r.status().as_u16(), 400);
-        assert!(r.text().await.unwrap().contains("XAmzContentSHA256Mismatch"));
+        assert!(
+            r.text()
+                .await
+                .unwrap()
+                .contains("XAmzContentSHA256Mismatch")
+        );
         // UNSIGNED-PAYLOAD is refused.
         let r = send(
             "signed",
@@ -516,8 +541,14 @@ mod tests {
             .unwrap();
         assert_eq!(r.status().as_u16(), 403);
         let text = r.text().await.unwrap();
-        assert!(text.contains("<Code>SignatureDoesNotMatch</Code>"), "{text}");
-        assert!(text.contains("<CanonicalRequest>PUT\n/jtcrm-files/other\n"), "{text}");
+        assert!(
+            text.contains("<Code>SignatureDoesNotMatch</Code>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("<CanonicalRequest>PUT\n/jtcrm-files/other\n"),
+            "{text}"
+        );
         // And the right one is stored.
         let r = send("signed", hash.clone(), sign(&hash, &opts.access_key_id))
             .await

@@ -35,7 +35,10 @@ fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
 pub fn uri_encode(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') || (keep_slash && b == b'/') {
+        if b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'.' | b'_' | b'~')
+            || (keep_slash && b == b'/')
+        {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -77,7 +80,10 @@ pub struct Request<'a> {
 
 /// `name;name;…`: the signed header names, lower-case and sorted.
 pub fn signed_headers(headers: &[(String, String)]) -> String {
-    let mut names: Vec<String> = headers.iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
+    let mut names: Vec<String> = headers
+        .iter()
+        .map(|(k, _)| k.to_ascii_lowercase())
+        .collect();
     names.sort();
     names.dedup();
     names.join(";")
@@ -347,7 +353,10 @@ mod tests {
         let a = authorization(&r, KEY_ID, SECRET, "sa-east-1", DATE);
         let p = parse_authorization(&a).unwrap();
         assert_eq!(p.access_key_id, KEY_ID);
-        assert_eq!((p.date.as_str(), p.region.as_str()), ("20130524", "sa-east-1"));
+        assert_eq!(
+            (p.date.as_str(), p.region.as_str()),
+            ("20130524", "sa-east-1")
+        );
         assert_eq!(p.signed_headers, vec!["host", "x-amz-date"]);
         assert_eq!(p.signature, signature(&r, SECRET, "sa-east-1", DATE));
         assert!(parse_authorization("Bearer x").is_none());

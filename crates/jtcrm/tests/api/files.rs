@@ -19,7 +19,9 @@ fn png() -> Vec<u8> {
 
 async fn s3_mock() -> MockS3Handle {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    mock::serve(listener, MockS3Options::default()).await.unwrap()
+    mock::serve(listener, MockS3Options::default())
+        .await
+        .unwrap()
 }
 
 /// An app whose files go to `s3` (signed with `secret`), with a data dir of its own so that a

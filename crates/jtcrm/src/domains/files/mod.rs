@@ -119,11 +119,7 @@ pub async fn save<C: ConnectionTrait>(
 ) -> AppResult<FileInfo> {
     let id = Uuid::now_v7();
     let key = format!("{}/{}/{}", f.tenant_id.simple(), f.kind, id.simple());
-    state
-        .files
-        .put(&key, f.bytes)
-        .await
-        .map_err(store_error)?;
+    state.files.put(&key, f.bytes).await.map_err(store_error)?;
     let m = file::Entity::insert(file::ActiveModel {
         tenant_id: Set(f.tenant_id),
         id: Set(id),
