@@ -580,6 +580,48 @@ impl ReceivedMessage {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn the_http_view_lists_received_messages() {
+        let sink = SmtpSink::start_new().await;
+        let http = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let view_url = format!("http://{}/messages", http.local_addr().unwrap());
+        let _view = sink.serve_http(http);
+        let stream = TcpStream::connect((sink.host(), sink.port()))
+            .await
+            .unwrap();
+        let (r, mut w) = stream.into_split();
+        let mut r = BufReader::new(r);
+        let mut line = String::new();
+        for cmd in [
+            "",
+            "HELO client\r\n",
+            "MAIL FROM:<no-reply@x.test>\r\n",
+            "RCPT TO:<Cliente@Example.com>\r\n",
+            "DATA\r\n",
+            "Subject: =?utf-8?q?Proposta_n=C2=BA_1?=\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\nAbra: http://h/p/tok=\r\nen\r\n..fim\r\n.\r\n",
+            "QUIT\r\n",
+        ] {
+            w.write_all(cmd.as_bytes()).await.unwrap();
+            line.clear();
+            r.read_line(&mut line).await.unwrap();
+            assert!(!line.starts_with('5'), "{cmd:?} -> {line}");
+        }
+        sink.wait_for(1, Duration::from_secs(5)).await;
+        let views: Vec<MessageView> = reqwest::get(&view_url).await.unwrap().json().await.unwrap();
+        assert_eq!(views.len(), 1);
+        let m = &views[0];
+        assert_eq!((m.id, m.from.as_str()), (1, "no-reply@x.test"));
+        assert_eq!(m.to, vec!["Cliente@Example.com".to_string()]);
+        assert_eq!(m.subject, "Proposta nº 1");
+        assert_eq!(m.body, "Abra: http://h/p/token\n.fim\n");
+        let c = reqwest::Client::new();
+        assert_eq!(
+            c.delete(&view_url).send().await.unwrap().status().as_u16(),
+            204
+        );
+        assert!(sink.messages().is_empty());
+    }
+
     #[test]
     fn decodes_encoded_words_and_bodies() {
         assert_eq!(
