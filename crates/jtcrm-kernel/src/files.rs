@@ -23,6 +23,10 @@ pub trait ObjectStore: Send + Sync {
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, std::io::Result<()>>;
     /// A short name for logs (`local`, `s3`).
     fn kind(&self) -> &'static str;
+    /// Whether the store answers (for `/health`): reads a key that is never written.
+    fn ping(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async move { self.get("_health/probe").await.is_ok() })
+    }
 }
 
 pub type SharedStore = Arc<dyn ObjectStore>;

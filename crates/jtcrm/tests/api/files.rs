@@ -107,9 +107,16 @@ async fn the_tenant_logo_lives_in_the_s3_store_when_one_is_configured() {
     app.delete("/api/tenant/logo", tok).await.assert(204);
     assert!(s3.keys().is_empty());
     assert_eq!(get_logo(&app, tok).await.0, 404);
-    // Every request the app made carried a valid signature.
+    // `/health` reports the store as an external API.
+    let h = app.send(Method::GET, "/health", None, None).await;
+    h.assert(200);
+    assert_eq!(h.body["checks"]["external_apis"]["s3"], true);
+    // Every request the app made carried a valid signature (the health probe's key is absent).
     assert!(
-        s3.requests().iter().all(|(_, _, outcome)| outcome == "OK"),
+        s3.requests()
+            .iter()
+            .all(|(_, path, outcome)| outcome == "OK"
+                || (outcome == "NoSuchKey" && path.ends_with("/_health/probe"))),
         "{:?}",
         s3.requests()
     );
@@ -141,5 +148,10 @@ async fn a_wrong_s3_secret_fails_the_upload_with_503_and_stores_nothing() {
     assert!(!dir.join("files").exists());
     let r = put_logo(&app, tok, png()).await;
     r.assert_problem(503, "service_unavailable");
+    // `/health` tells the operator why.
+    let h = app.send(Method::GET, "/health", None, None).await;
+    h.assert(503);
+    assert_eq!(h.body["checks"]["external_apis"]["s3"], false);
+    assert_eq!(h.body["checks"]["database"], true);
     let _ = std::fs::remove_dir_all(dir);
 }
