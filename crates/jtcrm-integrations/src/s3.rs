@@ -59,6 +59,11 @@ pub enum S3Error {
 }
 
 impl S3Error {
+    /// True for `404 NoSuchBucket` (a configuration error, never "no such object").
+    pub fn is_no_such_bucket(&self) -> bool {
+        matches!(self, S3Error::Status { code, .. } if code == "NoSuchBucket")
+    }
+
     /// True for answers that mean the credentials are wrong or lack the rights.
     pub fn is_auth(&self) -> bool {
         matches!(
@@ -226,10 +231,11 @@ impl Client {
             )),
             StatusCode::NOT_FOUND => {
                 let e = error_of(resp).await;
-                match &e {
-                    // A missing bucket is a configuration error, not a missing object.
-                    S3Error::Status { code, .. } if code == "NoSuchBucket" => Err(e),
-                    _ => Ok(None),
+                // A missing bucket is a configuration error, not a missing object.
+                if e.is_no_such_bucket() {
+                    Err(e)
+                } else {
+                    Ok(None)
                 }
             }
             _ => Err(error_of(resp).await),
@@ -246,12 +252,14 @@ impl Client {
             .map_err(S3Error::Transport)?;
         match resp.status() {
             s if s.is_success() => Ok(()),
-            StatusCode::NOT_FOUND => match error_of(resp).await {
-                e @ S3Error::Status { .. } if matches!(&e, S3Error::Status { code, .. } if code == "NoSuchBucket") => {
+            StatusCode::NOT_FOUND => {
+                let e = error_of(resp).await;
+                if e.is_no_such_bucket() {
                     Err(e)
+                } else {
+                    Ok(())
                 }
-                _ => Ok(()),
-            },
+            }
             _ => Err(error_of(resp).await),
         }
     }
@@ -346,6 +354,25 @@ mod tests {
         c.delete("t1/logo/a b$c.png").await.unwrap();
         assert!(c.get("t1/logo/a b$c.png").await.unwrap().is_none());
         assert_eq!(h.keys(), vec!["t1/empty".to_string()]);
+        // Another bucket is an error on every operation, not a missing object.
+        let mut other = c.cfg.clone();
+        other.bucket = "not-the-bucket".into();
+        let other = Client::new(other).unwrap();
+        assert!(other.get("t1/empty").await.unwrap_err().is_no_such_bucket());
+        assert!(
+            other
+                .delete("t1/empty")
+                .await
+                .unwrap_err()
+                .is_no_such_bucket()
+        );
+        assert!(
+            other
+                .put("t1/x", b"x")
+                .await
+                .unwrap_err()
+                .is_no_such_bucket()
+        );
     }
 
     #[tokio::test]
