@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod automations;
 pub mod common;
+pub mod dashboards;
 pub mod email;
 pub mod jobs;
 pub mod leads;

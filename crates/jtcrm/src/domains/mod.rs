@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod dashboards;
 pub mod automations;
 pub mod email;
 pub mod jobs;

@@ -50,6 +50,7 @@ use jtcrm_kernel::state::AppState;
         (name = "pipelines", description = "Pipelines (Kanban), etapas, oportunidades, quadro e conversão de leads"),
         (name = "products", description = "Catálogo de produtos e serviços de telecom"),
         (name = "proposals", description = "Propostas comerciais, modelos de proposta e de contrato, versões, envio e PDF"),
+        (name = "dashboards", description = "Painéis e relatórios (visão geral, funil, KPIs, equipe, séries, CSV) e metas de vendas"),
         (name = "public", description = "Link público da proposta para o cliente (sem autenticação, limitado por IP)"),
         (name = "system", description = "Saúde e métricas")
     )
@@ -94,6 +95,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(domains::automations::routes::router())
         .merge(domains::proposals::routes::router())
         .merge(domains::proposals::public_routes::router())
+        .merge(domains::dashboards::routes::router())
 }
 
 /// The routes and their OpenAPI document (JSON), made exact by [`openapi::exact`].

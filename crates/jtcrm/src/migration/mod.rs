@@ -19,6 +19,7 @@ mod m20261130_000009_agenda_index;
 pub mod m20261207_000010_row_level_security;
 pub use m20261207_000010_row_level_security as rls;
 mod m20261207_000011_proposals;
+mod m20261208_000013_dashboards;
 
 pub use m20261129_000001_foundation::{
     PLANS_PKEY, UX_PLATFORM_ADMINS_EMAIL, UX_REFRESH_TOKENS_HASH, UX_TENANTS_SLUG, UX_USERS_EMAIL,
@@ -85,6 +86,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000009_agenda_index::Migration),
             Box::new(m20261207_000010_row_level_security::Migration),
             Box::new(m20261207_000011_proposals::Migration),
+            Box::new(m20261208_000013_dashboards::Migration),
         ]
     }
 }

@@ -14,6 +14,7 @@ mod queries;
 pub mod routes;
 pub mod scoring;
 pub mod search;
+pub mod stats;
 pub mod service;
 pub mod transfer_routes;
 
