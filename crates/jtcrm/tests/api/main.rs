@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod automations;
 mod constraints;
+mod dashboards;
 mod email;
 mod errors;
 mod hardening;

@@ -74,7 +74,7 @@ pub fn owned_and_contacted(pg: bool, s: &StatsScope) -> RawSql<Value> {
     )
 }
 
-/// Rows `(g, v)`: `g` is `''`, `v` the seconds from creation to the first contact of each lead
+/// Rows `(g, v)`: `g` is 0, `v` the seconds from creation to the first contact of each lead
 /// created in the period that has one; `first` is a sub-query `(lead_id, first_at)` written with
 /// the same `SqlArgs`.
 pub fn first_contact_seconds(
@@ -88,7 +88,7 @@ pub fn first_contact_seconds(
     let secs = a.seconds_between("l.created_at", "f.first_at");
     (
         format!(
-            "SELECT '' AS g, {secs} AS v FROM leads l \
+            "SELECT 0 AS g, {secs} AS v FROM leads l \
              JOIN ({f}) f ON f.lead_id = l.id WHERE {w}"
         ),
         a.values,
