@@ -404,7 +404,10 @@ pub struct SqlArgs<V> {
 
 impl<V> SqlArgs<V> {
     pub fn new(pg: bool) -> Self {
-        SqlArgs { pg, values: Vec::new() }
+        SqlArgs {
+            pg,
+            values: Vec::new(),
+        }
     }
 
     /// The placeholder of `v`.

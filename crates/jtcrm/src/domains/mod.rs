@@ -3,8 +3,8 @@
 
 pub mod audit;
 pub mod auth;
-pub mod dashboards;
 pub mod automations;
+pub mod dashboards;
 pub mod email;
 pub mod jobs;
 pub mod leads;

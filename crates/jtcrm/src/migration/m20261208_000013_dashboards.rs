@@ -55,12 +55,7 @@ impl MigrationTrait for Migration {
                 .col(big_null("deals"))
                 .col(uuid_null("updated_by"))
                 .col(ts("updated_at"))
-                .primary_key(
-                    Index::create()
-                        .col("tenant_id")
-                        .col("month")
-                        .col("user_id"),
-                )
+                .primary_key(Index::create().col("tenant_id").col("month").col("user_id"))
                 .foreign_key(&mut tenant_fk("fk_sales_quotas_tenant", "sales_quotas"))
                 .foreign_key(
                     ForeignKey::create()

@@ -167,12 +167,48 @@ async fn world() -> World {
     let l5 = lead(&app, &tok, "L5", "website", &a.id, "2026-11-15T12:00:00Z").await;
 
     let items = |q: i64| json!([{"product_id": prod, "quantity": q}]);
-    let d1 = deal(&app, &tok, json!({"title": "D1", "lead_id": l1, "owner_id": a.id, "items": items(1)}), "2026-11-02T12:00:00Z").await;
-    let d2 = deal(&app, &tok, json!({"title": "D2", "lead_id": l3, "owner_id": b.id, "items": items(2)}), "2026-11-05T02:00:00Z").await;
-    let d3 = deal(&app, &tok, json!({"title": "D3", "owner_id": a.id, "items": items(3)}), "2026-11-04T00:00:00Z").await;
-    let d4 = deal(&app, &tok, json!({"title": "D4", "owner_id": b.id, "items": items(4)}), "2026-10-15T00:00:00Z").await;
-    let d5 = deal(&app, &tok, json!({"title": "D5", "owner_id": a.id, "items": items(5)}), "2026-10-15T00:00:00Z").await;
-    let d6 = deal(&app, &tok, json!({"title": "D6", "lead_id": l1, "owner_id": a.id, "items": items(1)}), "2026-11-03T00:00:00Z").await;
+    let d1 = deal(
+        &app,
+        &tok,
+        json!({"title": "D1", "lead_id": l1, "owner_id": a.id, "items": items(1)}),
+        "2026-11-02T12:00:00Z",
+    )
+    .await;
+    let d2 = deal(
+        &app,
+        &tok,
+        json!({"title": "D2", "lead_id": l3, "owner_id": b.id, "items": items(2)}),
+        "2026-11-05T02:00:00Z",
+    )
+    .await;
+    let d3 = deal(
+        &app,
+        &tok,
+        json!({"title": "D3", "owner_id": a.id, "items": items(3)}),
+        "2026-11-04T00:00:00Z",
+    )
+    .await;
+    let d4 = deal(
+        &app,
+        &tok,
+        json!({"title": "D4", "owner_id": b.id, "items": items(4)}),
+        "2026-10-15T00:00:00Z",
+    )
+    .await;
+    let d5 = deal(
+        &app,
+        &tok,
+        json!({"title": "D5", "owner_id": a.id, "items": items(5)}),
+        "2026-10-15T00:00:00Z",
+    )
+    .await;
+    let d6 = deal(
+        &app,
+        &tok,
+        json!({"title": "D6", "lead_id": l1, "owner_id": a.id, "items": items(1)}),
+        "2026-11-03T00:00:00Z",
+    )
+    .await;
     let id = |d: &Value| d["id"].as_str().unwrap().to_string();
     let (d1i, d2i, d3i, d4i, d5i, d6i) = (id(&d1), id(&d2), id(&d3), id(&d4), id(&d5), id(&d6));
 
@@ -181,35 +217,95 @@ async fn world() -> World {
         let app = &app;
         let tok = tok.clone();
         async move {
-            app.post(&format!("{OPPS}/{opp}/move"), &tok, json!({"stage_id": stage}))
-                .await
-                .assert(200);
+            app.post(
+                &format!("{OPPS}/{opp}/move"),
+                &tok,
+                json!({"stage_id": stage}),
+            )
+            .await
+            .assert(200);
         }
     };
     mv(d6i.clone(), stage_id(&pipeline, "Qualificação")).await;
-    set_history(&app, &d6i, "stage_changed", "2026-11-07T00:00:00Z", 4 * 86400).await;
+    set_history(
+        &app,
+        &d6i,
+        "stage_changed",
+        "2026-11-07T00:00:00Z",
+        4 * 86400,
+    )
+    .await;
     mv(d3i.clone(), stage_id(&pipeline, "Proposta")).await;
-    set_history(&app, &d3i, "stage_changed", "2026-11-06T00:00:00Z", 2 * 86400).await;
+    set_history(
+        &app,
+        &d3i,
+        "stage_changed",
+        "2026-11-06T00:00:00Z",
+        2 * 86400,
+    )
+    .await;
     close(&app, &tok, &d1i, "won", None, "2026-11-10T12:00:00Z").await;
     set_history(&app, &d1i, "won", "2026-11-10T12:00:00Z", 8 * 86400).await;
     // Won at 23:00 on Nov 30th in São Paulo: inside.
     close(&app, &tok, &d2i, "won", None, "2026-12-01T02:00:00Z").await;
     set_history(&app, &d2i, "won", "2026-12-01T02:00:00Z", 26 * 86400).await;
-    close(&app, &tok, &d3i, "lost", Some("Preço"), "2026-11-20T15:00:00Z").await;
+    close(
+        &app,
+        &tok,
+        &d3i,
+        "lost",
+        Some("Preço"),
+        "2026-11-20T15:00:00Z",
+    )
+    .await;
     set_history(&app, &d3i, "lost", "2026-11-20T15:00:00Z", 14 * 86400).await;
     // Lost at 00:00 on Dec 1st, and at 23:59:59 on Oct 31st: outside.
-    close(&app, &tok, &d4i, "lost", Some("Preço"), "2026-12-01T03:00:00Z").await;
-    close(&app, &tok, &d5i, "lost", Some("Concorrente"), "2026-11-01T02:59:59Z").await;
+    close(
+        &app,
+        &tok,
+        &d4i,
+        "lost",
+        Some("Preço"),
+        "2026-12-01T03:00:00Z",
+    )
+    .await;
+    close(
+        &app,
+        &tok,
+        &d5i,
+        "lost",
+        Some("Concorrente"),
+        "2026-11-01T02:59:59Z",
+    )
+    .await;
 
     // Tasks: first contacts of L1 (5 h) and L3 (2 h, done in December), a follow-up (not a
     // contact) in the period, a note; and pending tasks for the "now" figures.
     done_task(&app, &tok, "call", &a.id, &l1, "2026-11-01T08:00:00Z").await;
     done_task(&app, &tok, "email", &b.id, &l3, "2026-12-01T04:59:59Z").await;
     done_task(&app, &tok, "follow_up", &a.id, &l5, "2026-11-30T12:00:00Z").await;
-    set_ts(&app, "leads", "last_contacted_at", &l1, "2026-11-01T08:00:00Z").await;
-    set_ts(&app, "leads", "last_contacted_at", &l3, "2026-12-01T04:59:59Z").await;
+    set_ts(
+        &app,
+        "leads",
+        "last_contacted_at",
+        &l1,
+        "2026-11-01T08:00:00Z",
+    )
+    .await;
+    set_ts(
+        &app,
+        "leads",
+        "last_contacted_at",
+        &l3,
+        "2026-12-01T04:59:59Z",
+    )
+    .await;
     let r = app
-        .post(&format!("/api/leads/{l1}/notes"), &a.token, json!({"body": "Pediu proposta"}))
+        .post(
+            &format!("/api/leads/{l1}/notes"),
+            &a.token,
+            json!({"body": "Pediu proposta"}),
+        )
         .await;
     r.assert(201);
     set_ts(&app, "notes", "created_at", &r.id(), "2026-11-10T10:00:00Z").await;
@@ -235,13 +331,7 @@ async fn world() -> World {
     .assert(201);
     let t5_overdue = noon < Utc::now();
 
-    let m = |d: &Value| {
-        (
-            i(&d["mrr_cents"]),
-            i(&d["tcv_cents"]),
-            i(&d["value_cents"]),
-        )
-    };
+    let m = |d: &Value| (i(&d["mrr_cents"]), i(&d["tcv_cents"]), i(&d["value_cents"]));
     assert_eq!(m(&d1).0, 10000);
     assert_eq!(m(&d2).0, 20000);
     assert_eq!(m(&d3).0, 30000);
@@ -268,7 +358,12 @@ async fn overview_figures_match_the_hand_computed_answers() {
     let w = world().await;
     let (app, tok) = (&w.app, &w.t.admin_token);
     let [d1, d2, d3, d6] = w.d;
-    let r = ok(app, tok, &format!("/api/dashboard/overview?{NOV}&compare=previous_period")).await;
+    let r = ok(
+        app,
+        tok,
+        &format!("/api/dashboard/overview?{NOV}&compare=previous_period"),
+    )
+    .await;
     assert_eq!(r["period"]["start"], "2026-11-01T03:00:00Z");
     assert_eq!(r["period"]["end"], "2026-12-01T03:00:00Z");
     assert_eq!(r["period"]["timezone"], "America/Sao_Paulo");
@@ -283,7 +378,10 @@ async fn overview_figures_match_the_hand_computed_answers() {
     assert_eq!(i(&c["won"]["setup_cents"]), 15000);
     assert_eq!(c["lost"]["count"], 1, "D3 only");
     assert_eq!(i(&c["lost"]["mrr_cents"]), d3.0);
-    assert_eq!(c["lost"]["top_reasons"], json!([{"reason": "Preço", "count": 1}]));
+    assert_eq!(
+        c["lost"]["top_reasons"],
+        json!([{"reason": "Preço", "count": 1}])
+    );
     assert_eq!(c["tasks"]["due_today"], 1);
     assert_eq!(c["tasks"]["overdue"], 1 + i64::from(w.t5_overdue));
     assert_eq!(c["calls_today"], json!({"value": 0, "available": false}));
@@ -296,28 +394,54 @@ async fn overview_figures_match_the_hand_computed_answers() {
     assert_eq!(p["won"]["count"], 0);
     assert_eq!(p["lost"]["count"], 1);
     assert_eq!(p["lost"]["top_reasons"][0]["reason"], "Concorrente");
-    assert_eq!(r["change"]["new_leads"], json!({"absolute": 2.0, "relative": 2.0}));
-    assert_eq!(r["change"]["won.count"], json!({"absolute": 2.0, "relative": null}));
+    assert_eq!(
+        r["change"]["new_leads"],
+        json!({"absolute": 2.0, "relative": 2.0})
+    );
+    assert_eq!(
+        r["change"]["won.count"],
+        json!({"absolute": 2.0, "relative": null})
+    );
     assert_eq!(r["change"]["lost.count"]["absolute"], 0.0);
 
     // The owner filter, and `me`.
-    let r = ok(app, tok, &format!("/api/dashboard/overview?{NOV}&owner_id={}", w.a.id)).await;
+    let r = ok(
+        app,
+        tok,
+        &format!("/api/dashboard/overview?{NOV}&owner_id={}", w.a.id),
+    )
+    .await;
     assert_eq!(r["current"]["new_leads"], 2);
     assert_eq!(r["current"]["won"]["count"], 1);
     assert_eq!(i(&r["current"]["won"]["mrr_cents"]), 10000);
     assert_eq!(r["current"]["lost"]["count"], 1);
     assert_eq!(r["current"]["tasks"]["overdue"], 1);
     assert_eq!(r["filters"]["owner_ids"], json!([w.a.id]));
-    let r = ok(app, &w.b.token, &format!("/api/dashboard/overview?{NOV}&owner_id=me")).await;
+    let r = ok(
+        app,
+        &w.b.token,
+        &format!("/api/dashboard/overview?{NOV}&owner_id=me"),
+    )
+    .await;
     assert_eq!(r["current"]["new_leads"], 1);
     assert_eq!(i(&r["current"]["won"]["mrr_cents"]), 20000);
     assert_eq!(r["current"]["lost"]["count"], 0);
     // A team.
-    let r = ok(app, tok, &format!("/api/dashboard/overview?{NOV}&team={},{}", w.a.id, w.b.id)).await;
+    let r = ok(
+        app,
+        tok,
+        &format!("/api/dashboard/overview?{NOV}&team={},{}", w.a.id, w.b.id),
+    )
+    .await;
     assert_eq!(r["current"]["new_leads"], 3);
     assert_eq!(r["current"]["won"]["count"], 2);
     // One day: November 30th holds L3 (created at 23:59:59 local) and D2.
-    let r = ok(app, tok, "/api/dashboard/overview?from=2026-11-30&to=2026-11-30").await;
+    let r = ok(
+        app,
+        tok,
+        "/api/dashboard/overview?from=2026-11-30&to=2026-11-30",
+    )
+    .await;
     assert_eq!(r["current"]["new_leads"], 1);
     assert_eq!(r["current"]["won"]["count"], 1);
     assert_eq!(i(&r["current"]["won"]["mrr_cents"]), 20000);
@@ -346,10 +470,16 @@ async fn kpis_match_the_hand_computed_answers() {
         json!({"count": 2, "median": 17.0, "p90": 24.2, "average": 17.0})
     );
     assert_eq!(k["new_mrr_cents"], 30000);
-    assert_eq!(k["churned_mrr_cents"], json!({"value": 0, "available": false}));
+    assert_eq!(
+        k["churned_mrr_cents"],
+        json!({"value": 0, "available": false})
+    );
     assert_eq!(k["net_new_mrr_cents"], 30000);
     // L1 and L3 have deals, L5 not.
-    assert_eq!(k["lead_to_opportunity"], json!({"from": 3, "to": 2, "rate": 0.6667}));
+    assert_eq!(
+        k["lead_to_opportunity"],
+        json!({"from": 3, "to": 2, "rate": 0.6667})
+    );
     // L1 first contacted after 5 h, L3 after 2 h (in December: still its first contact).
     assert_eq!(
         k["time_to_first_contact_hours"],
@@ -373,7 +503,10 @@ async fn kpis_match_the_hand_computed_answers() {
     assert_eq!(k["activities"], 3);
     assert_eq!(k["sellers"], 1);
     assert_eq!(k["activities_per_seller_per_day"], 0.1);
-    assert_eq!(k["lead_to_opportunity"], json!({"from": 2, "to": 1, "rate": 0.5}));
+    assert_eq!(
+        k["lead_to_opportunity"],
+        json!({"from": 2, "to": 1, "rate": 0.5})
+    );
 }
 
 #[tokio::test]
@@ -382,7 +515,12 @@ async fn sales_funnel_matches_the_hand_computed_answers() {
     let (app, tok) = (&w.app, &w.t.admin_token);
     let [_, _, _, d6] = w.d;
     let pid = w.pipeline["id"].as_str().unwrap();
-    let r = ok(app, tok, &format!("/api/dashboard/sales-funnel?{NOV}&pipeline_id={pid}")).await;
+    let r = ok(
+        app,
+        tok,
+        &format!("/api/dashboard/sales-funnel?{NOV}&pipeline_id={pid}"),
+    )
+    .await;
     let again = ok(app, tok, &format!("/api/dashboard/sales-funnel?{NOV}")).await;
     assert_eq!(again["stages"], r["stages"], "the default pipeline");
     assert_eq!(r["pipeline_id"], pid);
@@ -390,15 +528,39 @@ async fn sales_funnel_matches_the_hand_computed_answers() {
     let names: Vec<&str> = st.iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(
         names,
-        ["Prospecção", "Qualificação", "Proposta", "Negociação", "Fechado Ganho", "Fechado Perdido"]
+        [
+            "Prospecção",
+            "Qualificação",
+            "Proposta",
+            "Negociação",
+            "Fechado Ganho",
+            "Fechado Perdido"
+        ]
     );
     // Cohort: D1, D2, D3, D6 (created in November); furthest stages 4, 4, 2, 1.
     let reached: Vec<Value> = st.iter().map(|s| s["reached"].clone()).collect();
-    assert_eq!(reached, [json!(4), json!(4), json!(3), json!(2), json!(2), Value::Null]);
+    assert_eq!(
+        reached,
+        [
+            json!(4),
+            json!(4),
+            json!(3),
+            json!(2),
+            json!(2),
+            Value::Null
+        ]
+    );
     let conv: Vec<Value> = st.iter().map(|s| s["conversion_to_next"].clone()).collect();
     assert_eq!(
         conv,
-        [json!(1.0), json!(0.75), json!(0.6667), json!(1.0), Value::Null, Value::Null]
+        [
+            json!(1.0),
+            json!(0.75),
+            json!(0.6667),
+            json!(1.0),
+            Value::Null,
+            Value::Null
+        ]
     );
     // Cards now: D6 in Qualificação; D1, D2 won; D3, D4, D5 lost.
     let cards: Vec<i64> = st.iter().map(|s| i(&s["cards"])).collect();
@@ -435,10 +597,35 @@ async fn sales_funnel_matches_the_hand_computed_answers() {
         ])
     );
     // Seller B: D2 only.
-    let r = ok(app, tok, &format!("/api/dashboard/sales-funnel?{NOV}&owner_id={}", w.b.id)).await;
-    let reached: Vec<Value> = r["stages"].as_array().unwrap().iter().map(|s| s["reached"].clone()).collect();
-    assert_eq!(reached, [json!(1), json!(1), json!(1), json!(1), json!(1), Value::Null]);
-    let cards: Vec<i64> = r["stages"].as_array().unwrap().iter().map(|s| i(&s["cards"])).collect();
+    let r = ok(
+        app,
+        tok,
+        &format!("/api/dashboard/sales-funnel?{NOV}&owner_id={}", w.b.id),
+    )
+    .await;
+    let reached: Vec<Value> = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["reached"].clone())
+        .collect();
+    assert_eq!(
+        reached,
+        [
+            json!(1),
+            json!(1),
+            json!(1),
+            json!(1),
+            json!(1),
+            Value::Null
+        ]
+    );
+    let cards: Vec<i64> = r["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| i(&s["cards"]))
+        .collect();
     assert_eq!(cards, [0, 0, 0, 0, 1, 1]);
 }
 
@@ -470,7 +657,10 @@ async fn team_performance_and_quotas() {
     assert_eq!(got["items"].as_array().unwrap().len(), 2);
     // A seller sees their own quota only.
     let mine = ok(app, &w.a.token, "/api/quotas?month=2026-11").await;
-    assert_eq!(mine["items"], json!([{"user_id": w.a.id, "mrr_cents": 20000, "deals": 2}]));
+    assert_eq!(
+        mine["items"],
+        json!([{"user_id": w.a.id, "mrr_cents": 20000, "deals": 2}])
+    );
 
     let r = ok(app, tok, &format!("/api/dashboard/team-performance?{NOV}")).await;
     let users = r["users"].as_array().unwrap();
@@ -502,8 +692,19 @@ async fn team_performance_and_quotas() {
         json!({"mrr_target_cents": 10000, "deals_target": null, "mrr_attainment": 2.0, "deals_attainment": null})
     );
     // Half of November (15/30) and half of December (15/31): 10000 + 15000.
-    let r = ok(app, tok, "/api/dashboard/team-performance?from=2026-11-16&to=2026-12-15").await;
-    let a = r["users"].as_array().unwrap().iter().find(|u| u["user_id"] == w.a.id.as_str()).unwrap().clone();
+    let r = ok(
+        app,
+        tok,
+        "/api/dashboard/team-performance?from=2026-11-16&to=2026-12-15",
+    )
+    .await;
+    let a = r["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["user_id"] == w.a.id.as_str())
+        .unwrap()
+        .clone();
     assert_eq!(a["quota"]["mrr_target_cents"], 25000);
     assert_eq!(a["quota"]["deals_target"], 1.0);
     // Removing a quota.
@@ -530,14 +731,24 @@ async fn team_performance_and_quotas() {
 async fn series_fill_empty_buckets_with_zeros() {
     let w = world().await;
     let (app, tok) = (&w.app, &w.t.admin_token);
-    let r = ok(app, tok, &format!("/api/dashboard/series?{NOV}&metric=new_leads")).await;
+    let r = ok(
+        app,
+        tok,
+        &format!("/api/dashboard/series?{NOV}&metric=new_leads"),
+    )
+    .await;
     let pts = r["points"].as_array().unwrap();
     assert_eq!(pts.len(), 30);
     assert_eq!(pts[0], json!({"start": "2026-11-01", "value": 1}));
     assert_eq!(pts[14], json!({"start": "2026-11-15", "value": 1}));
     assert_eq!(pts[29], json!({"start": "2026-11-30", "value": 1}));
     assert_eq!(pts.iter().map(|p| i(&p["value"])).sum::<i64>(), 3);
-    let r = ok(app, tok, &format!("/api/dashboard/series?{NOV}&metric=new_leads&interval=week")).await;
+    let r = ok(
+        app,
+        tok,
+        &format!("/api/dashboard/series?{NOV}&metric=new_leads&interval=week"),
+    )
+    .await;
     assert_eq!(
         r["points"],
         json!([
@@ -546,9 +757,22 @@ async fn series_fill_empty_buckets_with_zeros() {
             {"start": "2026-11-23", "value": 0}, {"start": "2026-11-30", "value": 1}
         ])
     );
-    let r = ok(app, tok, &format!("/api/dashboard/series?{NOV}&metric=won_mrr&interval=month")).await;
-    assert_eq!(r["points"], json!([{"start": "2026-11-01", "value": 30000}]));
-    let r = ok(app, tok, &format!("/api/dashboard/series?{NOV}&metric=activities")).await;
+    let r = ok(
+        app,
+        tok,
+        &format!("/api/dashboard/series?{NOV}&metric=won_mrr&interval=month"),
+    )
+    .await;
+    assert_eq!(
+        r["points"],
+        json!([{"start": "2026-11-01", "value": 30000}])
+    );
+    let r = ok(
+        app,
+        tok,
+        &format!("/api/dashboard/series?{NOV}&metric=activities"),
+    )
+    .await;
     let nonzero: Vec<Value> = r["points"]
         .as_array()
         .unwrap()
@@ -571,9 +795,13 @@ async fn days_follow_the_company_timezone_across_daylight_saving() {
     let app = spawn_app().await;
     let t = app.create_tenant().await;
     let tok = &t.admin_token;
-    app.put("/api/tenant", tok, json!({"settings": {"timezone": "America/New_York"}}))
-        .await
-        .assert(200);
+    app.put(
+        "/api/tenant",
+        tok,
+        json!({"settings": {"timezone": "America/New_York"}}),
+    )
+    .await
+    .assert(200);
     // New York left DST on 2026-11-01 at 02:00 EDT: that day runs from 04:00Z to 05:00Z next day.
     for (n, at) in [
         ("a", "2026-11-01T03:59:59Z"),
@@ -583,7 +811,12 @@ async fn days_follow_the_company_timezone_across_daylight_saving() {
     ] {
         lead(&app, tok, n, "website", &t.admin_id, at).await;
     }
-    let r = ok(&app, tok, "/api/dashboard/series?from=2026-10-31&to=2026-11-02&metric=new_leads").await;
+    let r = ok(
+        &app,
+        tok,
+        "/api/dashboard/series?from=2026-10-31&to=2026-11-02&metric=new_leads",
+    )
+    .await;
     assert_eq!(
         r["points"],
         json!([
@@ -591,7 +824,12 @@ async fn days_follow_the_company_timezone_across_daylight_saving() {
             {"start": "2026-11-02", "value": 1}
         ])
     );
-    let r = ok(&app, tok, "/api/dashboard/overview?from=2026-11-01&to=2026-11-01").await;
+    let r = ok(
+        &app,
+        tok,
+        "/api/dashboard/overview?from=2026-11-01&to=2026-11-01",
+    )
+    .await;
     assert_eq!(r["period"]["start"], "2026-11-01T04:00:00Z");
     assert_eq!(r["period"]["end"], "2026-11-02T05:00:00Z");
     assert_eq!(r["current"]["new_leads"], 2);
@@ -605,23 +843,43 @@ async fn sellers_see_their_own_figures_unless_team_visibility() {
     let r = ok(app, a, &format!("/api/dashboard/overview?{NOV}")).await;
     assert_eq!(r["current"]["new_leads"], 2);
     assert_eq!(r["filters"]["owner_ids"], json!([w.a.id]));
-    app.get(&format!("/api/dashboard/overview?{NOV}&owner_id={}", w.b.id), a)
-        .await
-        .assert_problem(403, "forbidden");
-    app.get(&format!("/api/dashboard/kpis?{NOV}&team={},{}", w.a.id, w.b.id), a)
-        .await
-        .assert_problem(403, "forbidden");
+    app.get(
+        &format!("/api/dashboard/overview?{NOV}&owner_id={}", w.b.id),
+        a,
+    )
+    .await
+    .assert_problem(403, "forbidden");
+    app.get(
+        &format!("/api/dashboard/kpis?{NOV}&team={},{}", w.a.id, w.b.id),
+        a,
+    )
+    .await
+    .assert_problem(403, "forbidden");
     let r = ok(app, a, &format!("/api/dashboard/team-performance?{NOV}")).await;
-    let ids: Vec<&str> = r["users"].as_array().unwrap().iter().map(|u| u["user_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = r["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["user_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, [w.a.id.as_str()]);
     let r = ok(app, a, &format!("/api/dashboard/sales-funnel?{NOV}")).await;
     assert_eq!(r["leads"]["leads"], 2);
-    app.put("/api/tenant", &w.t.admin_token, json!({"settings": {"team_visibility": true}}))
-        .await
-        .assert(200);
+    app.put(
+        "/api/tenant",
+        &w.t.admin_token,
+        json!({"settings": {"team_visibility": true}}),
+    )
+    .await
+    .assert(200);
     let r = ok(app, a, &format!("/api/dashboard/overview?{NOV}")).await;
     assert_eq!(r["current"]["new_leads"], 3);
-    let r = ok(app, a, &format!("/api/dashboard/overview?{NOV}&owner_id={}", w.b.id)).await;
+    let r = ok(
+        app,
+        a,
+        &format!("/api/dashboard/overview?{NOV}&owner_id={}", w.b.id),
+    )
+    .await;
     assert_eq!(r["current"]["new_leads"], 1);
     // Viewers read the whole company's figures.
     let v = app.create_user(&w.t, "viewer").await;
@@ -640,10 +898,19 @@ async fn another_company_sees_nothing_and_gets_404_for_ids() {
     assert_eq!(r["current"]["won"]["count"], 0);
     assert_eq!(r["current"]["open_opportunities"]["count"], 0);
     let r = ok(app, ot, &format!("/api/dashboard/sales-funnel?{NOV}")).await;
-    assert!(r["stages"].as_array().unwrap().iter().all(|s| s["cards"] == 0));
+    assert!(
+        r["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["cards"] == 0)
+    );
     let r = ok(app, ot, &format!("/api/dashboard/team-performance?{NOV}")).await;
     assert_eq!(r["users"].as_array().unwrap().len(), 1);
-    assert_eq!(ok(app, ot, "/api/quotas?month=2026-11").await["items"], json!([]));
+    assert_eq!(
+        ok(app, ot, "/api/quotas?month=2026-11").await["items"],
+        json!([])
+    );
     let pid = w.pipeline["id"].as_str().unwrap();
     for path in [
         format!("/api/dashboard/sales-funnel?pipeline_id={pid}"),
@@ -690,11 +957,20 @@ async fn bad_input_gets_problem_json() {
             assert_eq!(r.error_fields(), vec![field], "{ep}?{q}");
         }
     }
-    for ep in ["overview", "sales-funnel", "kpis", "team-performance", "series?metric=new_leads&"] {
+    for ep in [
+        "overview",
+        "sales-funnel",
+        "kpis",
+        "team-performance",
+        "series?metric=new_leads&",
+    ] {
         let sep = if ep.ends_with('&') { "" } else { "?" };
-        app.get(&format!("/api/dashboard/{ep}{sep}pipeline_id={unknown}"), tok)
-            .await
-            .assert_problem(404, "not_found");
+        app.get(
+            &format!("/api/dashboard/{ep}{sep}pipeline_id={unknown}"),
+            tok,
+        )
+        .await
+        .assert_problem(404, "not_found");
         app.get(&format!("/api/dashboard/{ep}{sep}owner_id={unknown}"), tok)
             .await
             .assert_problem(404, "not_found");
@@ -716,25 +992,52 @@ async fn bad_input_gets_problem_json() {
         .await
         .assert_problem(422, "validation_failed");
     for (body, field) in [
-        (json!({"items": [{"user_id": t.admin_id, "mrr_cents": 1}]}), "month"),
-        (json!({"month": "11/2026", "items": [{"user_id": t.admin_id}]}), "month"),
+        (
+            json!({"items": [{"user_id": t.admin_id, "mrr_cents": 1}]}),
+            "month",
+        ),
+        (
+            json!({"month": "11/2026", "items": [{"user_id": t.admin_id}]}),
+            "month",
+        ),
         (json!({"month": "2026-11", "items": []}), "items"),
-        (json!({"month": "2026-11", "items": [{"mrr_cents": 1}]}), "items[0].user_id"),
-        (json!({"month": "2026-11", "items": [{"user_id": t.admin_id, "mrr_cents": -1}]}), "items[0].mrr_cents"),
-        (json!({"month": "2026-11", "items": [{"user_id": t.admin_id, "deals": 10000000}]}), "items[0].deals"),
+        (
+            json!({"month": "2026-11", "items": [{"mrr_cents": 1}]}),
+            "items[0].user_id",
+        ),
+        (
+            json!({"month": "2026-11", "items": [{"user_id": t.admin_id, "mrr_cents": -1}]}),
+            "items[0].mrr_cents",
+        ),
+        (
+            json!({"month": "2026-11", "items": [{"user_id": t.admin_id, "deals": 10000000}]}),
+            "items[0].deals",
+        ),
     ] {
         let r = app.put("/api/quotas", tok, body.clone()).await;
         r.assert_problem(422, "validation_failed");
-        assert!(r.error_fields().contains(&field.to_string()), "{body} → {:?}", r.error_fields());
+        assert!(
+            r.error_fields().contains(&field.to_string()),
+            "{body} → {:?}",
+            r.error_fields()
+        );
     }
     // An unknown user is a missing reference: 404 naming the field (docs/api.md).
     let r = app
-        .put("/api/quotas", tok, json!({"month": "2026-11", "items": [{"user_id": unknown, "deals": 1}]}))
+        .put(
+            "/api/quotas",
+            tok,
+            json!({"month": "2026-11", "items": [{"user_id": unknown, "deals": 1}]}),
+        )
         .await;
     r.assert_problem(404, "not_found");
     assert_eq!(r.error_fields(), vec!["items[0].user_id"]);
     let r = app
-        .put("/api/quotas", tok, json!({"month": "2026-11", "items": [{"user_id": "x", "deals": 1}]}))
+        .put(
+            "/api/quotas",
+            tok,
+            json!({"month": "2026-11", "items": [{"user_id": "x", "deals": 1}]}),
+        )
         .await;
     assert_eq!(r.status.as_u16(), 422, "{:?}", r.body);
     let r = TestApp::finish(
@@ -756,7 +1059,10 @@ async fn csv_export_opens_in_brazilian_excel() {
     let w = world().await;
     let (app, tok) = (&w.app, &w.t.admin_token);
     let r = app
-        .get(&format!("/api/dashboard/overview?{NOV}&format=csv&compare=previous_period"), tok)
+        .get(
+            &format!("/api/dashboard/overview?{NOV}&format=csv&compare=previous_period"),
+            tok,
+        )
         .await;
     r.assert(200);
     assert!(r.header("content-type").unwrap().starts_with("text/csv"));
@@ -764,21 +1070,45 @@ async fn csv_export_opens_in_brazilian_excel() {
     let body = csv_body(&r);
     assert!(body.starts_with('\u{FEFF}'), "BOM");
     assert!(body.contains("\r\n"));
-    assert!(body.contains("won.mrr (R$);300,00;0,00;300,00;\r\n"), "{body}");
+    assert!(
+        body.contains("won.mrr (R$);300,00;0,00;300,00;\r\n"),
+        "{body}"
+    );
     assert!(body.contains("new_leads;3;1;2;2\r\n"), "{body}");
     assert!(body.contains("Preço;1\r\n"), "{body}");
-    let r = app.get(&format!("/api/dashboard/kpis?{NOV}&format=csv"), tok).await;
+    let r = app
+        .get(&format!("/api/dashboard/kpis?{NOV}&format=csv"), tok)
+        .await;
     let body = csv_body(&r);
     assert!(body.contains("win_rate_count;0,6667\r\n"), "{body}");
     assert!(body.contains("sales_cycle_days.p90;24,2\r\n"), "{body}");
-    let r = app.get(&format!("/api/dashboard/sales-funnel?{NOV}&format=csv"), tok).await;
+    let r = app
+        .get(
+            &format!("/api/dashboard/sales-funnel?{NOV}&format=csv"),
+            tok,
+        )
+        .await;
     let body = csv_body(&r);
-    assert!(body.contains("Proposta;open;0;0,00;0,00;0,00;3;0,6667;14;14;14\r\n"), "{body}");
+    assert!(
+        body.contains("Proposta;open;0;0,00;0,00;0,00;3;0,6667;14;14;14\r\n"),
+        "{body}"
+    );
     assert!(body.contains("website;2;1;1;0,5;1;0,5\r\n"), "{body}");
-    let r = app.get(&format!("/api/dashboard/team-performance?{NOV}&format=csv"), tok).await;
+    let r = app
+        .get(
+            &format!("/api/dashboard/team-performance?{NOV}&format=csv"),
+            tok,
+        )
+        .await;
     assert!(csv_body(&r).lines().count() >= 5);
     let r = app
-        .get(&format!("/api/dashboard/series?{NOV}&metric=won_mrr&interval=month&format=csv"), tok)
+        .get(
+            &format!("/api/dashboard/series?{NOV}&metric=won_mrr&interval=month&format=csv"),
+            tok,
+        )
         .await;
-    assert_eq!(csv_body(&r), "\u{FEFF}início;MRR ganho (R$)\r\n01/11/2026;300,00\r\n");
+    assert_eq!(
+        csv_body(&r),
+        "\u{FEFF}início;MRR ganho (R$)\r\n01/11/2026;300,00\r\n"
+    );
 }

@@ -3,9 +3,7 @@
 
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use jtcrm_types::dto::dashboards::{
-    Report, SalesFunnel, Series, SeriesMetric, TeamPerformance,
-};
+use jtcrm_types::dto::dashboards::{Report, SalesFunnel, Series, SeriesMetric, TeamPerformance};
 use serde::Serialize;
 
 use super::service::numbers;
@@ -100,9 +98,7 @@ pub fn report<T: Serialize>(r: &Report<T>, extra: Vec<Vec<String>>) -> AppResult
     ]];
     let mut head = vec!["indicador".to_string(), "valor".to_string()];
     if prev.is_some() {
-        head.extend(
-            ["valor anterior", "variação", "variação relativa"].map(String::from),
-        );
+        head.extend(["valor anterior", "variação", "variação relativa"].map(String::from));
     }
     rows.push(head);
     for (k, v) in &cur {
@@ -129,8 +125,16 @@ pub fn funnel(f: &SalesFunnel) -> Vec<Vec<String>> {
         ],
         vec!["pipeline".to_string(), text(&f.pipeline_name)],
         [
-            "etapa", "tipo", "cartões", "valor (R$)", "MRR (R$)", "ponderado (R$)", "alcançaram",
-            "conversão para a próxima", "dias na etapa (média)", "dias na etapa (mediana)",
+            "etapa",
+            "tipo",
+            "cartões",
+            "valor (R$)",
+            "MRR (R$)",
+            "ponderado (R$)",
+            "alcançaram",
+            "conversão para a próxima",
+            "dias na etapa (média)",
+            "dias na etapa (mediana)",
             "dias na etapa (p90)",
         ]
         .map(String::from)
@@ -154,8 +158,13 @@ pub fn funnel(f: &SalesFunnel) -> Vec<Vec<String>> {
     rows.push(vec![]);
     rows.push(
         [
-            "origem", "leads", "com oportunidade", "ganhos", "lead → oportunidade",
-            "oportunidade → ganho", "lead → ganho",
+            "origem",
+            "leads",
+            "com oportunidade",
+            "ganhos",
+            "lead → oportunidade",
+            "oportunidade → ganho",
+            "lead → ganho",
         ]
         .map(String::from)
         .to_vec(),
@@ -186,9 +195,19 @@ pub fn team(t: &TeamPerformance) -> Vec<Vec<String>> {
             t.period.to.to_string(),
         ],
         [
-            "usuário", "papel", "leads", "leads contatados", "tarefas concluídas",
-            "tarefas atrasadas", "ganhos", "perdidos", "novo MRR (R$)", "meta de MRR (R$)",
-            "atingimento de MRR", "meta de negócios", "atingimento de negócios",
+            "usuário",
+            "papel",
+            "leads",
+            "leads contatados",
+            "tarefas concluídas",
+            "tarefas atrasadas",
+            "ganhos",
+            "perdidos",
+            "novo MRR (R$)",
+            "meta de MRR (R$)",
+            "atingimento de MRR",
+            "meta de negócios",
+            "atingimento de negócios",
         ]
         .map(String::from)
         .to_vec(),

@@ -66,7 +66,10 @@ impl Period {
             None => {
                 let n = self.days().unsigned_abs();
                 let to = prev_day(self.from);
-                let from = self.from.checked_sub_days(Days::new(n)).unwrap_or(self.from);
+                let from = self
+                    .from
+                    .checked_sub_days(Days::new(n))
+                    .unwrap_or(self.from);
                 (from, to)
             }
         };
@@ -105,11 +108,12 @@ pub fn preset_days(preset: Preset, today: NaiveDate) -> (NaiveDate, NaiveDate) {
         Preset::Today => (today, today),
         Preset::ThisWeek => {
             let monday = today
-                .checked_sub_days(Days::new(u64::from(
-                    today.weekday().num_days_from_monday(),
-                )))
+                .checked_sub_days(Days::new(u64::from(today.weekday().num_days_from_monday())))
                 .unwrap_or(today);
-            (monday, monday.checked_add_days(Days::new(6)).unwrap_or(monday))
+            (
+                monday,
+                monday.checked_add_days(Days::new(6)).unwrap_or(monday),
+            )
         }
         Preset::ThisMonth => (first_of_month(today), last_of_month(today)),
         Preset::LastMonth => {
@@ -136,9 +140,8 @@ pub fn preset_days(preset: Preset, today: NaiveDate) -> (NaiveDate, NaiveDate) {
 }
 
 fn parse_day(field: &str, v: &str) -> AppResult<NaiveDate> {
-    NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d").map_err(|_| {
-        AppError::field(field, "invalid_date", "Use uma data no formato AAAA-MM-DD")
-    })
+    NaiveDate::parse_from_str(v.trim(), "%Y-%m-%d")
+        .map_err(|_| AppError::field(field, "invalid_date", "Use uma data no formato AAAA-MM-DD"))
 }
 
 /// The period of a request: a preset (default `this_month`) or `from` and `to` together.
@@ -260,18 +263,44 @@ mod tests {
     fn month_ends_and_previous_periods() {
         let tz = tz_of("America/Sao_Paulo");
         // March 31st: the previous month is February (28 days in 2027), not "March 3rd".
-        let p = resolve(tz, utc("2027-03-31T15:00:00Z"), Some("this_month"), None, None).unwrap();
+        let p = resolve(
+            tz,
+            utc("2027-03-31T15:00:00Z"),
+            Some("this_month"),
+            None,
+            None,
+        )
+        .unwrap();
         let q = p.previous();
         assert_eq!((q.from, q.to), (d("2027-02-01"), d("2027-02-28")));
-        let p = resolve(tz, utc("2028-03-10T15:00:00Z"), Some("last_month"), None, None).unwrap();
+        let p = resolve(
+            tz,
+            utc("2028-03-10T15:00:00Z"),
+            Some("last_month"),
+            None,
+            None,
+        )
+        .unwrap();
         assert_eq!((p.from, p.to), (d("2028-02-01"), d("2028-02-29")));
-        let q = resolve(tz, utc("2027-05-10T15:00:00Z"), Some("this_quarter"), None, None)
-            .unwrap()
-            .previous();
+        let q = resolve(
+            tz,
+            utc("2027-05-10T15:00:00Z"),
+            Some("this_quarter"),
+            None,
+            None,
+        )
+        .unwrap()
+        .previous();
         assert_eq!((q.from, q.to), (d("2027-01-01"), d("2027-03-31")));
-        let q = resolve(tz, utc("2027-05-10T15:00:00Z"), None, Some("2027-05-01"), Some("2027-05-10"))
-            .unwrap()
-            .previous();
+        let q = resolve(
+            tz,
+            utc("2027-05-10T15:00:00Z"),
+            None,
+            Some("2027-05-01"),
+            Some("2027-05-10"),
+        )
+        .unwrap()
+        .previous();
         assert_eq!((q.from, q.to), (d("2027-04-21"), d("2027-04-30")));
     }
 
@@ -279,14 +308,35 @@ mod tests {
     fn daylight_saving_days() {
         // New York: DST starts 2027-03-14 (a 23-hour day) and ends 2027-11-07 (25 hours).
         let tz = tz_of("America/New_York");
-        let p = resolve(tz, utc("2027-03-20T12:00:00Z"), None, Some("2027-03-14"), Some("2027-03-14")).unwrap();
+        let p = resolve(
+            tz,
+            utc("2027-03-20T12:00:00Z"),
+            None,
+            Some("2027-03-14"),
+            Some("2027-03-14"),
+        )
+        .unwrap();
         assert_eq!(p.start(), utc("2027-03-14T05:00:00Z"));
         assert_eq!(p.end(), utc("2027-03-15T04:00:00Z"));
-        let p = resolve(tz, utc("2027-11-20T12:00:00Z"), None, Some("2027-11-07"), Some("2027-11-07")).unwrap();
+        let p = resolve(
+            tz,
+            utc("2027-11-20T12:00:00Z"),
+            None,
+            Some("2027-11-07"),
+            Some("2027-11-07"),
+        )
+        .unwrap();
         assert_eq!(p.end() - p.start(), chrono::Duration::hours(25));
         // São Paulo 2018: DST began at midnight on 2018-11-04, so that day starts at 01:00 local.
         let tz = tz_of("America/Sao_Paulo");
-        let p = resolve(tz, utc("2018-11-10T12:00:00Z"), None, Some("2018-11-04"), Some("2018-11-04")).unwrap();
+        let p = resolve(
+            tz,
+            utc("2018-11-10T12:00:00Z"),
+            None,
+            Some("2018-11-04"),
+            Some("2018-11-04"),
+        )
+        .unwrap();
         assert_eq!(p.start(), utc("2018-11-04T03:00:00Z"));
         assert_eq!(p.end(), utc("2018-11-05T02:00:00Z"));
     }

@@ -125,11 +125,22 @@ pub async fn put(
         if !seen.insert(user_id) {
             v.add(&f("user_id"), "duplicate", "Usuário repetido");
         }
-        if it.mrr_cents.is_some_and(|x| !(0..=MAX_MRR_CENTS).contains(&x)) {
-            v.add(&f("mrr_cents"), "out_of_range", "Use um valor entre 0 e 100000000000");
+        if it
+            .mrr_cents
+            .is_some_and(|x| !(0..=MAX_MRR_CENTS).contains(&x))
+        {
+            v.add(
+                &f("mrr_cents"),
+                "out_of_range",
+                "Use um valor entre 0 e 100000000000",
+            );
         }
         if it.deals.is_some_and(|x| !(0..=MAX_DEALS).contains(&x)) {
-            v.add(&f("deals"), "out_of_range", "Use um número entre 0 e 1000000");
+            v.add(
+                &f("deals"),
+                "out_of_range",
+                "Use um número entre 0 e 1000000",
+            );
         }
         parsed.push((i, user_id, it.mrr_cents, it.deals));
     }
@@ -137,7 +148,12 @@ pub async fn put(
     if !parsed.is_empty() {
         let ids: Vec<Uuid> = parsed.iter().map(|p| p.1).collect();
         let mut known = HashSet::new();
-        for r in rows(db, users::stats::active_users(is_pg(db), ctx.tenant_id, Some(&ids))).await? {
+        for r in rows(
+            db,
+            users::stats::active_users(is_pg(db), ctx.tenant_id, Some(&ids)),
+        )
+        .await?
+        {
             known.insert(super::sql::col::<Uuid>(&r, 0)?);
         }
         for (i, id, _, _) in &parsed {
@@ -198,7 +214,13 @@ pub async fn put(
         .collect();
     audit::record(
         &*txn,
-        audit::Entry::tenant(ctx, "update", "sales_quota", &month, json!({ "items": changes })),
+        audit::Entry::tenant(
+            ctx,
+            "update",
+            "sales_quota",
+            &month,
+            json!({ "items": changes }),
+        ),
     )
     .await?;
     txn.commit().await?;

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
 use chrono_tz::Tz;
 use jtcrm_types::dto::dashboards::{
-    AppliedFilters, Availability, AutomationFigures, Change, Conversion, DashboardQuery,
+    AppliedFilters, AutomationFigures, Availability, Change, Conversion, DashboardQuery,
     FunnelStage, Interval, KpiFigures, LeadFunnel, LostFigures, MoneyCount, OverviewFigures,
     ProposalFigures, QuotaAttainment, ReasonCount, Report, SalesFunnel, SellerPerformance, Series,
     SeriesMetric, SeriesPoint, SourceFunnel, StatsScope, TaskFigures, TeamPerformance, WonFigures,
@@ -415,7 +415,11 @@ pub async fn kpis(state: &AppState, p: &Params) -> AppResult<Report<KpiFigures>>
 pub async fn funnel(state: &AppState, p: &Params) -> AppResult<SalesFunnel> {
     let db = &state.db;
     let pg = is_pg(db);
-    let found = rows(db, pipelines::stats::pipeline(pg, p.tenant_id, p.pipeline_id)).await?;
+    let found = rows(
+        db,
+        pipelines::stats::pipeline(pg, p.tenant_id, p.pipeline_id),
+    )
+    .await?;
     let row = found.first().ok_or_else(AppError::not_found)?;
     let (pipeline_id, pipeline_name): (Uuid, String) = (col(row, 0)?, col(row, 1)?);
     let mut s = p.scope(&p.period);
@@ -437,8 +441,8 @@ pub async fn funnel(state: &AppState, p: &Params) -> AppResult<SalesFunnel> {
     for r in rows(db, pipelines::stats::furthest_stage(pg, &s)).await? {
         furthest.push((col(&r, 0)?, col(&r, 1)?));
     }
-    let mut in_stage = durations::<_, Uuid>(db, pipelines::stats::stage_seconds(pg, &s), 86400.0)
-        .await?;
+    let mut in_stage =
+        durations::<_, Uuid>(db, pipelines::stats::stage_seconds(pg, &s), 86400.0).await?;
 
     let mut stages = Vec::new();
     for r in rows(db, pipelines::stats::stages(pg, p.tenant_id, pipeline_id)).await? {
@@ -558,10 +562,7 @@ pub async fn team(state: &AppState, p: &Params) -> AppResult<TeamPerformance> {
     Ok(TeamPerformance {
         period: p.period.dto(),
         filters: p.filters(),
-        users: order
-            .iter()
-            .filter_map(|id| by_user.remove(id))
-            .collect(),
+        users: order.iter().filter_map(|id| by_user.remove(id)).collect(),
     })
 }
 
@@ -578,11 +579,7 @@ pub fn bucket(interval: Interval, d: NaiveDate) -> NaiveDate {
     }
 }
 
-pub async fn series(
-    state: &AppState,
-    p: &Params,
-    q: &DashboardQuery,
-) -> AppResult<Series> {
+pub async fn series(state: &AppState, p: &Params, q: &DashboardQuery) -> AppResult<Series> {
     let metric = match q.metric.as_deref().map(str::trim) {
         None => return Err(bad("metric", "required", "Informe metric")),
         Some(m) => SeriesMetric::parse(m).ok_or_else(|| {
@@ -596,7 +593,11 @@ pub async fn series(
     let interval = match q.interval.as_deref().map(str::trim) {
         None => Interval::Day,
         Some(i) => Interval::parse(i).ok_or_else(|| {
-            bad("interval", "invalid_value", "Use interval=day, week ou month")
+            bad(
+                "interval",
+                "invalid_value",
+                "Use interval=day, week ou month",
+            )
         })?,
     };
     let db = &state.db;
@@ -604,7 +605,9 @@ pub async fn series(
     let s = p.scope(&p.period);
     let tz = p.tz();
     let days = match metric {
-        SeriesMetric::NewLeads => per_day(db, leads::stats::created_per_hour(pg, &s), tz, 0, 1).await?,
+        SeriesMetric::NewLeads => {
+            per_day(db, leads::stats::created_per_hour(pg, &s), tz, 0, 1).await?
+        }
         SeriesMetric::WonMrr => {
             per_day(db, pipelines::stats::won_mrr_per_hour(pg, &s), tz, 0, 1).await?
         }

@@ -14,8 +14,8 @@ mod queries;
 pub mod routes;
 pub mod scoring;
 pub mod search;
-pub mod stats;
 pub mod service;
+pub mod stats;
 pub mod transfer_routes;
 
 use chrono::{DateTime, Utc};

@@ -9,7 +9,10 @@ type Args = SqlArgs<Value>;
 
 /// `l.tenant_id = … AND l.deleted_at IS NULL` and the owner filter on `l.owner_id`.
 fn live(a: &mut Args, s: &StatsScope) -> String {
-    let mut w = format!("l.tenant_id = {} AND l.deleted_at IS NULL", a.p(s.tenant_id));
+    let mut w = format!(
+        "l.tenant_id = {} AND l.deleted_at IS NULL",
+        a.p(s.tenant_id)
+    );
     if let Some(o) = &s.owners {
         w.push_str(&format!(" AND l.owner_id IN {}", a.list(o)));
     }

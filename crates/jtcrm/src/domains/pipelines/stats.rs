@@ -11,7 +11,10 @@ type Args = SqlArgs<Value>;
 
 /// Live deals of the tenant, with the owner and pipeline filters, on alias `o`.
 fn live(a: &mut Args, s: &StatsScope) -> String {
-    let mut w = format!("o.tenant_id = {} AND o.deleted_at IS NULL", a.p(s.tenant_id));
+    let mut w = format!(
+        "o.tenant_id = {} AND o.deleted_at IS NULL",
+        a.p(s.tenant_id)
+    );
     if let Some(o) = &s.owners {
         w.push_str(&format!(" AND o.owner_id IN {}", a.list(o)));
     }

@@ -8,7 +8,10 @@ use sea_orm::Value;
 /// applied).
 pub fn funnel(pg: bool, s: &StatsScope) -> RawSql<Value> {
     let mut a = SqlArgs::<Value>::new(pg);
-    let mut w = format!("p.tenant_id = {} AND p.deleted_at IS NULL", a.p(s.tenant_id));
+    let mut w = format!(
+        "p.tenant_id = {} AND p.deleted_at IS NULL",
+        a.p(s.tenant_id)
+    );
     if let Some(o) = &s.owners {
         w.push_str(&format!(" AND p.owner_id IN {}", a.list(o)));
     }

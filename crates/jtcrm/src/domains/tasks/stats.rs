@@ -10,7 +10,10 @@ use sea_orm::Value;
 type Args = SqlArgs<Value>;
 
 fn live(a: &mut Args, s: &StatsScope) -> String {
-    let mut w = format!("t.tenant_id = {} AND t.deleted_at IS NULL", a.p(s.tenant_id));
+    let mut w = format!(
+        "t.tenant_id = {} AND t.deleted_at IS NULL",
+        a.p(s.tenant_id)
+    );
     if let Some(o) = &s.owners {
         w.push_str(&format!(" AND t.assignee_id IN {}", a.list(o)));
     }
@@ -42,11 +45,7 @@ pub fn due_and_overdue(
 }
 
 /// Rows `(assignee_id, done_in_period, overdue_now)`.
-pub fn done_and_overdue_by_assignee(
-    pg: bool,
-    s: &StatsScope,
-    now: DateTime<Utc>,
-) -> RawSql<Value> {
+pub fn done_and_overdue_by_assignee(pg: bool, s: &StatsScope, now: DateTime<Utc>) -> RawSql<Value> {
     let mut a = Args::new(pg);
     let w = live(&mut a, s);
     let (st, en, n) = (a.p(s.start), a.p(s.end), a.p(now));
