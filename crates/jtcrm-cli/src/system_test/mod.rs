@@ -13,12 +13,15 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 mod client;
+mod dashboards;
 mod platform;
 mod proposals;
 mod sales;
 
 #[allow(unused_imports)]
 use client::*;
+#[allow(unused_imports)]
+use dashboards::*;
 #[allow(unused_imports)]
 use platform::*;
 #[allow(unused_imports)]
@@ -81,6 +84,7 @@ async fn scenario(c: &Client, ctx: &mut Ctx) -> Result<()> {
     sales_pipeline(c, ctx).await?;
     automations(c, ctx).await?;
     proposals(c, ctx).await?;
+    dashboards(c, ctx).await?;
     Ok(())
 }
 
