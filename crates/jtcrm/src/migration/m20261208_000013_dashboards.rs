@@ -36,7 +36,11 @@ const INDEXES: &[(&str, &str, &str)] = &[
         "tasks",
         "tenant_id, status, completed_at, assignee_id",
     ),
-    ("ix_notes_dash_created", "notes", "tenant_id, created_at, author_id"),
+    (
+        "ix_notes_dash_created",
+        "notes",
+        "tenant_id, created_at, author_id",
+    ),
 ];
 
 /// Plain indexes: stage changes and automation runs in a period.

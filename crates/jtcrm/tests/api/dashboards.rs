@@ -1112,3 +1112,83 @@ async fn csv_export_opens_in_brazilian_excel() {
         "\u{FEFF}início;MRR ganho (R$)\r\n01/11/2026;300,00\r\n"
     );
 }
+
+/// The funnel's cards and sums come from the board's trigger-kept `pipeline_stage_totals`: they
+/// equal the raw aggregate over the deals, after moves, wins, losses and a deletion.
+#[tokio::test]
+async fn rollup_figures_equal_the_raw_aggregate() {
+    let w = world().await;
+    let (app, tok) = (&w.app, &w.t.admin_token);
+    // One more change of each kind: a deletion and a reopen.
+    let list = ok(app, tok, &format!("{OPPS}?limit=200")).await;
+    let opp = |title: &str| {
+        list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["title"] == title)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    app.delete(&format!("{OPPS}/{}", opp("D5")), tok)
+        .await
+        .assert(204);
+    app.post(&format!("{OPPS}/{}/reopen", opp("D4")), tok, json!({}))
+        .await
+        .assert(200);
+    let f = ok(app, tok, &format!("/api/dashboard/sales-funnel?{NOV}")).await;
+    let tid = uid(&w.t.id);
+    let db = &app.state.db;
+    let backend = db.get_database_backend();
+    let ph = |n: usize| {
+        if backend == DbBackend::Postgres {
+            format!("${n}")
+        } else {
+            format!("?{n}")
+        }
+    };
+    let rows = db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            format!(
+                "SELECT stage_id, COUNT(*), CAST(SUM(value_cents) AS BIGINT), CAST(SUM(mrr_cents) AS BIGINT), \
+                   CAST(SUM(value_cents * probability) AS BIGINT) \
+                 FROM opportunities WHERE tenant_id = {} AND deleted_at IS NULL GROUP BY stage_id",
+                ph(1)
+            ),
+            vec![tid.into()],
+        ))
+        .await
+        .unwrap();
+    let mut raw = std::collections::HashMap::new();
+    for r in rows {
+        let id: Uuid = r.try_get_by_index(0).unwrap();
+        let v: (i64, i64, i64, i64) = (
+            r.try_get_by_index(1).unwrap(),
+            r.try_get_by_index(2).unwrap(),
+            r.try_get_by_index(3).unwrap(),
+            r.try_get_by_index(4).unwrap(),
+        );
+        raw.insert(id.to_string(), v);
+    }
+    for s in f["stages"].as_array().unwrap() {
+        let (n, value, mrr, w100) = raw
+            .get(s["stage_id"].as_str().unwrap())
+            .copied()
+            .unwrap_or_default();
+        assert_eq!(i(&s["cards"]), n, "{s}");
+        assert_eq!(i(&s["value_cents"]), value, "{s}");
+        assert_eq!(i(&s["mrr_cents"]), mrr, "{s}");
+        assert_eq!(
+            i(&s["weighted_cents"]),
+            (w100 as f64 / 100.0).round() as i64,
+            "{s}"
+        );
+    }
+    // D4 reopened lands in an open stage: the overview's open deals follow.
+    let o = ok(app, tok, &format!("/api/dashboard/overview?{NOV}")).await;
+    assert_eq!(o["current"]["open_opportunities"]["count"], 2);
+    assert_eq!(o["current"]["lost"]["count"], 1);
+}
