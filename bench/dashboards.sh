@@ -20,13 +20,14 @@ usage: bench/dashboards.sh [options]
                    or $BENCH_PG_URL); the database jtcrm_bench_dash is created
   --port N         API port (default 5079)
   --skip-build     use the existing release binary
+  --bin PATH       the jtcrm binary to run (implies --skip-build; say so in the results)
   --reuse          reuse the database and seed reports of the last run (--keep-db)
   --keep-db        keep the database
 USAGE
 }
 
 LEADS=1000000 OPEN=150000 CLOSED=50000 TASKS=2000000 DURATION=20 CONC=16
-SKIP_BUILD=0 REUSE=0 KEEP_DB=0
+SKIP_BUILD=0 REUSE=0 KEEP_DB=0 BIN_OVERRIDE=""
 PG_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
 PORT=${BENCH_PORT:-5079}
 while [[ $# -gt 0 ]]; do
@@ -40,6 +41,7 @@ while [[ $# -gt 0 ]]; do
     --pg-url) PG_URL=${2%/}; shift ;;
     --port) PORT=$2; shift ;;
     --skip-build) SKIP_BUILD=1 ;;
+    --bin) BIN_OVERRIDE=$2; SKIP_BUILD=1; shift ;;
     --reuse) REUSE=1; KEEP_DB=1 ;;
     --keep-db) KEEP_DB=1 ;;
     -h | --help) usage; exit 0 ;;
@@ -51,7 +53,7 @@ done
 BENCH_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(dirname "$BENCH_DIR")
 TARGET=${CARGO_TARGET_DIR:-$ROOT/target}
-BIN=$TARGET/release/jtcrm
+BIN=${BIN_OVERRIDE:-$TARGET/release/jtcrm}
 DB=jtcrm_bench_dash
 STATE=$BENCH_DIR/out/dashboards-state
 OUT=$BENCH_DIR/out/dashboards-$(date -u +%Y%m%dT%H%M%SZ)
@@ -96,7 +98,7 @@ if ((!REUSE)); then
   psql "$PG_URL/$DB" -qc "VACUUM ANALYZE" >/dev/null
   log "seeded in $(($(date +%s) - t0)) s"
 fi
-psql "$PG_URL/$DB" -Atc "select 'leads', count(*) from leads union all select 'opportunities', count(*) from opportunities union all select 'stage history', count(*) from opportunity_stage_history union all select 'tasks', count(*) from tasks union all select 'db size', pg_size_pretty(pg_database_size('$DB'))" | tee "$OUT/sizes.txt"
+psql "$PG_URL/$DB" -Atc "select 'leads', count(*)::text from leads union all select 'opportunities', count(*)::text from opportunities union all select 'stage history', count(*)::text from opportunity_stage_history union all select 'tasks', count(*)::text from tasks union all select 'notes', count(*)::text from notes union all select 'db size', pg_size_pretty(pg_database_size('$DB'))" | tee "$OUT/sizes.txt"
 
 DATABASE_URL=$PG_URL/$DB "$BIN" serve --bind 127.0.0.1 --port "$PORT" >"$OUT/server.log" 2>&1 &
 SERVER_PID=$!
@@ -110,6 +112,8 @@ P="from=$FROM&to=$TO"
 
 {
   echo "# Dashboards benchmark $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  echo "binary $BIN"
   echo
   echo "git $(cd "$ROOT" && git rev-parse --short HEAD), $(nproc) cpus, PostgreSQL $(psql "$PG_URL/postgres" -Atc 'show server_version'), c=$CONC, ${DURATION}s per endpoint, period $FROM..$TO"
   echo

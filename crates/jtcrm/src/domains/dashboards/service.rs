@@ -357,7 +357,7 @@ async fn kpis_of(db: &Db, p: &Params, period: &Period) -> AppResult<KpiFigures> 
     let sales_cycle_days = duration(db, pipelines::stats::cycle_seconds(pg, &s), 86400.0).await?;
     let (leads_funnel, _) = lead_funnels(db, &s).await?;
     let first = leads::stats::first_contact_seconds(pg, &s, |a| {
-        tasks::stats::first_contacts(a, s.tenant_id)
+        tasks::stats::first_contacts(a, s.tenant_id, s.start)
     });
     let time_to_first_contact_hours = duration(db, first, 3600.0).await?;
     let activities: i64 = activities_per_day(db, &s, period.tz).await?.values().sum();

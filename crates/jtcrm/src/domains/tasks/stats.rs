@@ -78,8 +78,10 @@ pub fn completed_per_hour(pg: bool, s: &StatsScope) -> RawSql<Value> {
 }
 
 /// A sub-query `(lead_id, first_at)`: the first completion of a contact task (the completions
-/// that set the lead's `last_contacted_at`) of each lead.
-pub fn first_contacts(a: &mut Args, tenant_id: uuid::Uuid) -> String {
+/// that set the lead's `last_contacted_at`) of each lead, among the completions from `since` on
+/// (the creation of the leads asked about: a lead's tasks are completed after it exists, so the
+/// bound only skips rows that cannot matter).
+pub fn first_contacts(a: &mut Args, tenant_id: uuid::Uuid, since: DateTime<Utc>) -> String {
     let kinds: Vec<String> = [
         TaskType::Call,
         TaskType::Email,
@@ -96,8 +98,10 @@ pub fn first_contacts(a: &mut Args, tenant_id: uuid::Uuid) -> String {
     format!(
         "SELECT t.lead_id, MIN(t.completed_at) AS first_at FROM tasks t \
          WHERE t.tenant_id = {} AND t.deleted_at IS NULL AND t.status = 'completed' \
-           AND t.lead_id IS NOT NULL AND t.task_type IN {} GROUP BY t.lead_id",
+           AND t.completed_at >= {} AND t.lead_id IS NOT NULL AND t.task_type IN {} \
+         GROUP BY t.lead_id",
         a.p(tenant_id),
+        a.p(since),
         a.list(&kinds)
     )
 }
