@@ -93,11 +93,19 @@ impl MigrationTrait for Migration {
         for (name, table, cols) in PLAIN {
             m.create_index(idx(name, table, cols)).await?;
         }
+        // Tasks due today and overdue, now: the pending ones only.
+        db.execute_unprepared(
+            "CREATE INDEX ix_tasks_dash_pending ON tasks (tenant_id, due_sort, assignee_id) \
+             WHERE deleted_at IS NULL AND status = 'pending'",
+        )
+        .await?;
         Ok(())
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
         let db = m.get_connection();
+        db.execute_unprepared("DROP INDEX IF EXISTS ix_tasks_dash_pending")
+            .await?;
         for (name, _, _) in INDEXES {
             db.execute_unprepared(&format!("DROP INDEX IF EXISTS {name}"))
                 .await?;
