@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 mod client;
 mod contracts;
+mod dashboards;
 mod mail;
 mod platform;
 mod proposals;
@@ -23,6 +24,9 @@ mod sales;
 use client::*;
 #[allow(unused_imports)]
 use contracts::*;
+use dashboards::*;
+#[allow(unused_imports)]
+use platform::*;
 #[allow(unused_imports)]
 use mail::*;
 #[allow(unused_imports)]
@@ -93,6 +97,7 @@ async fn scenario(c: &Client, ctx: &mut Ctx) -> Result<()> {
     automations(c, ctx).await?;
     let (proposal, opp) = proposals(c, ctx).await?;
     contracts(c, ctx, &proposal, &opp).await?;
+    dashboards(c, ctx).await?;
     Ok(())
 }
 

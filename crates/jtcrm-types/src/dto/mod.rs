@@ -6,6 +6,7 @@ pub mod auth;
 pub mod automations;
 pub mod common;
 pub mod contracts;
+pub mod dashboards;
 pub mod email;
 pub mod jobs;
 pub mod leads;

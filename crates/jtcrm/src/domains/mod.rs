@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod automations;
 pub mod contracts;
+pub mod dashboards;
 pub mod email;
 pub mod files;
 pub mod jobs;

@@ -51,6 +51,7 @@ use jtcrm_kernel::state::AppState;
         (name = "products", description = "Catálogo de produtos e serviços de telecom"),
         (name = "proposals", description = "Propostas comerciais, modelos de proposta e de contrato, versões, envio e PDF"),
         (name = "contracts", description = "Contratos: fidelização, multa rescisória, SLA, comodato, assinatura, ativação e cancelamento"),
+        (name = "dashboards", description = "Painéis e relatórios (visão geral, funil, KPIs, equipe, séries, CSV) e metas de vendas"),
         (name = "public", description = "Link público da proposta para o cliente (sem autenticação, limitado por IP)"),
         (name = "system", description = "Saúde e métricas")
     )
@@ -98,6 +99,7 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(domains::contracts::routes::router())
         .merge(domains::contracts::public_routes::router())
         .merge(domains::files::routes::router())
+        .merge(domains::dashboards::routes::router())
 }
 
 /// The routes and their OpenAPI document (JSON), made exact by [`openapi::exact`].

@@ -20,6 +20,7 @@ pub mod m20261207_000010_row_level_security;
 pub use m20261207_000010_row_level_security as rls;
 mod m20261207_000011_proposals;
 mod m20261208_000012_contracts;
+mod m20261208_000013_dashboards;
 
 pub use m20261129_000001_foundation::{
     PLANS_PKEY, UX_PLATFORM_ADMINS_EMAIL, UX_REFRESH_TOKENS_HASH, UX_TENANTS_SLUG, UX_USERS_EMAIL,
@@ -90,6 +91,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000010_row_level_security::Migration),
             Box::new(m20261207_000011_proposals::Migration),
             Box::new(m20261208_000012_contracts::Migration),
+            Box::new(m20261208_000013_dashboards::Migration),
         ]
     }
 }

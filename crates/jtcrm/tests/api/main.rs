@@ -8,6 +8,7 @@ mod auth;
 mod automations;
 mod constraints;
 mod contracts;
+mod dashboards;
 mod email;
 mod errors;
 mod files;

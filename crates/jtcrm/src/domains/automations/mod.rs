@@ -13,6 +13,7 @@ pub mod model;
 #[cfg(not(feature = "internals"))]
 mod model;
 pub mod routes;
+pub mod stats;
 pub mod templates;
 
 use std::collections::{BTreeMap, HashMap};

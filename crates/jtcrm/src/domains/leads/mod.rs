@@ -15,6 +15,7 @@ pub mod routes;
 pub mod scoring;
 pub mod search;
 pub mod service;
+pub mod stats;
 pub mod transfer_routes;
 
 use chrono::{DateTime, Utc};

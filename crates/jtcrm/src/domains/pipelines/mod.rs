@@ -11,6 +11,7 @@ mod model;
 pub mod opportunities;
 pub mod routes;
 pub mod service;
+pub mod stats;
 
 use chrono::{DateTime, Utc};
 use jtcrm_types::dto::pipelines::{

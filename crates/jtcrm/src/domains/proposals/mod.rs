@@ -17,6 +17,7 @@ pub mod render;
 pub mod routes;
 pub mod send;
 pub mod service;
+pub mod stats;
 pub mod templates;
 pub mod words;
 

@@ -12,6 +12,7 @@ mod queries;
 pub mod reminders;
 pub mod routes;
 pub mod service;
+pub mod stats;
 
 use chrono::{DateTime, TimeZone, Utc};
 use jtcrm_types::dto::tasks::{Task, TaskPriority, TaskStatus, TaskType};

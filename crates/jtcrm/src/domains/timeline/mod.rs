@@ -4,3 +4,4 @@
 
 pub mod notes;
 pub mod routes;
+pub mod stats;

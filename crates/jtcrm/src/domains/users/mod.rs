@@ -8,6 +8,7 @@ pub mod model;
 mod model;
 pub mod routes;
 pub mod service;
+pub mod stats;
 
 use jtcrm_types::ErrorCode;
 use jtcrm_types::br::{Email, Phone};
