@@ -6,6 +6,7 @@ pub mod auth;
 pub mod automations;
 pub mod common;
 pub mod email;
+pub mod integrations;
 pub mod jobs;
 pub mod leads;
 pub mod pipelines;
@@ -13,6 +14,7 @@ pub mod plans;
 pub mod products;
 pub mod proposals;
 pub mod tasks;
+pub mod telephony;
 pub mod tenants;
 pub mod users;
 

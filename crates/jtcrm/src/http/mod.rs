@@ -50,6 +50,9 @@ use jtcrm_kernel::state::AppState;
         (name = "pipelines", description = "Pipelines (Kanban), etapas, oportunidades, quadro e conversão de leads"),
         (name = "products", description = "Catálogo de produtos e serviços de telecom"),
         (name = "proposals", description = "Propostas comerciais, modelos de proposta e de contrato, versões, envio e PDF"),
+        (name = "integrations", description = "Integrações da empresa (PABX): configuração, credenciais cifradas, token de webhook"),
+        (name = "telephony", description = "Telefonia: ramais, clique-para-ligar, registro de chamadas, gravações e identificação de chamador"),
+        (name = "webhooks", description = "Eventos enviados por sistemas externos (sem autenticação, token por empresa, limitado por IP)"),
         (name = "public", description = "Link público da proposta para o cliente (sem autenticação, limitado por IP)"),
         (name = "system", description = "Saúde e métricas")
     )
@@ -94,6 +97,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(domains::automations::routes::router())
         .merge(domains::proposals::routes::router())
         .merge(domains::proposals::public_routes::router())
+        .merge(domains::integrations::routes::router())
+        .merge(domains::telephony::routes::router())
+        .merge(domains::telephony::webhook::router())
 }
 
 /// The routes and their OpenAPI document (JSON), made exact by [`openapi::exact`].

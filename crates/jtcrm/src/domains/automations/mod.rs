@@ -86,6 +86,10 @@ pub const TRIGGER_EVENTS: &[(&str, &str)] = &[
     ("proposal.viewed", "opportunity"),
     ("proposal.accepted", "opportunity"),
     ("proposal.rejected", "opportunity"),
+    // Call events are about the call's lead (entity), with the call in `data`.
+    ("call.answered", "lead"),
+    ("call.missed", "lead"),
+    ("call.ended", "lead"),
 ];
 
 pub fn entity_type_of(event: &str) -> Option<&'static str> {
