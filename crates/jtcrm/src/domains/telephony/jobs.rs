@@ -86,9 +86,10 @@ async fn fan_out(state: &AppState, kind: &'static str, period: i64) -> Result<()
     let slot = Utc::now().timestamp() / period.max(1);
     let tenants =
         integrations::enabled_tenants(&state.db, IntegrationProvider::Pabx).await?;
+    let txn = state.begin().await?;
     for t in tenants {
         jobs::enqueue(
-            &state.db,
+            &*txn,
             NewJob::new(kind, json!({}))
                 .tenant(t)
                 .idempotency_key(format!("{kind}:{t}:{slot}"))
@@ -96,6 +97,7 @@ async fn fan_out(state: &AppState, kind: &'static str, period: i64) -> Result<()
         )
         .await?;
     }
+    txn.commit().await?;
     Ok(())
 }
 
@@ -160,8 +162,10 @@ pub async fn poll(state: &AppState, tenant_id: Uuid) -> AppResult<Stats> {
     let mut sync_state = loaded.sync_state.clone();
     sync_state.insert("history_until".into(), json!(until));
     sync_state.insert("history_polled_at".into(), json!(Utc::now()));
-    integrations::save_sync_state(&state.db, tenant_id, IntegrationProvider::Pabx, sync_state)
+    let txn = state.begin().await?;
+    integrations::save_sync_state(&*txn, tenant_id, IntegrationProvider::Pabx, sync_state)
         .await?;
+    txn.commit().await?;
     Ok(total)
 }
 
@@ -417,11 +421,13 @@ async fn callback_task(
         opportunity_id: None,
     };
     let task = tasks::service::create(state, &staff, input).await?;
+    let txn = state.begin().await?;
     call::Entity::update_many()
         .col_expr(call::Column::CallbackTaskId, Expr::value(task.id))
         .filter(call::Column::TenantId.eq(tenant_id))
         .filter(call::Column::Id.eq(m.id))
-        .exec(&state.db)
+        .exec(&*txn)
         .await?;
+    txn.commit().await?;
     Ok(())
 }

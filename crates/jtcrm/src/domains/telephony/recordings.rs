@@ -185,6 +185,7 @@ pub async fn run_copy(state: AppState, ctx: JobCtx) -> Result<(), JobError> {
                 continue;
             }
         };
+        let txn = state.begin().await?;
         recording::Entity::update_many()
             .col_expr(recording::Column::Status, Expr::value(status.as_str()))
             .col_expr(recording::Column::FileKey, Expr::value(key))
@@ -198,8 +199,9 @@ pub async fn run_copy(state: AppState, ctx: JobCtx) -> Result<(), JobError> {
             .filter(recording::Column::TenantId.eq(tenant_id))
             .filter(recording::Column::Id.eq(r.id))
             .filter(recording::Column::Status.eq(RecordingStatus::Pending.as_str()))
-            .exec(&state.db)
+            .exec(&*txn)
             .await?;
+        txn.commit().await?;
     }
     match retry {
         Some(e) => Err(e),
@@ -240,6 +242,7 @@ pub async fn purge_expired(state: &AppState) -> AppResult<u64> {
                 Err(e) => return Err(AppError::internal(e)),
             }
         }
+        let txn = state.begin().await?;
         recording::Entity::update_many()
             .col_expr(
                 recording::Column::Status,
@@ -250,8 +253,9 @@ pub async fn purge_expired(state: &AppState) -> AppResult<u64> {
             .col_expr(recording::Column::DeletedAt, Expr::value(now))
             .filter(recording::Column::TenantId.eq(r.tenant_id))
             .filter(recording::Column::Id.eq(r.id))
-            .exec(&state.db)
+            .exec(&*txn)
             .await?;
+        txn.commit().await?;
     }
     Ok(n)
 }

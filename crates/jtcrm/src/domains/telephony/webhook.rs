@@ -95,8 +95,9 @@ pub async fn pabx_call_event(
         .ok_or_else(|| AppError::internal_msg("evento sem chamada"))?;
     let done = ingest::completed_among(&state.db, tenant_id, std::slice::from_ref(&pid)).await?;
     if done.is_empty() {
+        let txn = state.begin().await?;
         jobs::enqueue(
-            &state.db,
+            &*txn,
             NewJob::new(FETCH_CDR, json!({"provider_call_id": pid, "since": since}))
                 .tenant(tenant_id)
                 .run_at(Utc::now() + Duration::seconds(2))
@@ -104,6 +105,7 @@ pub async fn pabx_call_event(
                 .max_attempts(10),
         )
         .await?;
+        txn.commit().await?;
     }
     Ok((
         StatusCode::ACCEPTED,
