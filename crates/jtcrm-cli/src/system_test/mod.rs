@@ -16,6 +16,7 @@ mod client;
 mod platform;
 mod proposals;
 mod sales;
+mod telephony;
 
 #[allow(unused_imports)]
 use client::*;
@@ -25,6 +26,8 @@ use platform::*;
 use proposals::*;
 #[allow(unused_imports)]
 use sales::*;
+#[allow(unused_imports)]
+use telephony::*;
 
 /// Every user the scenario creates gets this password; 8+ chars per the password policy.
 const PASSWORD: &str = "Senha-forte-2026";
@@ -81,6 +84,7 @@ async fn scenario(c: &Client, ctx: &mut Ctx) -> Result<()> {
     sales_pipeline(c, ctx).await?;
     automations(c, ctx).await?;
     proposals(c, ctx).await?;
+    telephony(c, ctx).await?;
     Ok(())
 }
 

@@ -389,21 +389,24 @@ async fn callback_task(
         candidates.push(leads::assignment::round_robin(&state.db, tenant_id).await?);
     }
     candidates.push(m.user_id);
-    let mut actor = None;
+    let mut assignee = None;
     for c in candidates.into_iter().flatten() {
         if let Some(a) = acting_as(state, tenant_id, c).await?
             && a.is_in::<Staff>()
         {
-            actor = Some(a);
+            assignee = Some(a);
             break;
         }
     }
-    let actor = match actor {
+    // The task is created by the company's admin (who sees the lead and may assign tasks to
+    // anyone), for the chosen user; without an admin, by the assignee.
+    let actor = match admin_ctx(state, tenant_id).await? {
         Some(a) => a,
-        None => admin_ctx(state, tenant_id)
-            .await?
+        None => assignee
+            .clone()
             .ok_or_else(|| JobError::permanent("empresa sem usuário para o retorno"))?,
     };
+    let assignee_id = assignee.map(|a| a.user_id).unwrap_or(actor.user_id);
     let staff = actor.grant::<Staff>()?;
     let who = m.counterpart_e164.as_deref().unwrap_or("número desconhecido");
     let input = TaskInput {
@@ -416,7 +419,7 @@ async fn callback_task(
         priority: Some("high".into()),
         due_at: Some(Some(Utc::now() + Duration::minutes(sla_minutes.max(1)))),
         remind_at: None,
-        assignee_id: Some(actor.user_id),
+        assignee_id: Some(assignee_id),
         lead_id: Some(Some(lead_id)),
         opportunity_id: None,
     };
