@@ -138,7 +138,9 @@ pub(super) async fn telephony(c: &Client, ctx: &Ctx) -> Result<()> {
         "the call reaches the lead's timeline with its duration and recording",
         async || {
             let entry = eventually(60, "the call on the timeline", async || {
-                let r = c.get(&format!("/api/leads/{lead}/timeline"), Some(&a)).await?;
+                let r = c
+                    .get(&format!("/api/leads/{lead}/timeline"), Some(&a))
+                    .await?;
                 r.expect_status(StatusCode::OK)?;
                 Ok(r.body["items"]
                     .as_array()
@@ -147,12 +149,18 @@ pub(super) async fn telephony(c: &Client, ctx: &Ctx) -> Result<()> {
             .await?;
             let ok = entry["data"]["talk_s"].as_i64().is_some_and(|s| s > 0)
                 && entry["data"]["recordings"].as_i64().is_some_and(|n| n >= 1)
-                && entry["summary"].as_str().is_some_and(|s| s.contains("atendida"));
+                && entry["summary"]
+                    .as_str()
+                    .is_some_and(|s| s.contains("atendida"));
             if !ok {
-                return Err(anyhow!("timeline entry without duration or recording: {entry}"));
+                return Err(anyhow!(
+                    "timeline entry without duration or recording: {entry}"
+                ));
             }
             let rec = eventually(60, "the recording copied", async || {
-                let r = c.get(&format!("/api/telephony/calls/{call}"), Some(&a)).await?;
+                let r = c
+                    .get(&format!("/api/telephony/calls/{call}"), Some(&a))
+                    .await?;
                 r.expect_status(StatusCode::OK)?;
                 Ok(r.str("/recordings/0/url")
                     .filter(|_| r.str("/recordings/0/status") == Some("stored"))
@@ -183,7 +191,9 @@ pub(super) async fn telephony(c: &Client, ctx: &Ctx) -> Result<()> {
                 outcome: MockOutcome::NoAnswer { ring_s: 25 },
             });
             let task = eventually(60, "the callback task", async || {
-                let r = c.get(&format!("/api/tasks?lead_id={lead}"), Some(&a)).await?;
+                let r = c
+                    .get(&format!("/api/tasks?lead_id={lead}"), Some(&a))
+                    .await?;
                 r.expect_status(StatusCode::OK)?;
                 Ok(r.body["items"].as_array().and_then(|items| {
                     items
@@ -201,7 +211,12 @@ pub(super) async fn telephony(c: &Client, ctx: &Ctx) -> Result<()> {
                 return Err(anyhow!("callback task is not a high-priority call: {task}"));
             }
             let r = c
-                .get(&format!("/api/telephony/calls?lead_id={lead}&direction=inbound&outcome=no_answer"), Some(&a))
+                .get(
+                    &format!(
+                        "/api/telephony/calls?lead_id={lead}&direction=inbound&outcome=no_answer"
+                    ),
+                    Some(&a),
+                )
                 .await?;
             r.expect_status(StatusCode::OK)?;
             r.ensure(
@@ -215,7 +230,10 @@ pub(super) async fn telephony(c: &Client, ctx: &Ctx) -> Result<()> {
         "GET /api/telephony/lookup offers an unknown number as a new lead",
         async || {
             let r = c
-                .get("/api/telephony/lookup?number=%2821%29%2099999-0000", Some(&a))
+                .get(
+                    "/api/telephony/lookup?number=%2821%29%2099999-0000",
+                    Some(&a),
+                )
                 .await?;
             r.expect_status(StatusCode::OK)?;
             r.ensure(
@@ -230,7 +248,9 @@ pub(super) async fn telephony(c: &Client, ctx: &Ctx) -> Result<()> {
     c.step(
         "another tenant gets 404 on the call and sees no calls",
         async || {
-            let r = c.get(&format!("/api/telephony/calls/{call}"), Some(&b)).await?;
+            let r = c
+                .get(&format!("/api/telephony/calls/{call}"), Some(&b))
+                .await?;
             r.expect_problem(StatusCode::NOT_FOUND, "not_found")?;
             let r = c.get("/api/telephony/calls", Some(&b)).await?;
             r.expect_status(StatusCode::OK)?;

@@ -58,7 +58,11 @@ async fn connect(app: &TestApp, t: &TestTenant, m: &MockPabxHandle, extra: Value
     .await
     .assert(200);
     let w = app
-        .post("/api/integrations/pabx/webhook-token", &t.admin_token, json!({}))
+        .post(
+            "/api/integrations/pabx/webhook-token",
+            &t.admin_token,
+            json!({}),
+        )
         .await;
     w.assert(200);
     w.body["path"].as_str().unwrap().to_string()
@@ -220,7 +224,11 @@ async fn extensions_round_trip_sync_and_quota() {
     assert!(r.header("location").unwrap().ends_with(&r.id()));
     let ext_id = r.id();
     let pid = r.body["provider_id"].as_str().unwrap().to_string();
-    assert!(m.extensions().iter().any(|e| e.number == "2001" && e.provider_id == pid));
+    assert!(
+        m.extensions()
+            .iter()
+            .any(|e| e.number == "2001" && e.provider_id == pid)
+    );
     app.post(
         "/api/telephony/extensions",
         tok,
@@ -244,11 +252,19 @@ async fn extensions_round_trip_sync_and_quota() {
         )
         .await;
     r.assert(200);
-    assert!(m.extensions().iter().any(|e| e.number == "2001" && e.name == "Maria Vendas"));
+    assert!(
+        m.extensions()
+            .iter()
+            .any(|e| e.number == "2001" && e.name == "Maria Vendas")
+    );
     // Quota: one left; concurrent creates never pass it.
     let mut handles = vec![];
     for n in 0..4 {
-        let (client, url, tok) = (app.client.clone(), app.url("/api/telephony/extensions"), tok.clone());
+        let (client, url, tok) = (
+            app.client.clone(),
+            app.url("/api/telephony/extensions"),
+            tok.clone(),
+        );
         handles.push(tokio::spawn(async move {
             client
                 .post(url)
@@ -267,7 +283,9 @@ async fn extensions_round_trip_sync_and_quota() {
     }
     codes.sort();
     assert_eq!(codes, [201, 402, 402, 402]);
-    let list = app.get("/api/telephony/extensions?include_total=true", tok).await;
+    let list = app
+        .get("/api/telephony/extensions?include_total=true", tok)
+        .await;
     list.assert(200);
     assert_eq!(list.body["total"], 2);
     // Sync: the 3 extensions created on the PABX directly exceed the plan; after a delete, one
@@ -276,7 +294,9 @@ async fn extensions_round_trip_sync_and_quota() {
         .await
         .assert(204);
     assert!(!m.extensions().iter().any(|e| e.number == "2001"));
-    let r = app.post("/api/telephony/extensions/sync", tok, json!({})).await;
+    let r = app
+        .post("/api/telephony/extensions/sync", tok, json!({}))
+        .await;
     r.assert(200);
     assert_eq!(r.body["imported"], 1, "{}", r.text);
     assert_eq!(r.body["skipped_over_limit"], 2, "{}", r.text);
@@ -295,10 +315,14 @@ async fn extensions_round_trip_sync_and_quota() {
         .find(|e| e["origin"] == "pabx")
         .unwrap()
         .clone();
-    let r = app.post("/api/telephony/extensions/sync", tok, json!({})).await;
+    let r = app
+        .post("/api/telephony/extensions/sync", tok, json!({}))
+        .await;
     assert_eq!(r.body["imported"], 0, "{}", r.text);
     // Seller may list, not change.
-    app.get("/api/telephony/extensions", &seller.token).await.assert(200);
+    app.get("/api/telephony/extensions", &seller.token)
+        .await
+        .assert(200);
     app.post(
         "/api/telephony/extensions",
         &seller.token,
@@ -308,7 +332,11 @@ async fn extensions_round_trip_sync_and_quota() {
     .assert_problem(403, "forbidden");
     // Bad input.
     let r = app
-        .post("/api/telephony/extensions", tok, json!({"number": "1", "area_code": 20}))
+        .post(
+            "/api/telephony/extensions",
+            tok,
+            json!({"number": "1", "area_code": 20}),
+        )
         .await;
     r.assert_problem(422, "validation_failed");
     let mut f = r.error_fields();
@@ -340,7 +368,11 @@ async fn click_to_call_dials_by_the_rule_and_the_history_completes_the_call() {
     let hidden = lead(&app, &other.token, "Lead de outro", "(11) 91234-5678").await;
     // Local call: the DDD is dropped.
     let r = app
-        .post("/api/telephony/call", &seller.token, json!({"lead_id": local}))
+        .post(
+            "/api/telephony/call",
+            &seller.token,
+            json!({"lead_id": local}),
+        )
         .await;
     r.assert(201);
     assert_eq!(r.body["status"], "dialing");
@@ -348,11 +380,18 @@ async fn click_to_call_dials_by_the_rule_and_the_history_completes_the_call() {
     assert!(r.body["provider_call_id"].is_string(), "{}", r.text);
     let id = r.id();
     let c = m.calls().last().unwrap().clone();
-    assert_eq!((c.destino.as_str(), c.extension.as_str()), ("987654321", "1101"));
+    assert_eq!(
+        (c.destino.as_str(), c.extension.as_str()),
+        ("987654321", "1101")
+    );
     // Long distance: 0 + DDD.
-    app.post("/api/telephony/call", &seller.token, json!({"lead_id": far}))
-        .await
-        .assert(201);
+    app.post(
+        "/api/telephony/call",
+        &seller.token,
+        json!({"lead_id": far}),
+    )
+    .await
+    .assert(201);
     assert_eq!(m.calls().last().unwrap().destino, "021987654321");
     // The CDR job completes it (outcome, durations, recording), and the lead's timeline has it.
     let done = wait_completed(&app, &seller.token, &id).await;
@@ -372,11 +411,18 @@ async fn click_to_call_dials_by_the_rule_and_the_history_completes_the_call() {
         .find(|e| e["kind"] == "call")
         .unwrap_or_else(|| panic!("no call entry: {}", tl.text))
         .clone();
-    assert!(entry["summary"].as_str().unwrap().contains("atendida, 42s"), "{entry}");
+    assert!(
+        entry["summary"].as_str().unwrap().contains("atendida, 42s"),
+        "{entry}"
+    );
     // A seller calls only leads they see; bad input is problem+json.
-    app.post("/api/telephony/call", &seller.token, json!({"lead_id": hidden}))
-        .await
-        .assert_problem(404, "not_found");
+    app.post(
+        "/api/telephony/call",
+        &seller.token,
+        json!({"lead_id": hidden}),
+    )
+    .await
+    .assert_problem(404, "not_found");
     app.post(
         "/api/telephony/call",
         &seller.token,
@@ -387,9 +433,13 @@ async fn click_to_call_dials_by_the_rule_and_the_history_completes_the_call() {
     app.post("/api/telephony/call", &seller.token, json!({}))
         .await
         .assert_problem(422, "validation_failed");
-    app.post("/api/telephony/call", &seller.token, json!({"phone": "123"}))
-        .await
-        .assert_problem(422, "validation_failed");
+    app.post(
+        "/api/telephony/call",
+        &seller.token,
+        json!({"phone": "123"}),
+    )
+    .await
+    .assert_problem(422, "validation_failed");
     app.post(
         "/api/telephony/call",
         &other.token,
@@ -434,10 +484,15 @@ async fn click_to_call_dials_by_the_rule_and_the_history_completes_the_call() {
         .await;
     all.assert(200);
     assert_eq!(all.body["total"], 4, "{}", all.text);
-    let p1 = app.get("/api/telephony/calls?limit=2", &t.admin_token).await;
+    let p1 = app
+        .get("/api/telephony/calls?limit=2", &t.admin_token)
+        .await;
     let cursor = p1.body["next_cursor"].as_str().unwrap().to_string();
     let p2 = app
-        .get(&format!("/api/telephony/calls?limit=2&cursor={cursor}"), &t.admin_token)
+        .get(
+            &format!("/api/telephony/calls?limit=2&cursor={cursor}"),
+            &t.admin_token,
+        )
         .await;
     p2.assert(200);
     let ids: Vec<&str> = p1.body["items"]
@@ -448,21 +503,54 @@ async fn click_to_call_dials_by_the_rule_and_the_history_completes_the_call() {
         .map(|c| c["id"].as_str().unwrap())
         .collect();
     assert_eq!(ids.len(), 4);
-    assert_eq!(ids.iter().collect::<std::collections::HashSet<_>>().len(), 4);
+    assert_eq!(
+        ids.iter().collect::<std::collections::HashSet<_>>().len(),
+        4
+    );
     let mine = app
-        .get(&format!("/api/telephony/calls?user_id={}&direction=outbound", seller.id), &t.admin_token)
+        .get(
+            &format!(
+                "/api/telephony/calls?user_id={}&direction=outbound",
+                seller.id
+            ),
+            &t.admin_token,
+        )
         .await;
-    assert_eq!(mine.body["items"].as_array().unwrap().len(), 2, "{}", mine.text);
+    assert_eq!(
+        mine.body["items"].as_array().unwrap().len(),
+        2,
+        "{}",
+        mine.text
+    );
     let answered = app
-        .get(&format!("/api/telephony/calls?lead_id={local}&user_id={}&outcome=answered&status=completed", seller.id), &t.admin_token)
+        .get(
+            &format!(
+                "/api/telephony/calls?lead_id={local}&user_id={}&outcome=answered&status=completed",
+                seller.id
+            ),
+            &t.admin_token,
+        )
         .await;
-    assert_eq!(answered.body["items"].as_array().unwrap().len(), 1, "{}", answered.text);
+    assert_eq!(
+        answered.body["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        answered.text
+    );
     // The admin's two calls to the same number were logged on the seller's lead: the seller sees
     // them (calls of their leads).
     let by_lead = app
-        .get(&format!("/api/telephony/calls?lead_id={local}"), &seller.token)
+        .get(
+            &format!("/api/telephony/calls?lead_id={local}"),
+            &seller.token,
+        )
         .await;
-    assert_eq!(by_lead.body["items"].as_array().unwrap().len(), 3, "{}", by_lead.text);
+    assert_eq!(
+        by_lead.body["items"].as_array().unwrap().len(),
+        3,
+        "{}",
+        by_lead.text
+    );
     let others = app.get("/api/telephony/calls", &other.token).await;
     assert_eq!(others.body["items"].as_array().unwrap().len(), 0);
     app.get(&format!("/api/telephony/calls/{id}"), &other.token)
@@ -477,7 +565,9 @@ async fn click_to_call_dials_by_the_rule_and_the_history_completes_the_call() {
         "started_from=2026-12-02T00:00:00Z&started_to=2026-12-01T00:00:00Z",
         "user_id=x",
     ] {
-        let r = app.get(&format!("/api/telephony/calls?{q}"), &t.admin_token).await;
+        let r = app
+            .get(&format!("/api/telephony/calls?{q}"), &t.admin_token)
+            .await;
         assert!(
             matches!(r.status.as_u16(), 400 | 422),
             "{q}: {} {}",
@@ -518,7 +608,10 @@ async fn webhook_and_history_poll_ingest_a_call_once_and_a_missed_call_gets_its_
     })
     .await;
     let bodies: Vec<String> = m.events_sent().into_iter().map(|e| e.body).collect();
-    assert!(bodies.iter().any(|b| b.ends_with(",}")), "no trailing comma: {bodies:?}");
+    assert!(
+        bodies.iter().any(|b| b.ends_with(",}")),
+        "no trailing comma: {bodies:?}"
+    );
     // The events' CDR jobs and the history poll both see the calls: one row each.
     let state = &app.state;
     wait_for(20, "CDRs", || async {
@@ -552,12 +645,20 @@ async fn webhook_and_history_poll_ingest_a_call_once_and_a_missed_call_gets_its_
     assert_eq!(rows.len(), 3);
     for p in &pids {
         assert_eq!(
-            rows.iter().filter(|c| c.provider_call_id.as_deref() == Some(p)).count(),
+            rows.iter()
+                .filter(|c| c.provider_call_id.as_deref() == Some(p))
+                .count(),
             1
         );
     }
-    assert!(rows.iter().all(|c| c.lead_id.map(|l| l.to_string()) == Some(lead_id.clone())));
-    assert!(rows.iter().all(|c| c.outcome.as_deref() == Some("no_answer")));
+    assert!(
+        rows.iter()
+            .all(|c| c.lead_id.map(|l| l.to_string()) == Some(lead_id.clone()))
+    );
+    assert!(
+        rows.iter()
+            .all(|c| c.outcome.as_deref() == Some("no_answer"))
+    );
     // call.missed once per call; one callback task per call for the lead's owner, due in 30 min.
     let missed = jtcrm_kernel::events::model::Entity::find()
         .filter(jtcrm_kernel::events::model::Column::TenantId.eq(tid(&t)))
@@ -568,19 +669,29 @@ async fn webhook_and_history_poll_ingest_a_call_once_and_a_missed_call_gets_its_
     assert_eq!(missed, 3);
     app.wait_jobs_settled(&["telephony.after_call"], 20).await;
     let tasks = app
-        .get(&format!("/api/tasks?lead_id={lead_id}&assignee_id={}", seller.id), &seller.token)
+        .get(
+            &format!("/api/tasks?lead_id={lead_id}&assignee_id={}", seller.id),
+            &seller.token,
+        )
         .await;
     tasks.assert(200);
     let items = tasks.body["items"].as_array().unwrap();
     assert_eq!(items.len(), 3, "{}", tasks.text);
-    assert!(items[0]["title"].as_str().unwrap().starts_with("Retornar ligação perdida"));
+    assert!(
+        items[0]["title"]
+            .as_str()
+            .unwrap()
+            .starts_with("Retornar ligação perdida")
+    );
     assert_eq!(items[0]["type"], "call");
     let due = chrono::DateTime::parse_from_rfc3339(items[0]["due_at"].as_str().unwrap()).unwrap();
     let mins = (due.with_timezone(&chrono::Utc) - chrono::Utc::now()).num_minutes();
     assert!((25..=30).contains(&mins), "due in {mins} min");
     let c = call_status(&app, &seller.token, &rows[0].id.to_string()).await;
     assert!(c.body["callback_task_id"].is_string(), "{}", c.text);
-    let tl = app.get(&format!("/api/leads/{lead_id}/timeline"), &seller.token).await;
+    let tl = app
+        .get(&format!("/api/leads/{lead_id}/timeline"), &seller.token)
+        .await;
     let calls_in_tl = tl.body["items"]
         .as_array()
         .unwrap()
@@ -658,9 +769,18 @@ async fn caller_lookup_matches_every_format_and_offers_a_new_lead() {
         .await;
     r.assert(201);
     let b = r.id();
-    for n in ["(11) 98765-4321", "011987654321", "5511987654321", "+55 11 98765 4321", "987654321"] {
+    for n in [
+        "(11) 98765-4321",
+        "011987654321",
+        "5511987654321",
+        "+55 11 98765 4321",
+        "987654321",
+    ] {
         let r = app
-            .get(&format!("/api/telephony/lookup?number={}", urlencode(n)), &t.admin_token)
+            .get(
+                &format!("/api/telephony/lookup?number={}", urlencode(n)),
+                &t.admin_token,
+            )
             .await;
         r.assert(200);
         assert_eq!(r.body["e164"], "+5511987654321", "{n}");
@@ -711,7 +831,10 @@ async fn unknown_inbound_number_becomes_a_lead_when_the_tenant_wants_it() {
     let pid = m.push_inbound(InboundCall {
         from: "+5531988887777".into(),
         extension: "1002".into(),
-        outcome: MockOutcome::Answered { ring_s: 3, talk_s: 90 },
+        outcome: MockOutcome::Answered {
+            ring_s: 3,
+            talk_s: 90,
+        },
     });
     m.release_all();
     tel_jobs::poll(&app.state, tid(&t)).await.unwrap();
@@ -724,7 +847,9 @@ async fn unknown_inbound_number_becomes_a_lead_when_the_tenant_wants_it() {
         .unwrap()
         .unwrap();
     let lead_id = c.lead_id.expect("the call was linked to a new lead");
-    let l = app.get(&format!("/api/leads/{lead_id}"), &t.admin_token).await;
+    let l = app
+        .get(&format!("/api/leads/{lead_id}"), &t.admin_token)
+        .await;
     l.assert(200);
     assert_eq!(l.body["source"], "inbound_call");
     assert_eq!(l.body["phone"], "+5531988887777");
@@ -759,20 +884,33 @@ async fn recordings_are_copied_streamed_to_who_sees_the_call_and_deleted_after_r
     })
     .await;
     let url = rec["url"].as_str().unwrap().to_string();
-    let started = chrono::DateTime::parse_from_rfc3339(done["started_at"].as_str().unwrap()).unwrap();
-    let delete_after = chrono::DateTime::parse_from_rfc3339(rec["delete_after"].as_str().unwrap()).unwrap();
+    let started =
+        chrono::DateTime::parse_from_rfc3339(done["started_at"].as_str().unwrap()).unwrap();
+    let delete_after =
+        chrono::DateTime::parse_from_rfc3339(rec["delete_after"].as_str().unwrap()).unwrap();
     assert_eq!((delete_after - started).num_days(), 30);
-    let audio = app.client.get(app.url(&url)).bearer_auth(&seller.token).send().await.unwrap();
+    let audio = app
+        .client
+        .get(app.url(&url))
+        .bearer_auth(&seller.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(audio.status().as_u16(), 200);
     assert_eq!(audio.headers()["content-type"], "audio/wav");
     let bytes = audio.bytes().await.unwrap();
     assert_eq!(&bytes[..4], b"RIFF");
     assert_eq!(rec["size_bytes"].as_i64(), Some(bytes.len() as i64));
     // Another seller does not see the call, so neither its recording.
-    app.get(&url, &other.token).await.assert_problem(404, "not_found");
-    app.get(&format!("/api/telephony/calls/{id}/recordings/9"), &seller.token)
+    app.get(&url, &other.token)
         .await
         .assert_problem(404, "not_found");
+    app.get(
+        &format!("/api/telephony/calls/{id}/recordings/9"),
+        &seller.token,
+    )
+    .await
+    .assert_problem(404, "not_found");
     // Retention: once past, the file and the link are gone.
     let row = recording::Entity::find()
         .filter(recording::Column::TenantId.eq(tid(&t)))
@@ -780,7 +918,11 @@ async fn recordings_are_copied_streamed_to_who_sees_the_call_and_deleted_after_r
         .await
         .unwrap()
         .unwrap();
-    let file = app.state.settings.data_dir.join(row.file_key.clone().unwrap());
+    let file = app
+        .state
+        .settings
+        .data_dir
+        .join(row.file_key.clone().unwrap());
     assert!(file.exists());
     recording::Entity::update_many()
         .col_expr(
@@ -793,7 +935,9 @@ async fn recordings_are_copied_streamed_to_who_sees_the_call_and_deleted_after_r
         .unwrap();
     assert!(tel_recordings::purge_expired(&app.state).await.unwrap() >= 1);
     assert!(!file.exists());
-    app.get(&url, &seller.token).await.assert_problem(404, "not_found");
+    app.get(&url, &seller.token)
+        .await
+        .assert_problem(404, "not_found");
     let c = call_status(&app, &seller.token, &id).await;
     assert_eq!(c.body["recordings"][0]["status"], "deleted");
 }
@@ -811,23 +955,35 @@ async fn answered_and_inbound_calls_feed_the_lead_score_once() {
     )
     .await;
     let l = lead(&app, &t.admin_token, "Pontuado", "11944443333").await;
-    let before = app.get(&format!("/api/leads/{l}"), &t.admin_token).await.body["score"]
+    let before = app
+        .get(&format!("/api/leads/{l}"), &t.admin_token)
+        .await
+        .body["score"]
         .as_i64()
         .unwrap();
     m.push_inbound(InboundCall {
         from: "+5511944443333".into(),
         extension: "1001".into(),
-        outcome: MockOutcome::Answered { ring_s: 2, talk_s: 45 },
+        outcome: MockOutcome::Answered {
+            ring_s: 2,
+            talk_s: 45,
+        },
     });
     m.push_inbound(InboundCall {
         from: "+5511944443333".into(),
         extension: "1001".into(),
-        outcome: MockOutcome::Answered { ring_s: 2, talk_s: 10 },
+        outcome: MockOutcome::Answered {
+            ring_s: 2,
+            talk_s: 10,
+        },
     });
     m.release_all();
     tel_jobs::poll(&app.state, tid(&t)).await.unwrap();
     tel_jobs::poll(&app.state, tid(&t)).await.unwrap();
-    let after = app.get(&format!("/api/leads/{l}"), &t.admin_token).await.body["score"]
+    let after = app
+        .get(&format!("/api/leads/{l}"), &t.admin_token)
+        .await
+        .body["score"]
         .as_i64()
         .unwrap();
     // 7 + 2 for the long call, 2 for the short one; polled twice, counted once.
@@ -855,15 +1011,24 @@ async fn telephony_is_gated_by_the_plan_and_isolated_between_tenants() {
         (Method::GET, "/api/integrations/pabx"),
     ] {
         let r = app
-            .send(method, p, Some(&no.admin_token), Some(json!({"phone": "11987654321"})))
+            .send(
+                method,
+                p,
+                Some(&no.admin_token),
+                Some(json!({"phone": "11987654321"})),
+            )
             .await;
         r.assert_problem(403, "feature_not_in_plan");
     }
     // A telephony tenant without settings: 409.
     let t = app.create_tenant().await;
-    app.post("/api/telephony/call", &t.admin_token, json!({"phone": "11987654321"}))
-        .await
-        .assert_problem(409, "integration_not_configured");
+    app.post(
+        "/api/telephony/call",
+        &t.admin_token,
+        json!({"phone": "11987654321"}),
+    )
+    .await
+    .assert_problem(409, "integration_not_configured");
     // Isolation.
     let m = pabx(None).await;
     connect(&app, &t, &m, json!({})).await;
@@ -876,7 +1041,11 @@ async fn telephony_is_gated_by_the_plan_and_isolated_between_tenants() {
         .await;
     ext.assert(201);
     let r = app
-        .post("/api/telephony/call", &t.admin_token, json!({"phone": "11987654321"}))
+        .post(
+            "/api/telephony/call",
+            &t.admin_token,
+            json!({"phone": "11987654321"}),
+        )
         .await;
     r.assert(201);
     let call_id = r.id();
@@ -884,15 +1053,24 @@ async fn telephony_is_gated_by_the_plan_and_isolated_between_tenants() {
     app.get(&format!("/api/telephony/calls/{call_id}"), &b.admin_token)
         .await
         .assert_problem(404, "not_found");
-    app.get(&format!("/api/telephony/calls/{call_id}/recordings/1"), &b.admin_token)
-        .await
-        .assert_problem(404, "not_found");
-    app.get(&format!("/api/telephony/extensions/{}", ext.id()), &b.admin_token)
-        .await
-        .assert_problem(404, "not_found");
-    app.delete(&format!("/api/telephony/extensions/{}", ext.id()), &b.admin_token)
-        .await
-        .assert_problem(404, "not_found");
+    app.get(
+        &format!("/api/telephony/calls/{call_id}/recordings/1"),
+        &b.admin_token,
+    )
+    .await
+    .assert_problem(404, "not_found");
+    app.get(
+        &format!("/api/telephony/extensions/{}", ext.id()),
+        &b.admin_token,
+    )
+    .await
+    .assert_problem(404, "not_found");
+    app.delete(
+        &format!("/api/telephony/extensions/{}", ext.id()),
+        &b.admin_token,
+    )
+    .await
+    .assert_problem(404, "not_found");
     let l = app.get("/api/telephony/calls", &b.admin_token).await;
     assert_eq!(l.body["items"].as_array().unwrap().len(), 0);
     let l = app.get("/api/telephony/extensions", &b.admin_token).await;

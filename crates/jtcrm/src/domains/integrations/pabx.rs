@@ -140,7 +140,11 @@ const KNOWN: &[&str] = &[
 pub fn validate(v: &mut Validator, c: &Map<String, Value>, enabled: bool) -> Map<String, Value> {
     for k in c.keys() {
         if !KNOWN.contains(&k.as_str()) {
-            v.add(&format!("config.{k}"), "unknown_field", "Campo desconhecido");
+            v.add(
+                &format!("config.{k}"),
+                "unknown_field",
+                "Campo desconhecido",
+            );
         }
     }
     let mut out = DEFAULTS;
@@ -198,7 +202,11 @@ pub fn validate(v: &mut Validator, c: &Map<String, Value>, enabled: bool) -> Map
             None | Some(Value::Null) => None,
             Some(Value::Bool(b)) => Some(*b),
             Some(_) => {
-                v.add(&format!("config.{k}"), "invalid_type", "Deve ser true ou false");
+                v.add(
+                    &format!("config.{k}"),
+                    "invalid_type",
+                    "Deve ser true ou false",
+                );
                 None
             }
         }

@@ -408,7 +408,9 @@ pub async fn load<C: ConnectionTrait>(
                 Ok(plain) => {
                     open.insert(k, plain);
                 }
-                Err(e) => tracing::warn!(tenant_id = %tenant_id, field = %k, error = %e.detail, "integration secret unreadable"),
+                Err(e) => {
+                    tracing::warn!(tenant_id = %tenant_id, field = %k, error = %e.detail, "integration secret unreadable")
+                }
             }
         }
     }
@@ -456,7 +458,10 @@ pub async fn save_sync_state<C: ConnectionTrait>(
     sync_state: Map<String, Value>,
 ) -> AppResult<()> {
     setting::Entity::update_many()
-        .col_expr(setting::Column::SyncState, Expr::value(Value::Object(sync_state)))
+        .col_expr(
+            setting::Column::SyncState,
+            Expr::value(Value::Object(sync_state)),
+        )
         .filter(setting::Column::TenantId.eq(tenant_id))
         .filter(setting::Column::Provider.eq(p.as_str()))
         .exec(conn)

@@ -12,14 +12,16 @@ use jtcrm_types::dto::telephony::{
 };
 use jtcrm_types::{ErrorCode, FieldError};
 use sea_orm::sea_query::{Expr, ExprTrait};
-use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter,
+};
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::IntoParams;
 use uuid::Uuid;
 
-use super::model::{call, extension, recording};
 use super::call_dto;
+use super::model::{call, extension, recording};
 use crate::domains::{leads, users};
 use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::TenantCtx;
@@ -39,9 +41,10 @@ pub fn pabx_error(e: PabxError) -> AppError {
             ErrorCode::PabxRejected,
             format!("O PABX recusou as credenciais da integração: {m}"),
         ),
-        PabxError::Rejected(m) | PabxError::InvalidInput(m) => {
-            AppError::new(ErrorCode::PabxRejected, format!("O PABX recusou a operação: {m}"))
-        }
+        PabxError::Rejected(m) | PabxError::InvalidInput(m) => AppError::new(
+            ErrorCode::PabxRejected,
+            format!("O PABX recusou a operação: {m}"),
+        ),
         PabxError::Transport(m) | PabxError::InvalidResponse(m) => {
             tracing::warn!(error = %m, "pabx unavailable");
             AppError::new(
@@ -62,7 +65,9 @@ pub async fn visible<C: ConnectionTrait>(
         return Ok(true);
     }
     match m.lead_id {
-        Some(l) => Ok(leads::service::find_visible(conn, ctx, l, true).await.is_ok()),
+        Some(l) => Ok(leads::service::find_visible(conn, ctx, l, true)
+            .await
+            .is_ok()),
         None => Ok(false),
     }
 }
@@ -139,7 +144,12 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: CallQuery) -> AppResult<
     if let Some(l) = q.lead_id {
         sel = sel.filter(call::Column::LeadId.eq(l));
     }
-    let text = |s: &Option<String>| s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned);
+    let text = |s: &Option<String>| {
+        s.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
     if let Some(d) = text(&q.direction) {
         let d = CallDirection::parse(&d)
             .ok_or_else(|| bad("direction", "Use inbound, outbound ou internal"))?;
@@ -147,7 +157,10 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: CallQuery) -> AppResult<
     }
     if let Some(o) = text(&q.outcome) {
         let o = CallOutcome::parse(&o).ok_or_else(|| {
-            bad("outcome", "Use answered, no_answer, busy, failed ou canceled")
+            bad(
+                "outcome",
+                "Use answered, no_answer, busy, failed ou canceled",
+            )
         })?;
         sel = sel.filter(call::Column::Outcome.eq(o.as_str()));
     }
@@ -159,7 +172,10 @@ pub async fn list(state: &AppState, ctx: &TenantCtx, q: CallQuery) -> AppResult<
     if let (Some(f), Some(t)) = (q.started_from, q.started_to)
         && f > t
     {
-        return Err(bad("started_to", "started_to deve ser posterior a started_from"));
+        return Err(bad(
+            "started_to",
+            "started_to deve ser posterior a started_from",
+        ));
     }
     if let Some(f) = q.started_from {
         sel = sel.filter(call::Column::StartedAt.gte(f));
@@ -252,24 +268,29 @@ pub async fn click_to_call(
             ));
         }
         (None, None) => {
-            return Err(AppError::field("lead_id", "required", "Informe lead_id ou phone"));
+            return Err(AppError::field(
+                "lead_id",
+                "required",
+                "Informe lead_id ou phone",
+            ));
         }
         (Some(id), None) => {
             let lead = leads::service::find_visible(&state.db, ctx, id, false)
                 .await
                 .map_err(|_| AppError::field("lead_id", "unknown_lead", "Lead inexistente"))?;
-            let phone = lead.phone.clone().ok_or_else(|| {
-                AppError::field("lead_id", "no_phone", "O lead não tem telefone")
-            })?;
+            let phone = lead
+                .phone
+                .clone()
+                .ok_or_else(|| AppError::field("lead_id", "no_phone", "O lead não tem telefone"))?;
             (phone, Some(lead.id))
         }
         (None, Some(p)) => {
-            let e164 = normalise_number(p, Some(settings.area_code)).ok_or_else(|| {
-                AppError::field("phone", "invalid_phone", "Telefone inválido")
-            })?;
+            let e164 = normalise_number(p, Some(settings.area_code))
+                .ok_or_else(|| AppError::field("phone", "invalid_phone", "Telefone inválido"))?;
             // A number that is a visible lead's phone is logged on that lead.
-            let found = leads::live_by_phones(&state.db, ctx.tenant_id, std::slice::from_ref(&e164))
-                .await?;
+            let found =
+                leads::live_by_phones(&state.db, ctx.tenant_id, std::slice::from_ref(&e164))
+                    .await?;
             let lead = found
                 .iter()
                 .find(|l| visibility::visible_to(ctx, l.owner_id))
@@ -351,7 +372,10 @@ pub async fn click_to_call(
                 call::Entity::update_many()
                     .col_expr(call::Column::ProviderCallId, Expr::value(p.clone()))
                     .col_expr(call::Column::UpdatedAt, Expr::value(Utc::now()))
-                    .col_expr(call::Column::Version, Expr::col(call::Column::Version).add(1))
+                    .col_expr(
+                        call::Column::Version,
+                        Expr::col(call::Column::Version).add(1),
+                    )
                     .filter(call::Column::TenantId.eq(ctx.tenant_id))
                     .filter(call::Column::Id.eq(id))
                     .exec(&*txn)
@@ -370,10 +394,19 @@ pub async fn click_to_call(
         }
         Err(e) => {
             call::Entity::update_many()
-                .col_expr(call::Column::Status, Expr::value(CallStatus::Failed.as_str()))
-                .col_expr(call::Column::Error, Expr::value(e.to_string().chars().take(500).collect::<String>()))
+                .col_expr(
+                    call::Column::Status,
+                    Expr::value(CallStatus::Failed.as_str()),
+                )
+                .col_expr(
+                    call::Column::Error,
+                    Expr::value(e.to_string().chars().take(500).collect::<String>()),
+                )
                 .col_expr(call::Column::UpdatedAt, Expr::value(Utc::now()))
-                .col_expr(call::Column::Version, Expr::col(call::Column::Version).add(1))
+                .col_expr(
+                    call::Column::Version,
+                    Expr::col(call::Column::Version).add(1),
+                )
                 .filter(call::Column::TenantId.eq(ctx.tenant_id))
                 .filter(call::Column::Id.eq(id))
                 .exec(&*txn)
@@ -393,7 +426,11 @@ pub async fn lookup(state: &AppState, ctx: &TenantCtx, number: &str) -> AppResul
         return Err(AppError::field("number", "required", "Campo obrigatório"));
     }
     if number.chars().count() > 40 {
-        return Err(AppError::field("number", "too_long", "Máximo de 40 caracteres"));
+        return Err(AppError::field(
+            "number",
+            "too_long",
+            "Máximo de 40 caracteres",
+        ));
     }
     let area = super::settings(state, ctx.tenant_id)
         .await
@@ -401,7 +438,8 @@ pub async fn lookup(state: &AppState, ctx: &TenantCtx, number: &str) -> AppResul
         .map(|l| l.pabx().area_code);
     let e164 = normalise_number(number, area)
         .ok_or_else(|| AppError::field("number", "invalid_phone", "Telefone inválido"))?;
-    let found = leads::live_by_phones(&state.db, ctx.tenant_id, std::slice::from_ref(&e164)).await?;
+    let found =
+        leads::live_by_phones(&state.db, ctx.tenant_id, std::slice::from_ref(&e164)).await?;
     let leads: Vec<LeadMatch> = found
         .into_iter()
         .filter(|l| visibility::visible_to(ctx, l.owner_id))

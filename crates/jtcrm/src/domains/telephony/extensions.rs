@@ -86,7 +86,11 @@ fn parse_number(v: &mut Validator, raw: Option<&str>, required: bool) -> Option<
             Some(s.to_owned())
         }
         Some(_) => {
-            v.add("number", "invalid_extension", "O ramal deve ter de 2 a 6 dígitos");
+            v.add(
+                "number",
+                "invalid_extension",
+                "O ramal deve ter de 2 a 6 dígitos",
+            );
             None
         }
     }
@@ -175,11 +179,8 @@ fn number_taken() -> AppError {
 }
 
 fn user_taken() -> AppError {
-    AppError::conflict(
-        ErrorCode::ExtensionTaken,
-        "Este usuário já tem um ramal.",
-    )
-    .with_context(json!({"field": "user_id"}))
+    AppError::conflict(ErrorCode::ExtensionTaken, "Este usuário já tem um ramal.")
+        .with_context(json!({"field": "user_id"}))
 }
 
 fn unique_conflict(e: &sea_orm::DbErr) -> Option<AppError> {
@@ -252,7 +253,10 @@ pub async fn create(
         updated_at: Set(now),
         version: Set(1),
     };
-    if let Err(e) = extension::Entity::insert(row).exec_without_returning(&*txn).await {
+    if let Err(e) = extension::Entity::insert(row)
+        .exec_without_returning(&*txn)
+        .await
+    {
         return Err(unique_conflict(&e).unwrap_or_else(|| e.into()));
     }
     txn.commit().await?;
@@ -272,7 +276,10 @@ pub async fn create(
     // 3. Confirm, with the PABX's id, in the transaction the route commits.
     let txn = state.begin().await?;
     extension::Entity::update_many()
-        .col_expr(extension::Column::ProviderId, Expr::value(created.provider_id.clone()))
+        .col_expr(
+            extension::Column::ProviderId,
+            Expr::value(created.provider_id.clone()),
+        )
         .col_expr(extension::Column::SyncedAt, Expr::value(Utc::now()))
         .filter(extension::Column::TenantId.eq(ctx.tenant_id))
         .filter(extension::Column::Id.eq(id))
@@ -397,7 +404,13 @@ pub async fn delete(state: &AppState, ctx: &Authorized<Admins>, id: Uuid) -> App
         quota::release(&*txn, ctx.tenant_id, Resource::Extensions, 1).await?;
         audit::record(
             &*txn,
-            audit::Entry::tenant(ctx, "delete", "extension", id, json!({"number": cur.number})),
+            audit::Entry::tenant(
+                ctx,
+                "delete",
+                "extension",
+                id,
+                json!({"number": cur.number}),
+            ),
         )
         .await?;
     }
@@ -441,7 +454,10 @@ pub async fn sync(state: &AppState, tenant_id: Uuid) -> AppResult<ExtensionSync>
                     .filter(extension::Column::Id.eq(l.id));
                 if changed {
                     upd = upd
-                        .col_expr(extension::Column::ProviderId, Expr::value(r.provider_id.clone()))
+                        .col_expr(
+                            extension::Column::ProviderId,
+                            Expr::value(r.provider_id.clone()),
+                        )
                         .col_expr(extension::Column::Name, Expr::value(name))
                         .col_expr(extension::Column::GroupName, Expr::value(r.group.clone()))
                         .col_expr(extension::Column::AreaCode, Expr::value(area))
@@ -460,8 +476,7 @@ pub async fn sync(state: &AppState, tenant_id: Uuid) -> AppResult<ExtensionSync>
                 if r.number.len() > 10 || r.number.is_empty() {
                     continue;
                 }
-                if let Err(e) =
-                    quota::reserve(&*txn, tenant_id, Resource::Extensions, 1, max).await
+                if let Err(e) = quota::reserve(&*txn, tenant_id, Resource::Extensions, 1, max).await
                 {
                     if e.code == ErrorCode::PlanLimitExceeded {
                         out.skipped_over_limit += 1;
@@ -474,7 +489,11 @@ pub async fn sync(state: &AppState, tenant_id: Uuid) -> AppResult<ExtensionSync>
                     id: Set(Uuid::now_v7()),
                     provider_id: Set(Some(r.provider_id.clone())),
                     number: Set(r.number.clone()),
-                    name: Set(if name.is_empty() { r.number.clone() } else { name }),
+                    name: Set(if name.is_empty() {
+                        r.number.clone()
+                    } else {
+                        name
+                    }),
                     user_id: Set(None),
                     group_name: Set(r.group.clone()),
                     area_code: Set(area),

@@ -170,7 +170,10 @@ pub async fn ingest(
             }
         }
     }
-    let batch: Vec<Observed> = order.into_iter().filter_map(|id| by_id.remove(&id)).collect();
+    let batch: Vec<Observed> = order
+        .into_iter()
+        .filter_map(|id| by_id.remove(&id))
+        .collect();
     let mut last_err = None;
     for _ in 0..3 {
         match ingest_once(state, tenant_id, settings, &batch).await {
@@ -251,7 +254,11 @@ async fn ingest_once(
     let numbers: Vec<String> = {
         let set: HashSet<String> = batch
             .iter()
-            .filter(|o| !existing.get(&o.provider_call_id).is_some_and(|m| m.lead_id.is_some()))
+            .filter(|o| {
+                existing
+                    .get(&o.provider_call_id)
+                    .is_none_or(|m| m.lead_id.is_none())
+            })
             .filter_map(|o| o.counterpart.clone())
             .collect();
         set.into_iter().collect()
@@ -388,20 +395,22 @@ async fn update_existing<C: ConnectionTrait>(
     o: &Observed,
 ) -> AppResult<Option<call::Model>> {
     let completed = m.status == CallStatus::Completed.as_str();
-    let mut urls: Vec<String> = serde_json::from_value(m.recording_urls.clone()).unwrap_or_default();
+    let mut urls: Vec<String> =
+        serde_json::from_value(m.recording_urls.clone()).unwrap_or_default();
     for u in &o.recording_urls {
         if !urls.contains(u) {
             urls.push(u.clone());
         }
     }
     let mut next = m.clone();
+    let known_urls = m.recording_urls.as_array().map(Vec::len).unwrap_or(0);
     match &o.complete {
         Some(_) if completed => return Ok(None),
-        None if completed || m.status == CallStatus::Ended.as_str() => {
-            // Only new recording links are worth keeping.
-            if urls.len() == m.recording_urls.as_array().map(Vec::len).unwrap_or(0) {
-                return Ok(None);
-            }
+        // An event about a call already ended: only new recording links are worth keeping.
+        None if (completed || m.status == CallStatus::Ended.as_str())
+            && urls.len() == known_urls =>
+        {
+            return Ok(None);
         }
         _ => {}
     }
@@ -455,12 +464,21 @@ async fn update_existing<C: ConnectionTrait>(
     next.version = m.version + 1;
     // Conditional on the version read: a concurrent completion makes this a no-op.
     let res = call::Entity::update_many()
-        .col_expr(call::Column::ProviderCallId, Expr::value(next.provider_call_id.clone()))
+        .col_expr(
+            call::Column::ProviderCallId,
+            Expr::value(next.provider_call_id.clone()),
+        )
         .col_expr(call::Column::Status, Expr::value(next.status.clone()))
         .col_expr(call::Column::Outcome, Expr::value(next.outcome.clone()))
-        .col_expr(call::Column::FromNumber, Expr::value(next.from_number.clone()))
+        .col_expr(
+            call::Column::FromNumber,
+            Expr::value(next.from_number.clone()),
+        )
         .col_expr(call::Column::ToNumber, Expr::value(next.to_number.clone()))
-        .col_expr(call::Column::CounterpartE164, Expr::value(next.counterpart_e164.clone()))
+        .col_expr(
+            call::Column::CounterpartE164,
+            Expr::value(next.counterpart_e164.clone()),
+        )
         .col_expr(call::Column::Extension, Expr::value(next.extension.clone()))
         .col_expr(call::Column::UserId, Expr::value(next.user_id))
         .col_expr(call::Column::LeadId, Expr::value(next.lead_id))
@@ -469,15 +487,30 @@ async fn update_existing<C: ConnectionTrait>(
         .col_expr(call::Column::TalkS, Expr::value(next.talk_s))
         .col_expr(call::Column::WaitS, Expr::value(next.wait_s))
         .col_expr(call::Column::SipCode, Expr::value(next.sip_code))
-        .col_expr(call::Column::HangupReason, Expr::value(next.hangup_reason.clone()))
-        .col_expr(call::Column::ContactName, Expr::value(next.contact_name.clone()))
-        .col_expr(call::Column::Transcription, Expr::value(next.transcription.clone()))
+        .col_expr(
+            call::Column::HangupReason,
+            Expr::value(next.hangup_reason.clone()),
+        )
+        .col_expr(
+            call::Column::ContactName,
+            Expr::value(next.contact_name.clone()),
+        )
+        .col_expr(
+            call::Column::Transcription,
+            Expr::value(next.transcription.clone()),
+        )
         .col_expr(call::Column::Summary, Expr::value(next.summary.clone()))
-        .col_expr(call::Column::RecordingUrls, Expr::value(next.recording_urls.clone()))
+        .col_expr(
+            call::Column::RecordingUrls,
+            Expr::value(next.recording_urls.clone()),
+        )
         .col_expr(call::Column::EndedAt, Expr::value(next.ended_at))
         .col_expr(call::Column::CompletedAt, Expr::value(next.completed_at))
         .col_expr(call::Column::UpdatedAt, Expr::value(next.updated_at))
-        .col_expr(call::Column::Version, Expr::col(call::Column::Version).add(1))
+        .col_expr(
+            call::Column::Version,
+            Expr::col(call::Column::Version).add(1),
+        )
         .filter(call::Column::TenantId.eq(m.tenant_id))
         .filter(call::Column::Id.eq(m.id))
         .filter(call::Column::Version.eq(m.version))
@@ -507,7 +540,10 @@ pub fn is_missed(direction: &str, outcome: Option<&str>) -> bool {
 }
 
 fn summary_of(m: &call::Model) -> String {
-    let who = m.counterpart_e164.as_deref().unwrap_or("número desconhecido");
+    let who = m
+        .counterpart_e164
+        .as_deref()
+        .unwrap_or("número desconhecido");
     let outcome = match m.outcome.as_deref() {
         Some("answered") => format!("atendida, {}", human_duration(m.talk_s)),
         Some("no_answer") => "não atendida".into(),
@@ -542,7 +578,8 @@ async fn on_completed<C: ConnectionTrait>(
     for m in &calls {
         let missed = is_missed(&m.direction, m.outcome.as_deref());
         let answered = m.outcome.as_deref() == Some(Outcome::Answered.as_str());
-        let urls: Vec<String> = serde_json::from_value(m.recording_urls.clone()).unwrap_or_default();
+        let urls: Vec<String> =
+            serde_json::from_value(m.recording_urls.clone()).unwrap_or_default();
         let data = json!({
             "call_id": m.id, "provider_call_id": m.provider_call_id, "direction": m.direction,
             "outcome": m.outcome, "duration_s": m.duration_s, "talk_s": m.talk_s,

@@ -23,7 +23,7 @@ use crate::domains::{leads, tasks, users};
 use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::{RequestMeta, TenantCtx};
 use jtcrm_kernel::http::guard::Staff;
-use jtcrm_kernel::jobs::{self, JobCtx, JobError, Next, NewJob, Periodic, Registry};
+use jtcrm_kernel::jobs::{self, JobCtx, JobError, NewJob, Next, Periodic, Registry};
 use jtcrm_kernel::state::AppState;
 use jtcrm_kernel::timeline;
 
@@ -84,8 +84,7 @@ pub async fn active_settings(state: &AppState, tenant_id: Uuid) -> AppResult<Opt
 /// Enqueues `kind` for every tenant with the PABX enabled, once per slot.
 async fn fan_out(state: &AppState, kind: &'static str, period: i64) -> Result<(), JobError> {
     let slot = Utc::now().timestamp() / period.max(1);
-    let tenants =
-        integrations::enabled_tenants(&state.db, IntegrationProvider::Pabx).await?;
+    let tenants = integrations::enabled_tenants(&state.db, IntegrationProvider::Pabx).await?;
     let txn = state.begin().await?;
     for t in tenants {
         jobs::enqueue(
@@ -146,7 +145,11 @@ pub async fn poll(state: &AppState, tenant_id: Uuid) -> AppResult<Stats> {
         let got = client.list_calls(&filter, req).await.map_err(pabx_error)?;
         page = got.next_request(POLL_PAGE);
         // Calls already completed are skipped before the ingestion transaction.
-        let ids: Vec<String> = got.items.iter().map(|r| r.provider_call_id.clone()).collect();
+        let ids: Vec<String> = got
+            .items
+            .iter()
+            .map(|r| r.provider_call_id.clone())
+            .collect();
         let done = ingest::completed_among(&state.db, tenant_id, &ids).await?;
         let batch: Vec<Observed> = got
             .items
@@ -163,8 +166,7 @@ pub async fn poll(state: &AppState, tenant_id: Uuid) -> AppResult<Stats> {
     sync_state.insert("history_until".into(), json!(until));
     sync_state.insert("history_polled_at".into(), json!(Utc::now()));
     let txn = state.begin().await?;
-    integrations::save_sync_state(&*txn, tenant_id, IntegrationProvider::Pabx, sync_state)
-        .await?;
+    integrations::save_sync_state(&*txn, tenant_id, IntegrationProvider::Pabx, sync_state).await?;
     txn.commit().await?;
     Ok(total)
 }
@@ -209,7 +211,9 @@ async fn run_fetch_cdr(state: AppState, ctx: JobCtx) -> Result<(), JobError> {
         .map(Observed::from)
         .collect();
     if found.is_empty() {
-        return Err(JobError::retry("registro da chamada ainda não disponível no PABX"));
+        return Err(JobError::retry(
+            "registro da chamada ainda não disponível no PABX",
+        ));
     }
     ingest::ingest(&state, tenant_id, &loaded.pabx(), found).await?;
     Ok(())
@@ -225,7 +229,9 @@ async fn run_ext_sync(state: AppState, ctx: JobCtx) -> Result<(), JobError> {
     if active_settings(&state, tenant_id).await?.is_none() {
         return Ok(());
     }
-    let s = extensions::sync(&state, tenant_id).await.map_err(job_error)?;
+    let s = extensions::sync(&state, tenant_id)
+        .await
+        .map_err(job_error)?;
     if s.imported + s.updated + s.removed > 0 {
         tracing::info!(%tenant_id, imported = s.imported, updated = s.updated, removed = s.removed, "pabx extension sync");
     }
@@ -233,14 +239,18 @@ async fn run_ext_sync(state: AppState, ctx: JobCtx) -> Result<(), JobError> {
 }
 
 /// A context acting as `user_id` with their real role (a job has no request).
-async fn acting_as(state: &AppState, tenant_id: Uuid, user_id: Uuid) -> AppResult<Option<TenantCtx>> {
+async fn acting_as(
+    state: &AppState,
+    tenant_id: Uuid,
+    user_id: Uuid,
+) -> AppResult<Option<TenantCtx>> {
     let Some(tenant) = state.tenants.get(&state.db, tenant_id).await? else {
         return Ok(None);
     };
     let Some((role, active)) = users::service::role_of(&state.db, tenant_id, user_id).await? else {
         return Ok(None);
     };
-    Ok(active.then(|| TenantCtx {
+    Ok(active.then_some(TenantCtx {
         tenant,
         tenant_id,
         user_id,
@@ -297,7 +307,14 @@ async fn run_after_call(state: AppState, ctx: JobCtx) -> Result<(), JobError> {
         let Some(lead_id) = lead_id else {
             return Ok(());
         };
-        callback_task(&state, tenant_id, &m, lead_id, settings.callback_sla_minutes).await?;
+        callback_task(
+            &state,
+            tenant_id,
+            &m,
+            lead_id,
+            settings.callback_sla_minutes,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -408,7 +425,10 @@ async fn callback_task(
     };
     let assignee_id = assignee.map(|a| a.user_id).unwrap_or(actor.user_id);
     let staff = actor.grant::<Staff>()?;
-    let who = m.counterpart_e164.as_deref().unwrap_or("número desconhecido");
+    let who = m
+        .counterpart_e164
+        .as_deref()
+        .unwrap_or("número desconhecido");
     let input = TaskInput {
         title: Some(format!("Retornar ligação perdida de {}", lead.name)),
         description: Some(Some(format!(

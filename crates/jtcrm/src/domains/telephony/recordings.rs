@@ -68,7 +68,10 @@ static HTTP: std::sync::LazyLock<reqwest::Client> = std::sync::LazyLock::new(|| 
 
 /// What one download attempt gave.
 enum Fetched {
-    Ok { bytes: Vec<u8>, content_type: String },
+    Ok {
+        bytes: Vec<u8>,
+        content_type: String,
+    },
     /// The link is gone or refused (4xx): copying it again will not help.
     Gone(String),
 }

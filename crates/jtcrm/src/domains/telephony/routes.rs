@@ -75,7 +75,14 @@ pub async fn create_extension(
     let input: ExtensionInput = parse_json(&body)?;
     let idem = idempotency::from_headers(&headers, "POST /api/telephony/extensions", &body)?;
     let work = extensions::create(&state, &ctx, input);
-    idempotency::created(&state, ctx.tenant_id, idem, "/api/telephony/extensions", work).await
+    idempotency::created(
+        &state,
+        ctx.tenant_id,
+        idem,
+        "/api/telephony/extensions",
+        work,
+    )
+    .await
 }
 
 /// One extension.

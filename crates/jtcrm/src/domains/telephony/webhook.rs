@@ -67,9 +67,10 @@ pub async fn pabx_call_event(
     body: Bytes,
 ) -> AppResult<(StatusCode, Json<CallEventAccepted>)> {
     throttle(&state, meta.ip.as_deref()).await?;
-    let tenant_id = integrations::service::resolve_webhook(&state, IntegrationProvider::Pabx, &token)
-        .await?
-        .ok_or_else(AppError::not_found)?;
+    let tenant_id =
+        integrations::service::resolve_webhook(&state, IntegrationProvider::Pabx, &token)
+            .await?
+            .ok_or_else(AppError::not_found)?;
     let loaded = active_settings(&state, tenant_id)
         .await?
         .ok_or_else(AppError::not_found)?;
@@ -88,7 +89,8 @@ pub async fn pabx_call_event(
         .map_err(|e| AppError::bad_request(format!("Evento de chamada ilegível: {e}")))?;
     let pid = event.provider_call_id.clone();
     let since = event.occurred_at.unwrap_or_else(Utc::now);
-    let (_, ids) = ingest::ingest(&state, tenant_id, &settings, vec![Observed::from(event)]).await?;
+    let (_, ids) =
+        ingest::ingest(&state, tenant_id, &settings, vec![Observed::from(event)]).await?;
     let call_id = ids
         .get(&pid)
         .copied()
