@@ -163,7 +163,12 @@ pub async fn run(
         .filter(tenant::Column::Slug.eq(opts.tenant_slug.as_str()))
         .one(&state.db)
         .await?
-        .ok_or_else(|| anyhow!("tenant {} não encontrado (rode bench seed)", opts.tenant_slug))?;
+        .ok_or_else(|| {
+            anyhow!(
+                "tenant {} não encontrado (rode bench seed)",
+                opts.tenant_slug
+            )
+        })?;
     let tid = t.id;
     let sellers: Vec<Uuid> = user::Entity::find()
         .select_only()
@@ -204,7 +209,8 @@ pub async fn run(
             .await?;
         exts.push(number);
     }
-    let ext_user: HashMap<String, Uuid> = exts.iter().cloned().zip(sellers.iter().copied()).collect();
+    let ext_user: HashMap<String, Uuid> =
+        exts.iter().cloned().zip(sellers.iter().copied()).collect();
     let phones: Vec<String> = lead::Entity::find()
         .select_only()
         .column(lead::Column::Phone)
@@ -245,7 +251,16 @@ pub async fn run(
         let n = (opts.calls - i).min(PAGE as u64);
         let batch: Vec<Observed> = (i..i + n)
             .map(|k| {
-                let r = record(&mut rng, &run_id, k, now, opts.days, &exts, &phones, opts.match_ratio);
+                let r = record(
+                    &mut rng,
+                    &run_id,
+                    k,
+                    now,
+                    opts.days,
+                    &exts,
+                    &phones,
+                    opts.match_ratio,
+                );
                 if let (Some(at), Some(e)) = (r.started_at, r.extension.as_ref())
                     && at >= period_start
                     && let Some(u) = ext_user.get(e)
@@ -337,7 +352,15 @@ pub async fn run(
         ("calls_by_user_and_period", vec![list_path.clone()]),
         ("caller_lookup", lookup_paths),
     ] {
-        let r = load(&base, &token, name, Arc::new(paths), opts.concurrency, opts.seconds).await?;
+        let r = load(
+            &base,
+            &token,
+            name,
+            Arc::new(paths),
+            opts.concurrency,
+            opts.seconds,
+        )
+        .await?;
         eprintln!(
             "{name}: c={} {:.0} req/s p50 {:.1} ms p99 {:.1} ms ({} não-2xx)",
             r.concurrency, r.req_per_sec, r.p50_ms, r.p99_ms, r.non_2xx
@@ -400,7 +423,12 @@ async fn load(
                     let p = &paths[k % paths.len()];
                     k += concurrency;
                     let t0 = Instant::now();
-                    let ok = match client.get(format!("{base}{p}")).bearer_auth(&token).send().await {
+                    let ok = match client
+                        .get(format!("{base}{p}"))
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                    {
                         Ok(r) => {
                             let s = r.status().is_success();
                             let _ = r.bytes().await;

@@ -871,12 +871,39 @@ async fn recordings_are_copied_streamed_to_who_sees_the_call_and_deleted_after_r
     .await
     .assert(201);
     let l = lead(&app, &seller.token, "Cliente", "11955554444").await;
+    let opp = app
+        .post(
+            "/api/pipelines/opportunities",
+            &seller.token,
+            json!({"title": "Link dedicado", "lead_id": l}),
+        )
+        .await;
+    opp.assert(201);
+    let opp = opp.id();
     let r = app
         .post("/api/telephony/call", &seller.token, json!({"lead_id": l}))
         .await;
     r.assert(201);
     let id = r.id();
     let done = wait_completed(&app, &seller.token, &id).await;
+    // On the open deal's timeline too.
+    let c = call_status(&app, &seller.token, &id).await;
+    assert_eq!(c.body["opportunity_id"], opp.as_str(), "{}", c.text);
+    let tl = app
+        .get(
+            &format!("/api/pipelines/opportunities/{opp}/timeline"),
+            &seller.token,
+        )
+        .await;
+    assert!(
+        tl.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "call"),
+        "{}",
+        tl.text
+    );
     let rec = wait_for(20, "the recording copy", || async {
         let c = call_status(&app, &seller.token, &id).await;
         let rec = c.body["recordings"][0].clone();
@@ -1080,4 +1107,92 @@ async fn telephony_is_gated_by_the_plan_and_isolated_between_tenants() {
     // The mock keeps its own extension list: adding one there does not leak into b either.
     m.add_extension(ExtensionSpec::new("1399", "Direto no PABX"));
     m.set_event_format(EventFormat::Json);
+}
+
+#[tokio::test]
+async fn a_missed_call_on_an_unowned_lead_goes_to_the_round_robin_seller() {
+    let app = app().await;
+    let t = app.create_tenant().await;
+    let m = pabx(None).await;
+    connect(&app, &t, &m, json!({})).await;
+    let seller = app.create_user(&t, "sales").await;
+    // Created by the admin: no owner (assignment mode none), so the seller cannot see it.
+    let l = lead(&app, &t.admin_token, "Sem dono", "11977776666").await;
+    app.get(&format!("/api/leads/{l}"), &seller.token)
+        .await
+        .assert_problem(404, "not_found");
+    m.push_inbound(InboundCall {
+        from: "+5511977776666".into(),
+        extension: "1003".into(),
+        outcome: MockOutcome::Busy,
+    });
+    m.release_all();
+    tel_jobs::poll(&app.state, tid(&t)).await.unwrap();
+    app.wait_jobs_settled(&["telephony.after_call"], 20).await;
+    let tasks = app
+        .get(&format!("/api/tasks?lead_id={l}"), &t.admin_token)
+        .await;
+    let items = tasks.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{}", tasks.text);
+    assert_eq!(items[0]["assignee_id"], seller.id.as_str());
+}
+
+#[tokio::test]
+async fn refused_credentials_and_the_webhook_rate_limit_answer_problems() {
+    let app = app().await;
+    let t = app.create_tenant().await;
+    let m = pabx(None).await;
+    let path = connect(&app, &t, &m, json!({})).await;
+    // The PABX answers bad credentials inside an HTTP 200: the CRM reads the envelope.
+    app.put(
+        "/api/integrations/pabx",
+        &t.admin_token,
+        json!({"secrets": {"token": "errado"}}),
+    )
+    .await
+    .assert(200);
+    let r = app
+        .post("/api/integrations/pabx/test", &t.admin_token, json!({}))
+        .await;
+    assert_eq!(r.body["ok"], false, "{}", r.text);
+    let r = app
+        .post(
+            "/api/telephony/call",
+            &t.admin_token,
+            json!({"phone": "11987654321", "extension": "1001"}),
+        )
+        .await;
+    r.assert_problem(422, "validation_failed"); // 1001 is not a CRM extension
+    app.post(
+        "/api/telephony/extensions",
+        &t.admin_token,
+        json!({"number": "1401", "name": "x"}),
+    )
+    .await
+    .assert_problem(422, "pabx_rejected");
+    // Nothing was left behind by the refused create (row and quota undone).
+    let l = app
+        .get(
+            "/api/telephony/extensions?include_total=true",
+            &t.admin_token,
+        )
+        .await;
+    assert_eq!(l.body["total"], 0);
+    // 600 events per minute per IP, then 429 with Retry-After.
+    let mut last = 0;
+    for _ in 0..601 {
+        let r = app
+            .client
+            .post(app.url(&path))
+            .body("callid=")
+            .send()
+            .await
+            .unwrap();
+        last = r.status().as_u16();
+        if last == 429 {
+            assert!(r.headers().contains_key("retry-after"));
+            break;
+        }
+    }
+    assert_eq!(last, 429);
 }
