@@ -23,6 +23,8 @@ pub struct Inner {
     pub hasher: PasswordHasherCfg,
     /// Seals and opens secrets at rest (AES-256-GCM).
     pub secrets: Arc<crate::secrets::SecretBox>,
+    /// Where file bytes live (`files`: local under the data dir by default).
+    pub files: crate::files::SharedStore,
     pub tenants: Arc<TenantCache>,
     /// What every new tenant is filled with (assembled by `jtcrm::app`).
     pub seeders: Seeders,
@@ -44,6 +46,7 @@ impl AppState {
             jwt: i.jwt.clone(),
             hasher: i.hasher.clone(),
             secrets: i.secrets.clone(),
+            files: i.files.clone(),
             tenants: i.tenants.clone(),
             seeders: i.seeders.clone(),
             metrics: i.metrics.clone(),

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 mod client;
+mod contracts;
 mod platform;
 mod proposals;
 mod sales;
@@ -21,8 +22,9 @@ mod telephony;
 #[allow(unused_imports)]
 use client::*;
 #[allow(unused_imports)]
-use platform::*;
+use contracts::*;
 #[allow(unused_imports)]
+use platform::*;
 use proposals::*;
 #[allow(unused_imports)]
 use sales::*;
@@ -83,7 +85,8 @@ async fn scenario(c: &Client, ctx: &mut Ctx) -> Result<()> {
     agenda(c, ctx).await?;
     sales_pipeline(c, ctx).await?;
     automations(c, ctx).await?;
-    proposals(c, ctx).await?;
+    let (proposal, opp) = proposals(c, ctx).await?;
+    contracts(c, ctx, &proposal, &opp).await?;
     telephony(c, ctx).await?;
     Ok(())
 }

@@ -6,7 +6,7 @@
 use super::*;
 
 /// The PDF's text through `pdftotext` (poppler-utils); `None` when it is not installed.
-fn pdf_text(bytes: &[u8]) -> Option<String> {
+pub(super) fn pdf_text(bytes: &[u8]) -> Option<String> {
     let dir = std::env::temp_dir().join(format!("jtcrm-st-{}", Uuid::now_v7().simple()));
     std::fs::create_dir_all(&dir).ok()?;
     let path = dir.join("p.pdf");
@@ -21,7 +21,7 @@ fn pdf_text(bytes: &[u8]) -> Option<String> {
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
 }
 
-async fn get_pdf(c: &Client, path: &str, token: Option<&str>) -> Result<Vec<u8>> {
+pub(super) async fn get_pdf(c: &Client, path: &str, token: Option<&str>) -> Result<Vec<u8>> {
     let mut req = c.http.get(format!("{}{path}", c.base));
     if let Some(t) = token {
         req = req.bearer_auth(t);
@@ -42,7 +42,7 @@ async fn get_pdf(c: &Client, path: &str, token: Option<&str>) -> Result<Vec<u8>>
     Ok(res.bytes().await?.to_vec())
 }
 
-pub(super) async fn proposals(c: &Client, ctx: &Ctx) -> Result<()> {
+pub(super) async fn proposals(c: &Client, ctx: &Ctx) -> Result<(String, String)> {
     let a = admin_token(c, &ctx.a.admin_email).await?;
     let b = admin_token(c, &ctx.b.admin_email).await?;
     let run = &ctx.run;
@@ -232,5 +232,6 @@ pub(super) async fn proposals(c: &Client, ctx: &Ctx) -> Result<()> {
                 .expect_problem(StatusCode::NOT_FOUND, "not_found")
         },
     )
-    .await
+    .await?;
+    Ok((proposal, opp))
 }

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod automations;
 pub mod common;
+pub mod contracts;
 pub mod email;
 pub mod integrations;
 pub mod jobs;

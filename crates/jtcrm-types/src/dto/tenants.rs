@@ -23,6 +23,8 @@ pub struct TenantSettings {
     /// When set, a proposal accepted by the customer moves its opportunity to this stage
     /// (a stage of the tenant; a stage that no longer exists is ignored).
     pub proposal_accept_stage_id: Option<Uuid>,
+    /// When true (default), the opportunity of a contract is marked won when its last signer signs.
+    pub contract_signed_wins_opportunity: bool,
 }
 
 impl Default for TenantSettings {
@@ -35,6 +37,7 @@ impl Default for TenantSettings {
             email_sender_name: None,
             email_reply_to: None,
             proposal_accept_stage_id: None,
+            contract_signed_wins_opportunity: true,
         }
     }
 }
@@ -135,6 +138,7 @@ pub struct TenantSettingsInput {
     /// `null` clears it.
     #[serde(default, deserialize_with = "crate::dto::plans::double_option")]
     pub proposal_accept_stage_id: Option<Option<Uuid>>,
+    pub contract_signed_wins_opportunity: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize, ToSchema)]

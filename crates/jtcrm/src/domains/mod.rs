@@ -4,7 +4,9 @@
 pub mod audit;
 pub mod auth;
 pub mod automations;
+pub mod contracts;
 pub mod email;
+pub mod files;
 pub mod integrations;
 pub mod jobs;
 pub mod leads;

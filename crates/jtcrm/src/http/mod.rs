@@ -50,6 +50,7 @@ use jtcrm_kernel::state::AppState;
         (name = "pipelines", description = "Pipelines (Kanban), etapas, oportunidades, quadro e conversão de leads"),
         (name = "products", description = "Catálogo de produtos e serviços de telecom"),
         (name = "proposals", description = "Propostas comerciais, modelos de proposta e de contrato, versões, envio e PDF"),
+        (name = "contracts", description = "Contratos: fidelização, multa rescisória, SLA, comodato, assinatura, ativação e cancelamento"),
         (name = "integrations", description = "Integrações da empresa (PABX): configuração, credenciais cifradas, token de webhook"),
         (name = "telephony", description = "Telefonia: ramais, clique-para-ligar, registro de chamadas, gravações e identificação de chamador"),
         (name = "webhooks", description = "Eventos enviados por sistemas externos (sem autenticação, token por empresa, limitado por IP)"),
@@ -97,6 +98,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(domains::automations::routes::router())
         .merge(domains::proposals::routes::router())
         .merge(domains::proposals::public_routes::router())
+        .merge(domains::contracts::routes::router())
+        .merge(domains::contracts::public_routes::router())
+        .merge(domains::files::routes::router())
         .merge(domains::integrations::routes::router())
         .merge(domains::telephony::routes::router())
         .merge(domains::telephony::webhook::router())
@@ -189,7 +193,7 @@ const SWAGGER_CSP: &str = "default-src 'none'; script-src 'self'; style-src 'sel
      img-src 'self' data:; connect-src 'self'; font-src 'self'; base-uri 'none'; form-action 'none'; \
      frame-ancestors 'none'";
 
-/// The customer's proposal page (`/p/…`): its own inline styles and forms posting to itself; no
+/// The customer's proposal page (`/p/…`) and a signer's contract page (`/c/…`): inline styles and forms posting to itself; no
 /// script at all.
 const DOC_CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; \
      form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
@@ -206,7 +210,7 @@ fn security_headers(path: &str, headers: &mut axum::http::HeaderMap) {
     headers.insert(REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     let csp = if path == "/apidocs" || path.starts_with("/apidocs/") {
         SWAGGER_CSP
-    } else if path.starts_with("/p/") {
+    } else if path.starts_with("/p/") || path.starts_with("/c/") {
         DOC_CSP
     } else {
         API_CSP

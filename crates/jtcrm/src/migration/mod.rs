@@ -19,6 +19,7 @@ mod m20261130_000009_agenda_index;
 pub mod m20261207_000010_row_level_security;
 pub use m20261207_000010_row_level_security as rls;
 mod m20261207_000011_proposals;
+mod m20261208_000012_contracts;
 mod m20261208_000014_telephony;
 
 pub use m20261129_000001_foundation::{
@@ -31,6 +32,7 @@ pub use m20261129_000004_pipelines::UX_PRODUCTS_SKU;
 pub use m20261129_000006_email::UX_EMAILS_IDEMPOTENCY;
 pub use m20261129_000007_automations::{UX_AUTOMATION_RUNS_EVENT, UX_CADENCE_ENROLLMENTS_ACTIVE};
 pub use m20261207_000011_proposals::{UX_PROPOSALS_LINK, UX_PROPOSALS_NUMBER};
+pub use m20261208_000012_contracts::{UX_CONTRACT_SIGNERS_LINK, UX_CONTRACTS_NUMBER};
 pub use m20261208_000014_telephony::{
     UX_CALL_RECORDINGS_POSITION, UX_CALLS_PROVIDER_ID, UX_TELEPHONY_EXTENSIONS_NUMBER,
     UX_TELEPHONY_EXTENSIONS_USER,
@@ -54,6 +56,8 @@ pub const UNIQUE_INDEXES: &[UniqueIndex] = &[
     UX_CADENCE_ENROLLMENTS_ACTIVE,
     UX_PROPOSALS_NUMBER,
     UX_PROPOSALS_LINK,
+    UX_CONTRACTS_NUMBER,
+    UX_CONTRACT_SIGNERS_LINK,
     UX_TELEPHONY_EXTENSIONS_NUMBER,
     UX_TELEPHONY_EXTENSIONS_USER,
     UX_CALLS_PROVIDER_ID,
@@ -94,6 +98,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000009_agenda_index::Migration),
             Box::new(m20261207_000010_row_level_security::Migration),
             Box::new(m20261207_000011_proposals::Migration),
+            Box::new(m20261208_000012_contracts::Migration),
             Box::new(m20261208_000014_telephony::Migration),
         ]
     }

@@ -7,6 +7,7 @@ mod audit;
 mod auth;
 mod automations;
 mod constraints;
+mod contracts;
 mod email;
 mod errors;
 mod hardening;

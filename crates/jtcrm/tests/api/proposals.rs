@@ -19,7 +19,7 @@ async fn patch(app: &TestApp, path: &str, token: &str, body: Value) -> Resp {
 }
 
 /// A tenant with a lead (with e-mail and CNPJ), two products and a deal with both.
-async fn setup(app: &TestApp) -> (TestTenant, String, String) {
+pub(crate) async fn setup(app: &TestApp) -> (TestTenant, String, String) {
     let t = app.create_tenant().await;
     let tok = &t.admin_token;
     let p1 = app
@@ -81,7 +81,7 @@ async fn create(app: &TestApp, token: &str, opp: &str) -> Value {
     r.body
 }
 
-fn token_of(url: &str) -> String {
+pub(crate) fn token_of(url: &str) -> String {
     url.rsplit('/').next().unwrap().to_string()
 }
 
@@ -91,7 +91,7 @@ async fn send(app: &TestApp, token: &str, id: &str) -> Value {
     r.body
 }
 
-fn pdftotext(bytes: &[u8]) -> String {
+pub(crate) fn pdftotext(bytes: &[u8]) -> String {
     let dir = std::env::temp_dir().join(format!("jtcrm-pdf-{}", uuid::Uuid::now_v7()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("doc.pdf");
@@ -114,7 +114,11 @@ fn pdftotext(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-async fn get_bytes(app: &TestApp, path: &str, token: Option<&str>) -> (u16, Vec<u8>, String) {
+pub(crate) async fn get_bytes(
+    app: &TestApp,
+    path: &str,
+    token: Option<&str>,
+) -> (u16, Vec<u8>, String) {
     let mut rb = app.raw(Method::GET, path);
     if let Some(t) = token {
         rb = rb.bearer_auth(t);

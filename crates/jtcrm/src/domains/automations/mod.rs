@@ -86,6 +86,11 @@ pub const TRIGGER_EVENTS: &[(&str, &str)] = &[
     ("proposal.viewed", "opportunity"),
     ("proposal.accepted", "opportunity"),
     ("proposal.rejected", "opportunity"),
+    // Contract events, likewise about the contract's opportunity.
+    ("contract.sent", "opportunity"),
+    ("contract.signed", "opportunity"),
+    ("contract.activated", "opportunity"),
+    ("contract.cancelled", "opportunity"),
     // Call events are about the call's lead (entity), with the call in `data`.
     ("call.answered", "lead"),
     ("call.missed", "lead"),

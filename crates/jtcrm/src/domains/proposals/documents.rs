@@ -1,7 +1,7 @@
 //! The documents of a proposal: the data its template sees, the rendered text, the PDF.
 
 use chrono::Utc;
-use jtcrm_types::dto::proposals::{ProposalStatus, TemplateKind};
+use jtcrm_types::dto::proposals::{ProposalItem, ProposalStatus, TemplateKind};
 use sea_orm::ConnectionTrait;
 use uuid::Uuid;
 
@@ -14,23 +14,19 @@ use jtcrm_kernel::error::{AppError, AppResult};
 use jtcrm_kernel::http::extract::TenantCtx;
 use jtcrm_kernel::state::AppState;
 
-/// The data the template renders, from the proposal and what it links to.
-pub async fn doc_data<C: ConnectionTrait>(
+/// The customer block of a document: the lead's data, else a name and e-mail.
+pub async fn customer_of<C: ConnectionTrait>(
     conn: &C,
-    company: &str,
-    m: &proposal::Model,
-) -> AppResult<DocData> {
-    let now = Utc::now();
-    let lead = match m.lead_id {
-        Some(l) => leads::find_live(conn, m.tenant_id, l).await?,
+    tenant_id: Uuid,
+    lead_id: Option<Uuid>,
+    fallback_name: &str,
+    fallback_email: Option<String>,
+) -> AppResult<render::Customer> {
+    let lead = match lead_id {
+        Some(l) => leads::find_live(conn, tenant_id, l).await?,
         None => None,
     };
-    let opp = pipelines::opportunities::find(conn, m.tenant_id, m.opportunity_id).await?;
-    let seller = match m.owner_id {
-        Some(u) => users::service::find(conn, m.tenant_id, u).await?,
-        None => None,
-    };
-    let customer = match lead {
+    Ok(match lead {
         Some(l) => {
             let mut parts = vec![];
             if let Some(c) = &l.city {
@@ -55,20 +51,62 @@ pub async fn doc_data<C: ConnectionTrait>(
             }
         }
         None => render::Customer {
-            name: m.title.clone(),
-            email: m.recipient_email.clone(),
+            name: fallback_name.to_string(),
+            email: fallback_email,
             ..Default::default()
         },
+    })
+}
+
+/// The seller block of a document.
+pub async fn seller_of<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    owner_id: Option<Uuid>,
+) -> AppResult<render::Seller> {
+    let seller = match owner_id {
+        Some(u) => users::service::find(conn, tenant_id, u).await?,
+        None => None,
     };
-    let items = items_of(m);
-    let equipment = items
+    Ok(seller
+        .map(|u| render::Seller {
+            name: u.name,
+            email: Some(u.email),
+            phone: u.phone,
+        })
+        .unwrap_or_default())
+}
+
+/// Equipment lent with the service: the lines without price (a router, an ONT, a phone).
+pub fn equipment_of(items: &[ProposalItem]) -> Vec<render::Equipment> {
+    items
         .iter()
         .filter(|i| i.monthly_total_cents == 0 && i.setup_total_cents == 0)
         .map(|i| render::Equipment {
             name: i.name.clone(),
             quantity: i.quantity,
         })
-        .collect();
+        .collect()
+}
+
+/// The data the template renders, from the proposal and what it links to.
+pub async fn doc_data<C: ConnectionTrait>(
+    conn: &C,
+    company: &str,
+    m: &proposal::Model,
+) -> AppResult<DocData> {
+    let now = Utc::now();
+    let opp = pipelines::opportunities::find(conn, m.tenant_id, m.opportunity_id).await?;
+    let customer = customer_of(
+        conn,
+        m.tenant_id,
+        m.lead_id,
+        &m.title,
+        m.recipient_email.clone(),
+    )
+    .await?;
+    let items = items_of(m);
+    let equipment = equipment_of(&items);
     Ok(DocData {
         company: render::Company {
             name: company.to_string(),
@@ -96,18 +134,14 @@ pub async fn doc_data<C: ConnectionTrait>(
         },
         validity: render::date_br(m.valid_until),
         valid_until: m.valid_until.to_string(),
-        seller: seller
-            .map(|u| render::Seller {
-                name: u.name,
-                email: Some(u.email),
-                phone: u.phone,
-            })
-            .unwrap_or_default(),
+        seller: seller_of(conn, m.tenant_id, m.owner_id).await?,
         contract: render::ContractData {
             term_months: m.term_months,
             early_termination_rule: render::DEFAULT_EARLY_TERMINATION_RULE.into(),
             sla: render::DEFAULT_SLA.into(),
             equipment,
+            early_termination_percent: 30,
+            ..Default::default()
         },
         items_table: render::ITEMS_MARKER,
         today: render::today_br(now),
@@ -142,6 +176,7 @@ pub async fn pdf(state: &AppState, ctx: &TenantCtx, id: Uuid) -> AppResult<(Stri
     };
     let bytes = super::pdf::render_async(
         ctx.tenant.name.clone(),
+        crate::domains::files::logo(state, ctx.tenant_id).await?,
         m.number.clone(),
         content,
         items_of(&m),

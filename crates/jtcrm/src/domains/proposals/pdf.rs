@@ -10,7 +10,7 @@ use std::time::Duration;
 use jtcrm_types::dto::proposals::ProposalItem;
 use krilla::Document;
 use krilla::color::rgb;
-use krilla::geom::{PathBuilder, Point, Rect};
+use krilla::geom::{PathBuilder, Point, Rect, Size, Transform};
 use krilla::metadata::Metadata;
 use krilla::num::NormalizedF32;
 use krilla::page::PageSettings;
@@ -333,9 +333,58 @@ fn draw(surface: &mut Surface<'_>, op: &Op, regular: &Font, bold: &Font) {
     }
 }
 
-/// Lays out and writes the PDF (blocking).
+/// Lays out and writes the PDF (blocking), without a logo.
 pub fn render(
     company: &str,
+    number: &str,
+    content: &str,
+    items: &[ProposalItem],
+    totals: &Totals,
+) -> Result<Vec<u8>, String> {
+    render_with_logo(company, None, number, content, items, totals)
+}
+
+/// The logo as a PDF image with its drawn size (at most 120 × 28 pt, aspect kept).
+fn logo_image(bytes: &[u8]) -> Option<(krilla::image::Image, f32, f32)> {
+    let data: krilla::Data = bytes.to_vec().into();
+    let img = if bytes.starts_with(b"\x89PNG") {
+        krilla::image::Image::from_png(data, true)?
+    } else {
+        krilla::image::Image::from_jpeg(data, true)?
+    };
+    let (w, h) = img.size();
+    if w == 0 || h == 0 {
+        return None;
+    }
+    let scale = (28.0 / h as f32).min(120.0 / w as f32);
+    Some((img, w as f32 * scale, h as f32 * scale))
+}
+
+/// Lays out and writes the PDF (blocking), with the tenant's logo (PNG or JPEG) at the top left of
+/// every page when given. A logo the PDF writer cannot embed is left out rather than failing.
+pub fn render_with_logo(
+    company: &str,
+    logo: Option<&[u8]>,
+    number: &str,
+    content: &str,
+    items: &[ProposalItem],
+    totals: &Totals,
+) -> Result<Vec<u8>, String> {
+    match logo {
+        Some(l) => match write(company, logo_image(l), number, content, items, totals) {
+            Ok(b) => Ok(b),
+            Err(e) => {
+                tracing::warn!(error = %e, "logo não incluído no PDF");
+                write(company, None, number, content, items, totals)
+            }
+        },
+        None => write(company, None, number, content, items, totals),
+    }
+}
+
+fn write(
+    company: &str,
+    logo: Option<(krilla::image::Image, f32, f32)>,
     number: &str,
     content: &str,
     items: &[ProposalItem],
@@ -379,10 +428,19 @@ pub fn render(
     for (i, ops) in l.pages.iter().enumerate() {
         let mut page = doc.start_page_with(PageSettings::new(PAGE_W, PAGE_H));
         let mut s = page.surface();
-        // Header: the company, the document number, a rule.
+        // Header: the logo, the company, the document number, a rule.
+        let mut name_x = MARGIN;
+        if let Some((img, w, h)) = &logo
+            && let Some(size) = Size::from_wh(*w, *h)
+        {
+            s.push_transform(&Transform::from_translate(MARGIN, 46.0 - h));
+            s.draw_image(img.clone(), size);
+            s.pop();
+            name_x = MARGIN + w + 8.0;
+        }
         let header = [
             Op::Text {
-                x: MARGIN,
+                x: name_x,
                 y: 40.0,
                 size: 11.0,
                 bold: true,
@@ -426,13 +484,22 @@ pub fn render(
 /// [`render`] on the blocking pool, bounded by [`TIMEOUT`].
 pub async fn render_async(
     company: String,
+    logo: Option<Vec<u8>>,
     number: String,
     content: String,
     items: Vec<ProposalItem>,
     totals: Totals,
 ) -> AppResult<Vec<u8>> {
-    let work =
-        tokio::task::spawn_blocking(move || render(&company, &number, &content, &items, &totals));
+    let work = tokio::task::spawn_blocking(move || {
+        render_with_logo(
+            &company,
+            logo.as_deref(),
+            &number,
+            &content,
+            &items,
+            &totals,
+        )
+    });
     match tokio::time::timeout(TIMEOUT, work).await {
         Ok(Ok(Ok(bytes))) => Ok(bytes),
         Ok(Ok(Err(e))) => Err(AppError::internal_msg(format!("PDF: {e}"))),

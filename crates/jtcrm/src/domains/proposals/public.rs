@@ -208,6 +208,7 @@ pub async fn pdf(state: &AppState, token: &str) -> AppResult<(String, Vec<u8>)> 
     let p = o.proposal;
     let bytes = super::pdf::render_async(
         tenant.name.clone(),
+        crate::domains::files::logo(state, tenant.id).await?,
         p.number.clone(),
         p.content,
         p.items,

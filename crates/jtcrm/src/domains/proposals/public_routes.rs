@@ -29,7 +29,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(reject_public_proposal))
 }
 
-async fn visitor(state: &AppState, meta: &RequestMeta, headers: &HeaderMap) -> AppResult<Visitor> {
+pub async fn visitor(
+    state: &AppState,
+    meta: &RequestMeta,
+    headers: &HeaderMap,
+) -> AppResult<Visitor> {
     public::throttle(state, meta.ip.as_deref()).await?;
     Ok(Visitor {
         ip: meta.ip.clone(),
@@ -41,7 +45,7 @@ async fn visitor(state: &AppState, meta: &RequestMeta, headers: &HeaderMap) -> A
 }
 
 /// A form body; anything but `application/x-www-form-urlencoded` is `415`.
-fn form<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> AppResult<T> {
+pub fn form<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> AppResult<T> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -224,6 +224,13 @@ pub struct Equipment {
 /// Contract terms (contract templates; proposals get sensible defaults from the term).
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct ContractData {
+    /// `CTR-2026-0001` (empty in proposals).
+    pub number: String,
+    /// `dd/mm/aaaa`, when known.
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    /// The percentage of the remaining monthly fees due on early termination.
+    pub early_termination_percent: i32,
     pub term_months: i32,
     /// The early-termination fee rule, in words.
     pub early_termination_rule: String,
@@ -322,6 +329,10 @@ pub fn sample() -> DocData {
                 name: "Roteador".into(),
                 quantity: 1,
             }],
+            number: "CTR-2026-0001".into(),
+            start_date: Some("01/01/2027".into()),
+            end_date: Some("31/12/2028".into()),
+            early_termination_percent: 30,
         },
         items_table: ITEMS_MARKER,
         today: "01/12/2026".into(),

@@ -321,7 +321,7 @@ pub async fn delete_proposal(
 
 /// The origin customers reach this server at, for the link in the e-mail: the request's `Host`
 /// (and `X-Forwarded-Proto` behind a trusted proxy).
-fn origin(state: &AppState, headers: &HeaderMap) -> String {
+pub fn origin(state: &AppState, headers: &HeaderMap) -> String {
     let host = headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())

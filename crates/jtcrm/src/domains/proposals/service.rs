@@ -163,7 +163,7 @@ fn check_valid_until(v: &mut Validator, d: NaiveDate, now: DateTime<Utc>) {
     }
 }
 
-pub(super) fn check_email(v: &mut Validator, field: &str, e: &str) -> Option<String> {
+pub fn check_email(v: &mut Validator, field: &str, e: &str) -> Option<String> {
     let e = e.trim();
     if e.is_empty() {
         return None;
@@ -187,7 +187,7 @@ fn line(it: ProposalItem) -> Option<ProposalItem> {
     })
 }
 
-fn validate_items(v: &mut Validator, inputs: &[ProposalItemInput]) -> Vec<ProposalItem> {
+pub fn validate_items(v: &mut Validator, inputs: &[ProposalItemInput]) -> Vec<ProposalItem> {
     if inputs.len() > money::MAX_ITEMS {
         v.add("items", "too_many", "No máximo 100 itens");
         return vec![];
@@ -250,7 +250,7 @@ fn validate_items(v: &mut Validator, inputs: &[ProposalItemInput]) -> Vec<Propos
     out
 }
 
-fn totals(v: &mut Validator, items: &[ProposalItem], term: i32) -> money::Totals {
+pub fn totals(v: &mut Validator, items: &[ProposalItem], term: i32) -> money::Totals {
     let lines: Vec<(i128, i128)> = items
         .iter()
         .map(|i| {

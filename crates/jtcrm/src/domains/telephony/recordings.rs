@@ -2,11 +2,10 @@
 //! job, streamed only to users who see the call, deleted after the tenant's retention period
 //! (LGPD) by a daily job.
 //!
-//! Storage: files under `{data_dir}/recordings/{tenant_id}/` named by call and position; the key
-//! stored in `call_recordings.file_key` is relative to the data directory, so a tenant's files
-//! never mix with another's.
+//! Storage: the kernel's object store (`jtcrm_kernel::files`, local under the data dir by
+//! default), key `<tenant>/call_recording/<call>-<n>` (the tenant's prefix, as every object), kept
+//! in `call_recordings.file_key`; the metadata (type, size, retention) is the recording's row.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -29,33 +28,19 @@ use jtcrm_kernel::state::AppState;
 /// Largest recording copied (a long call in WAV).
 pub const MAX_RECORDING_BYTES: usize = 200 * 1024 * 1024;
 
-fn root(state: &AppState) -> PathBuf {
-    state.settings.data_dir.clone()
+/// The object key of a call's recording.
+fn key_for(tenant_id: Uuid, call_id: Uuid, position: i32) -> String {
+    format!(
+        "{}/call_recording/{}-{position}",
+        tenant_id.simple(),
+        call_id.simple()
+    )
 }
 
-fn key_for(tenant_id: Uuid, call_id: Uuid, position: i32, ext: &str) -> String {
-    format!("recordings/{tenant_id}/{call_id}-{position}.{ext}")
-}
-
-/// A stored key as a path under the data directory; `None` for anything that could escape it.
-fn path_of(state: &AppState, tenant_id: Uuid, key: &str) -> Option<PathBuf> {
-    let prefix = format!("recordings/{tenant_id}/");
-    let name = key.strip_prefix(&prefix)?;
-    if name.is_empty() || name.contains(['/', '\\']) || name.starts_with('.') {
-        return None;
-    }
-    Some(root(state).join(Path::new(key)))
-}
-
-fn extension_of(content_type: &str, url: &str) -> &'static str {
-    let ct = content_type.to_ascii_lowercase();
-    if ct.contains("mpeg") || ct.contains("mp3") || url.ends_with(".mp3") {
-        "mp3"
-    } else if ct.contains("ogg") || url.ends_with(".ogg") {
-        "ogg"
-    } else {
-        "wav"
-    }
+/// A stored key, only when it is one of this tenant's.
+fn own_key(tenant_id: Uuid, key: &str) -> Option<&str> {
+    key.starts_with(&format!("{}/call_recording/", tenant_id.simple()))
+        .then_some(key)
 }
 
 static HTTP: std::sync::LazyLock<reqwest::Client> = std::sync::LazyLock::new(|| {
@@ -146,25 +131,10 @@ pub async fn run_copy(state: AppState, ctx: JobCtx) -> Result<(), JobError> {
                 bytes,
                 content_type,
             }) => {
-                let key = key_for(
-                    tenant_id,
-                    call_id,
-                    r.position,
-                    extension_of(&content_type, &r.provider_url),
-                );
-                let path = path_of(&state, tenant_id, &key)
-                    .ok_or_else(|| JobError::permanent("chave de arquivo inválida"))?;
-                if let Some(dir) = path.parent() {
-                    tokio::fs::create_dir_all(dir)
-                        .await
-                        .map_err(|e| JobError::retry(format!("armazenamento: {e}")))?;
-                }
-                // Written under a temporary name, then renamed: a crash leaves no half file.
-                let tmp = path.with_extension("part");
-                tokio::fs::write(&tmp, &bytes)
-                    .await
-                    .map_err(|e| JobError::retry(format!("armazenamento: {e}")))?;
-                tokio::fs::rename(&tmp, &path)
+                let key = key_for(tenant_id, call_id, r.position);
+                state
+                    .files
+                    .put(&key, &bytes)
                     .await
                     .map_err(|e| JobError::retry(format!("armazenamento: {e}")))?;
                 (
@@ -234,16 +204,8 @@ pub async fn purge_expired(state: &AppState) -> AppResult<u64> {
         .await?;
     let n = due.len() as u64;
     for r in due {
-        if let Some(p) = r
-            .file_key
-            .as_deref()
-            .and_then(|k| path_of(state, r.tenant_id, k))
-        {
-            match tokio::fs::remove_file(&p).await {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(AppError::internal(e)),
-            }
+        if let Some(k) = r.file_key.as_deref().and_then(|k| own_key(r.tenant_id, k)) {
+            state.files.delete(k).await.map_err(AppError::internal)?;
         }
         let txn = state.begin().await?;
         recording::Entity::update_many()
@@ -280,16 +242,20 @@ pub async fn stream(
         .await?
         .filter(|r| r.status == RecordingStatus::Stored.as_str())
         .ok_or_else(AppError::not_found)?;
-    let path = r
+    let key = r
         .file_key
         .as_deref()
-        .and_then(|k| path_of(state, ctx.tenant_id, k))
+        .and_then(|k| own_key(ctx.tenant_id, k))
         .ok_or_else(AppError::not_found)?;
-    let bytes = match tokio::fs::read(&path).await {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(AppError::not_found()),
-        Err(e) => return Err(AppError::internal(e)),
-    };
+    let bytes = state
+        .files
+        .get(key)
+        .await
+        .map_err(AppError::internal)?
+        .ok_or_else(|| {
+            tracing::error!(recording_id = %r.id, %key, "gravação ausente no armazenamento");
+            AppError::not_found()
+        })?;
     let ct = r.content_type.unwrap_or_else(|| "audio/wav".into());
     let mut res = Response::new(Body::from(bytes));
     res.headers_mut().insert(

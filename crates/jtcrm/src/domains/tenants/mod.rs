@@ -508,6 +508,9 @@ pub async fn update(
         if let Some(stage) = si.proposal_accept_stage_id {
             settings.proposal_accept_stage_id = stage;
         }
+        if let Some(w) = si.contract_signed_wins_opportunity {
+            settings.contract_signed_wins_opportunity = w;
+        }
         if let Some(states) = &si.coverage_states {
             settings.coverage_states = states
                 .iter()

@@ -396,6 +396,9 @@ pub async fn exit_on_events<C: ConnectionTrait>(
             }
             "opportunity.won" => opps.push((ev.tenant_id, ev.entity_id, "won")),
             "opportunity.lost" => opps.push((ev.tenant_id, ev.entity_id, "lost")),
+            // The customer said yes: no more prospecting touches.
+            "proposal.accepted" => opps.push((ev.tenant_id, ev.entity_id, "proposal_accepted")),
+            "contract.signed" => opps.push((ev.tenant_id, ev.entity_id, "contract_signed")),
             _ => {}
         }
     }
