@@ -105,6 +105,22 @@ async fn wait_completed(app: &TestApp, token: &str, id: &str) -> Value {
     .await
 }
 
+/// Waits until the hourly extension-sync scan's first link (run when the worker starts) is done,
+/// so that it cannot import the mock's extensions in the middle of a test that counts them.
+async fn after_startup_sync_scan(app: &TestApp) {
+    use jtcrm_kernel::jobs::model as job;
+    wait_for(20, "the startup extension sync scan", || async {
+        let n = job::Entity::find()
+            .filter(job::Column::Kind.eq(tel_jobs::EXT_SYNC_SCAN))
+            .filter(job::Column::Status.eq("succeeded"))
+            .count(&app.state.db)
+            .await
+            .unwrap();
+        (n > 0).then_some(())
+    })
+    .await;
+}
+
 fn tid(t: &TestTenant) -> Uuid {
     Uuid::parse_str(&t.id).unwrap()
 }
@@ -211,6 +227,7 @@ async fn extensions_round_trip_sync_and_quota() {
     let t = app.create_tenant_on(&code).await;
     let m = pabx(None).await;
     let tok = &t.admin_token;
+    after_startup_sync_scan(&app).await;
     connect(&app, &t, &m, json!({})).await;
     let seller = app.create_user(&t, "sales").await;
     let r = app
