@@ -1210,3 +1210,73 @@ async fn refused_credentials_and_the_webhook_rate_limit_answer_problems() {
     }
     assert_eq!(last, 429);
 }
+
+#[tokio::test]
+async fn an_answered_call_ends_the_cadence_and_call_missed_triggers_automations() {
+    let app = app().await;
+    let t = app.create_tenant().await;
+    let m = pabx(None).await;
+    connect(&app, &t, &m, json!({"callback_task": false})).await;
+    let l = lead(&app, &t.admin_token, "Em cadência", "11933332222").await;
+    let cad = app
+        .post(
+            "/api/automations/cadences",
+            &t.admin_token,
+            json!({"name": "Nutrição", "steps": [
+                {"delay": {"days": 3}, "channel": "call", "title": "Ligar para {{lead.name}}"}
+            ]}),
+        )
+        .await;
+    cad.assert(201);
+    let cp = format!("/api/automations/cadences/{}", cad.id());
+    app.post(
+        &format!("{cp}/enroll"),
+        &t.admin_token,
+        json!({"lead_ids": [l]}),
+    )
+    .await
+    .assert(200);
+    // The tenant's own follow-up of a missed call, instead of the built-in callback task.
+    app.post(
+        "/api/automations",
+        &t.admin_token,
+        json!({"name": "Perdida → tarefa urgente", "trigger": {"event": "call.missed"},
+               "actions": [{"type": "create_task", "task_type": "call", "title": "Urgente: retornar {{lead.name}}", "priority": "urgent"}]}),
+    )
+    .await
+    .assert(201);
+    m.push_inbound(InboundCall {
+        from: "+5511933332222".into(),
+        extension: "1001".into(),
+        outcome: MockOutcome::NoAnswer { ring_s: 15 },
+    });
+    m.push_inbound(InboundCall {
+        from: "+5511933332222".into(),
+        extension: "1001".into(),
+        outcome: MockOutcome::Answered {
+            ring_s: 3,
+            talk_s: 60,
+        },
+    });
+    m.release_all();
+    tel_jobs::poll(&app.state, tid(&t)).await.unwrap();
+    let e = wait_for(20, "exit on an answered call", || async {
+        let r = app
+            .get(&format!("{cp}/enrollments?lead_id={l}"), &t.admin_token)
+            .await;
+        let e = r.body["items"][0].clone();
+        (e["status"] == "exited").then_some(e)
+    })
+    .await;
+    assert_eq!(e["exit_reason"], "answered_call", "{e}");
+    let task = wait_for(20, "the automation's task", || async {
+        let r = app
+            .get(&format!("/api/tasks?lead_id={l}"), &t.admin_token)
+            .await;
+        r.body["items"]
+            .as_array()
+            .and_then(|i| i.iter().find(|t| t["priority"] == "urgent").cloned())
+    })
+    .await;
+    assert_eq!(task["title"], "Urgente: retornar Em cadência");
+}
