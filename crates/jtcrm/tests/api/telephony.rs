@@ -401,6 +401,24 @@ async fn click_to_call_dials_by_the_rule_and_the_history_completes_the_call() {
         (c.destino.as_str(), c.extension.as_str()),
         ("987654321", "1101")
     );
+    // A retry with the same Idempotency-Key answers the first call and rings nobody again.
+    let rings = m.calls().len();
+    let mut first = None;
+    for _ in 0..2 {
+        let r = app
+            .client
+            .post(app.url("/api/telephony/call"))
+            .bearer_auth(&seller.token)
+            .header("Idempotency-Key", "ligar-1")
+            .json(&json!({"lead_id": local}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 201);
+        let id = r.json::<Value>().await.unwrap()["id"].clone();
+        assert!(first.get_or_insert(id.clone()) == &id);
+    }
+    assert_eq!(m.calls().len(), rings + 1);
     // Long distance: 0 + DDD.
     app.post(
         "/api/telephony/call",
@@ -500,7 +518,7 @@ async fn click_to_call_dials_by_the_rule_and_the_history_completes_the_call() {
         .get("/api/telephony/calls?include_total=true", &t.admin_token)
         .await;
     all.assert(200);
-    assert_eq!(all.body["total"], 4, "{}", all.text);
+    assert_eq!(all.body["total"], 5, "{}", all.text);
     let p1 = app
         .get("/api/telephony/calls?limit=2", &t.admin_token)
         .await;
@@ -524,6 +542,7 @@ async fn click_to_call_dials_by_the_rule_and_the_history_completes_the_call() {
         ids.iter().collect::<std::collections::HashSet<_>>().len(),
         4
     );
+    assert!(p2.body["next_cursor"].is_string(), "{}", p2.text);
     let mine = app
         .get(
             &format!(
@@ -535,10 +554,12 @@ async fn click_to_call_dials_by_the_rule_and_the_history_completes_the_call() {
         .await;
     assert_eq!(
         mine.body["items"].as_array().unwrap().len(),
-        2,
+        3,
         "{}",
         mine.text
     );
+    let again = first.as_ref().and_then(Value::as_str).unwrap().to_string();
+    wait_completed(&app, &seller.token, &again).await;
     let answered = app
         .get(
             &format!(
@@ -550,7 +571,7 @@ async fn click_to_call_dials_by_the_rule_and_the_history_completes_the_call() {
         .await;
     assert_eq!(
         answered.body["items"].as_array().unwrap().len(),
-        1,
+        2,
         "{}",
         answered.text
     );
@@ -564,7 +585,7 @@ async fn click_to_call_dials_by_the_rule_and_the_history_completes_the_call() {
         .await;
     assert_eq!(
         by_lead.body["items"].as_array().unwrap().len(),
-        3,
+        4,
         "{}",
         by_lead.text
     );

@@ -23,7 +23,7 @@ use jtcrm_kernel::http::extract::{
     ApiJson, ApiPath, ApiQuery, IfMatch, JsonBytes, TenantCtx, etag, parse_json,
 };
 use jtcrm_kernel::http::guard::{Admins, Authorized, Staff};
-use jtcrm_kernel::http::idempotency;
+use jtcrm_kernel::http::idempotency::{self, Uncommitted};
 use jtcrm_kernel::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -162,8 +162,10 @@ pub async fn sync_extensions(
 
 /// Click-to-call: rings the caller's extension (or `extension`), then dials the lead's phone
 /// (`lead_id`, a lead the caller sees) or `phone`. The call is logged at once as `dialing`; the
-/// PABX's events and call history complete it.
+/// PABX's events and call history complete it. Send an `Idempotency-Key`: a retry with the same
+/// key answers the first call instead of ringing the customer twice.
 #[utoipa::path(post, path = "/api/telephony/call", tag = "telephony", security(("bearer" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "Retries with the same key return the first response (and place no second call)")),
     request_body = ClickToCallRequest,
     responses((status = 201, body = Call, headers(("Location" = String))),
         (status = 400, body = Problem, content_type = "application/problem+json"),
@@ -174,17 +176,17 @@ pub async fn sync_extensions(
 pub async fn click_to_call(
     State(state): State<AppState>,
     ctx: Authorized<Staff>,
-    ApiJson(req): ApiJson<ClickToCallRequest>,
+    headers: HeaderMap,
+    JsonBytes(body): JsonBytes,
 ) -> AppResult<Response> {
     require_feature(&ctx)?;
-    let c = calls::click_to_call(&state, &ctx, req).await?;
-    let location = format!("/api/telephony/calls/{}", c.id);
-    Ok((
-        StatusCode::CREATED,
-        [(axum::http::header::LOCATION, location)],
-        Json(c),
-    )
-        .into_response())
+    let req: ClickToCallRequest = parse_json(&body)?;
+    let idem = idempotency::from_headers(&headers, "POST /api/telephony/call", &body)?;
+    let work = async {
+        let c = calls::click_to_call(&state, &ctx, req).await?;
+        Ok(Uncommitted::new(state.begin().await?, c))
+    };
+    idempotency::created(&state, ctx.tenant_id, idem, "/api/telephony/calls", work).await
 }
 
 /// The call log, newest first: filters by user, lead, direction, outcome, status and period.
