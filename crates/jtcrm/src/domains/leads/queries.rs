@@ -146,7 +146,8 @@ pub async fn touch_contacted<C: ConnectionTrait>(
 }
 
 /// The live leads of the tenant whose phone (E.164) is one of `phones`, newest first (caller
-/// identification: a call matched to its lead by number). Uses `ix_leads_phone`.
+/// identification: a call matched to its lead by number), at most 20 × `phones.len()` rows. Uses
+/// `ix_leads_phone`.
 pub async fn live_by_phones<C: ConnectionTrait>(
     conn: &C,
     tenant_id: Uuid,
@@ -161,7 +162,7 @@ pub async fn live_by_phones<C: ConnectionTrait>(
         .filter(lead::Column::DeletedAt.is_null())
         .order_by_desc(lead::Column::CreatedAt)
         .order_by_desc(lead::Column::Id)
-        .limit(200)
+        .limit((phones.len() as u64).saturating_mul(20))
         .all(conn)
         .await?
         .into_iter()
