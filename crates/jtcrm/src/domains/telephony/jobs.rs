@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use jtcrm_integrations::pabx::{CallFilter, PageRequest};
+use jtcrm_types::ErrorCode;
 use jtcrm_types::dto::integrations::IntegrationProvider;
 use jtcrm_types::dto::leads::LeadInput;
 use jtcrm_types::dto::tasks::TaskInput;
@@ -173,7 +174,21 @@ pub async fn poll(state: &AppState, tenant_id: Uuid) -> AppResult<Stats> {
 
 async fn run_history_poll(state: AppState, ctx: JobCtx) -> Result<(), JobError> {
     let tenant_id = tenant_of(&ctx)?;
-    let s = poll(&state, tenant_id).await.map_err(job_error)?;
+    let s = match poll(&state, tenant_id).await {
+        Ok(s) => s,
+        // Refused credentials or settings: the next minute's poll would fail the same way, so
+        // no retries and no dead job a minute; the company sees it in `POST …/pabx/test`.
+        Err(e)
+            if matches!(
+                e.code,
+                ErrorCode::PabxRejected | ErrorCode::IntegrationNotConfigured
+            ) =>
+        {
+            tracing::warn!(%tenant_id, error = %e.detail, "pabx history poll refused");
+            return Ok(());
+        }
+        Err(e) => return Err(job_error(e)),
+    };
     if s.inserted + s.updated > 0 {
         tracing::info!(%tenant_id, inserted = s.inserted, updated = s.updated, completed = s.completed, "pabx history poll");
     }
