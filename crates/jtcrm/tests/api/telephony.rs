@@ -1177,6 +1177,7 @@ async fn refused_credentials_and_the_webhook_rate_limit_answer_problems() {
     let app = app().await;
     let t = app.create_tenant().await;
     let m = pabx(None).await;
+    after_startup_sync_scan(&app).await;
     let path = connect(&app, &t, &m, json!({})).await;
     // The PABX answers bad credentials inside an HTTP 200: the CRM reads the envelope.
     app.put(
