@@ -423,6 +423,19 @@ pub async fn load<C: ConnectionTrait>(
     }))
 }
 
+/// The non-secret configuration of `p` when enabled (no secret is opened: for read paths that
+/// only need a setting, e.g. the DDD).
+pub async fn enabled_config<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    p: IntegrationProvider,
+) -> AppResult<Option<Map<String, Value>>> {
+    Ok(find(conn, tenant_id, p)
+        .await?
+        .filter(|m| m.enabled)
+        .map(|m| as_map(&m.config)))
+}
+
 /// [`load`], only when enabled.
 pub async fn load_enabled<C: ConnectionTrait>(
     conn: &C,

@@ -432,10 +432,13 @@ pub async fn lookup(state: &AppState, ctx: &TenantCtx, number: &str) -> AppResul
             "Máximo de 40 caracteres",
         ));
     }
-    let area = super::settings(state, ctx.tenant_id)
-        .await
-        .ok()
-        .map(|l| l.pabx().area_code);
+    let area = crate::domains::integrations::service::enabled_config(
+        &state.db,
+        ctx.tenant_id,
+        jtcrm_types::dto::integrations::IntegrationProvider::Pabx,
+    )
+    .await?
+    .map(|c| crate::domains::integrations::pabx::PabxSettings::from_config(&c).area_code);
     let e164 = normalise_number(number, area)
         .ok_or_else(|| AppError::field("number", "invalid_phone", "Telefone inválido"))?;
     let found =
