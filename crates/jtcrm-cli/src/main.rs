@@ -45,9 +45,14 @@ enum Command {
         /// Print every request and response status.
         #[arg(long)]
         verbose: bool,
+        /// The HTTP view of the SMTP sink the deployment sends through (`jtcrm mock smtp
+        /// --http-port M` → `http://127.0.0.1:M`): the proposal and contract e-mails must arrive
+        /// there. Without it, only the stored e-mails are checked.
+        #[arg(long, env = "JTCRM_SYSTEM_TEST_SMTP_SINK")]
+        smtp_sink: Option<String>,
     },
-    /// Run a faithful mock of an external system (pabx, d4sign, flyerp, llm, whatsapp) for local
-    /// trials; prints its URL and credentials.
+    /// Run a faithful mock of an external system (pabx, d4sign, flyerp, llm, whatsapp, s3, smtp)
+    /// for local trials; prints its URL and credentials.
     Mock(mock::MockArgs),
     /// Benchmark tooling (see bench/README.md).
     Bench {
@@ -277,7 +282,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Command::SystemTest { url, verbose } => system_test::run(&url, verbose).await,
+        Command::SystemTest {
+            url,
+            verbose,
+            smtp_sink,
+        } => system_test::run(&url, verbose, smtp_sink.as_deref()).await,
         Command::Mock(a) => mock::run(a).await.map(|()| ExitCode::SUCCESS),
         Command::Bench {
             command: BenchCommand::Seed(a),

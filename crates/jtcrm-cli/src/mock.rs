@@ -1,13 +1,13 @@
 //! `jtcrm mock <system> --port N`: runs one of the faithful mock servers of
 //! `jtcrm-integrations` in the foreground, for local trials and for `system-test` against a
-//! deployment that points its `*_API_URL` at it. Prints the base URL and the credentials the mock
-//! expects, then serves until Ctrl-C/SIGTERM.
+//! deployment that points its `*_API_URL` (or `SMTP_*`, `JTCRM_S3_*`) at it. Prints the base URL
+//! and the credentials the mock expects, then serves until Ctrl-C/SIGTERM.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use anyhow::Context;
-use jtcrm_integrations::{d4sign, flyerp, llm, pabx, whatsapp};
+use jtcrm_integrations::{d4sign, flyerp, llm, pabx, s3, smtp_mock, whatsapp};
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 pub enum MockSystem {
@@ -21,6 +21,10 @@ pub enum MockSystem {
     Llm,
     /// WhatsApp Business Cloud API.
     Whatsapp,
+    /// An S3-compatible object store (path-style, SigV4 verified), objects in memory.
+    S3,
+    /// An SMTP sink that keeps every message; `--http-port` serves `GET /messages` (JSON).
+    Smtp,
 }
 
 #[derive(clap::Args)]
@@ -37,10 +41,37 @@ pub struct MockArgs {
     /// WhatsApp messages and statuses).
     #[arg(long)]
     pub webhook_url: Option<String>,
+    /// `smtp` only: port of the HTTP view of received messages (`GET /messages`; 0 = any free
+    /// port).
+    #[arg(long, default_value_t = 0)]
+    pub http_port: u16,
 }
 
 pub async fn run(args: MockArgs) -> anyhow::Result<()> {
     let addr = SocketAddr::new(args.bind, args.port);
+    if let MockSystem::Smtp = args.system {
+        // Not an HTTP mock: the SMTP listener, then its HTTP view.
+        let sink = smtp_mock::SmtpSink::bind(addr)
+            .await
+            .with_context(|| format!("não foi possível escutar em {addr}"))?;
+        let http_addr = SocketAddr::new(args.bind, args.http_port);
+        let listener = tokio::net::TcpListener::bind(http_addr)
+            .await
+            .with_context(|| format!("não foi possível escutar em {http_addr}"))?;
+        let http_url = format!("http://{}", listener.local_addr()?);
+        let view = sink.serve_http(listener);
+        println!("mock SMTP em {}:{}", sink.host(), sink.port());
+        println!(
+            "SMTP_SERVER={} SMTP_PORT={} SMTP_TLS=none (qualquer usuário/senha)",
+            sink.host(),
+            sink.port()
+        );
+        println!("mensagens recebidas: GET {http_url}/messages");
+        jtcrm::app::shutdown_signal().await;
+        view.abort();
+        drop(sink);
+        return Ok(());
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("não foi possível escutar em {addr}"))?;
@@ -122,6 +153,23 @@ pub async fn run(args: MockArgs) -> anyhow::Result<()> {
             jtcrm::app::shutdown_signal().await;
             drop(h);
         }
+        MockSystem::S3 => {
+            let opts = s3::mock::MockS3Options::default();
+            let h = s3::mock::serve(listener, opts.clone()).await?;
+            println!("mock S3 em {}", h.base_url());
+            println!(
+                "JTCRM_S3_ENDPOINT={} JTCRM_S3_BUCKET={} JTCRM_S3_REGION={} \
+                 JTCRM_S3_ACCESS_KEY_ID={} JTCRM_S3_SECRET_ACCESS_KEY={}",
+                h.base_url(),
+                opts.bucket,
+                opts.region,
+                opts.access_key_id,
+                opts.secret_access_key
+            );
+            jtcrm::app::shutdown_signal().await;
+            drop(h);
+        }
+        MockSystem::Smtp => unreachable!("handled above"),
     }
     Ok(())
 }

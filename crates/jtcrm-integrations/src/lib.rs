@@ -12,9 +12,14 @@
 //! - [`flyerp`]: FlyERP contract sync.
 //! - [`llm`]: OpenAI-compatible chat completions with tool calls.
 //! - [`whatsapp`]: WhatsApp Business Cloud API.
+//! - [`s3`]: S3-compatible object storage (SigV4), where tenant files live when configured.
+//! - [`smtp_mock`]: a local SMTP sink (the mock of an e-mail relay) with an HTTP view of what it
+//!   received.
 
 pub mod d4sign;
 pub mod flyerp;
 pub mod llm;
 pub mod pabx;
+pub mod s3;
+pub mod smtp_mock;
 pub mod whatsapp;

@@ -107,6 +107,18 @@ pub struct Settings {
     /// `SMTP_TLS`: `auto` (default: implicit TLS on 465, otherwise STARTTLS when the server offers
     /// it), `starttls` (required), `tls` (implicit), `none` (plain, trusted local relays only).
     pub smtp_tls: SmtpTls,
+    /// `JTCRM_S3_ENDPOINT`: base URL of an S3-compatible object store (path-style requests,
+    /// `{endpoint}/{bucket}/{key}`). When set, tenant files (PDFs, evidence, logos) are stored
+    /// there; `None`: under `<data dir>/files`. See docs/files.md.
+    pub s3_endpoint: Option<String>,
+    /// `JTCRM_S3_BUCKET` (required with the endpoint).
+    pub s3_bucket: Option<String>,
+    /// `JTCRM_S3_REGION`: the signing region (default `us-east-1`).
+    pub s3_region: String,
+    /// `JTCRM_S3_ACCESS_KEY_ID` (required with the endpoint).
+    pub s3_access_key_id: Option<String>,
+    /// `JTCRM_S3_SECRET_ACCESS_KEY` (required with the endpoint).
+    pub s3_secret_access_key: Option<Secret>,
 }
 
 /// How the SMTP connection is secured (`SMTP_TLS`).
@@ -216,6 +228,11 @@ impl Settings {
             smtp_from: None,
             smtp_timeout_secs: 30,
             smtp_tls: SmtpTls::Auto,
+            s3_endpoint: None,
+            s3_bucket: None,
+            s3_region: "us-east-1".into(),
+            s3_access_key_id: None,
+            s3_secret_access_key: None,
         }
     }
 
@@ -317,6 +334,23 @@ impl Settings {
             && !is_plausible_address(from)
         {
             bail!("SMTP_FROM={from:?} não é um endereço de e-mail válido");
+        }
+        s.s3_endpoint = env("JTCRM_S3_ENDPOINT");
+        s.s3_bucket = env("JTCRM_S3_BUCKET");
+        if let Some(r) = env("JTCRM_S3_REGION") {
+            s.s3_region = r;
+        }
+        s.s3_access_key_id = env("JTCRM_S3_ACCESS_KEY_ID");
+        s.s3_secret_access_key = env("JTCRM_S3_SECRET_ACCESS_KEY").map(Secret::new);
+        if s.s3_endpoint.is_some()
+            && (s.s3_bucket.is_none()
+                || s.s3_access_key_id.is_none()
+                || s.s3_secret_access_key.is_none())
+        {
+            bail!(
+                "JTCRM_S3_ENDPOINT exige JTCRM_S3_BUCKET, JTCRM_S3_ACCESS_KEY_ID e \
+                 JTCRM_S3_SECRET_ACCESS_KEY"
+            );
         }
         if s.worker_poll_ms < 10
             || s.worker_concurrency == 0

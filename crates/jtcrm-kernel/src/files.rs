@@ -1,7 +1,8 @@
 //! Where file bytes live: generated PDFs, signature evidence, tenant logos, call recordings.
 //!
 //! [`ObjectStore`] is the storage interface; [`LocalStore`] (the default) keeps objects under
-//! `<data dir>/files/`. Keys are chosen by the caller and always start with the tenant's id
+//! `<data dir>/files/`; the app uses an S3-compatible store instead when `JTCRM_S3_ENDPOINT` is
+//! set (`jtcrm::storage`, docs/files.md). Keys are chosen by the caller and always start with the tenant's id
 //! (`<tenant>/<kind>/<file id>`), so one tenant's objects never share a prefix with another's.
 //! Objects are never served from a public path: a domain checks the caller's rights and streams
 //! the bytes through its own authenticated endpoint. The metadata (name, type, size, SHA-256,
@@ -22,6 +23,10 @@ pub trait ObjectStore: Send + Sync {
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, std::io::Result<()>>;
     /// A short name for logs (`local`, `s3`).
     fn kind(&self) -> &'static str;
+    /// Whether the store answers (for `/health`): reads a key that is never written.
+    fn ping(&self) -> BoxFuture<'_, bool> {
+        Box::pin(async move { self.get("_health/probe").await.is_ok() })
+    }
 }
 
 pub type SharedStore = Arc<dyn ObjectStore>;
@@ -108,7 +113,9 @@ impl ObjectStore for LocalStore {
     }
 }
 
-/// The store the settings name: the local filesystem under `<data dir>/files`.
+/// The local store of the settings: the filesystem under `<data dir>/files`. (The S3-compatible
+/// store, used when `JTCRM_S3_ENDPOINT` is set, is an adapter over `jtcrm-integrations` that the
+/// app assembly chooses: the kernel does not depend on outbound clients.)
 pub fn from_settings(settings: &crate::config::Settings) -> SharedStore {
     Arc::new(LocalStore::new(settings.data_dir.join("files")))
 }

@@ -59,7 +59,7 @@ async fn build(mut settings: Settings, keep_owner: bool) -> anyhow::Result<AppSt
         jwt: JwtKeys::new(settings.jwt_secret.expose(), settings.access_token_ttl_secs),
         hasher: PasswordHasherCfg::new(settings.argon2_memory_kib, settings.argon2_iterations),
         secrets: Arc::new(settings.secret_box()?),
-        files: jtcrm_kernel::files::from_settings(&settings),
+        files: crate::storage::from_settings(&settings)?,
         tenants: Arc::new(TenantCache::new(
             settings.tenant_cache_ttl_secs,
             Arc::new(crate::domains::tenants::directory::Directory),

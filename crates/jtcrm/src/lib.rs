@@ -8,6 +8,7 @@ pub mod app;
 pub mod domains;
 pub mod http;
 pub mod migration;
+pub mod storage;
 
 pub use app::Application;
 pub use jtcrm_kernel::config::Settings;

@@ -56,6 +56,8 @@ pub(super) struct Client {
     pub(super) http: reqwest::Client,
     pub(super) base: String,
     pub(super) verbose: bool,
+    /// Base URL of the SMTP sink's HTTP view (`--smtp-sink`), when the run has one.
+    pub(super) smtp_sink: Option<String>,
     // Cells so steps can borrow the client shared while their closures also use it.
     pub(super) passed: Cell<usize>,
     pub(super) failed: Cell<usize>,
@@ -71,6 +73,7 @@ impl Client {
             http,
             base: base.trim_end_matches('/').to_string(),
             verbose,
+            smtp_sink: None,
             passed: Cell::new(0),
             failed: Cell::new(0),
         })

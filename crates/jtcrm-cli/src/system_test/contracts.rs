@@ -1,5 +1,6 @@
 //! Contracts (docs/contracts.md): from the accepted proposal, the plan gate on electronic
-//! signature, sending through `email_link`, the signer's link and signature, the deal won, the
+//! signature, sending through `email_link` (with `--smtp-sink`, the e-mail must reach the sink),
+//! the signer's link and signature, the deal won, the
 //! frozen PDF's text, the early-termination fee, and a cross-tenant 404.
 
 #[allow(unused_imports)]
@@ -94,10 +95,19 @@ pub(super) async fn contracts(c: &Client, ctx: &Ctx, proposal: &str, opp: &str) 
                     e.str("/body_text").is_some_and(|b| b.contains(&url)),
                     "the e-mail carries the signer's link",
                 )?;
-                Ok(url)
+                let to = e.string("/to")?;
+                Ok((url, to))
             },
         )
         .await?;
+    let (link, signer_email) = link;
+    delivered_step(
+        c,
+        "the signature e-mail reaches the SMTP sink: to the signer, with the link",
+        &signer_email,
+        &link,
+    )
+    .await?;
     let token = link.rsplit('/').next().unwrap_or_default().to_string();
     c.step(
         "GET /c/{token} shows the contract with the signature form",

@@ -14,6 +14,7 @@ use uuid::Uuid;
 
 mod client;
 mod contracts;
+mod mail;
 mod platform;
 mod proposals;
 mod sales;
@@ -23,6 +24,8 @@ mod telephony;
 use client::*;
 #[allow(unused_imports)]
 use contracts::*;
+#[allow(unused_imports)]
+use mail::*;
 #[allow(unused_imports)]
 use platform::*;
 use proposals::*;
@@ -39,12 +42,18 @@ const CNPJ_ALPHANUMERIC: &str = "12.ABC.345/01DE-35";
 const CNPJ_INVALID: &str = "11.222.333/0001-00";
 const STARTER_MAX_USERS: usize = 5;
 
-pub async fn run(url: &str, verbose: bool) -> Result<ExitCode> {
+pub async fn run(url: &str, verbose: bool, smtp_sink: Option<&str>) -> Result<ExitCode> {
     let root_email = env_var("JTCRM_SUPERADMIN_EMAIL")?;
     let root_password = env_var("JTCRM_SUPERADMIN_PASSWORD")?;
-    let client = Client::new(url, verbose)?;
+    let mut client = Client::new(url, verbose)?;
+    client.smtp_sink = smtp_sink
+        .map(|s| s.trim().trim_end_matches('/').to_string())
+        .filter(|s| !s.is_empty());
     let mut ctx = Ctx::new(root_email, root_password);
     println!("system-test against {} (run {})", client.base, ctx.run);
+    if let Some(sink) = &client.smtp_sink {
+        println!("e-mails checked at the SMTP sink {sink}");
+    }
 
     let outcome = scenario(&client, &mut ctx).await;
     println!(

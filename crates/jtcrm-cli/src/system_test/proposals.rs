@@ -1,5 +1,5 @@
 //! Proposals (docs/proposals.md): a template, a proposal from an opportunity, sending it (the
-//! e-mail is stored, and delivered when the deployment has SMTP), the customer's public link,
+//! e-mail is stored, and with `--smtp-sink` must reach the sink), the customer's public link,
 //! acceptance with evidence, the PDF's text (pdftotext) and a cross-tenant 404.
 
 #[allow(unused_imports)]
@@ -159,6 +159,13 @@ pub(super) async fn proposals(c: &Client, ctx: &Ctx) -> Result<(String, String)>
             },
         )
         .await?;
+    delivered_step(
+        c,
+        "the proposal e-mail reaches the SMTP sink: to the customer, with the public link",
+        &ctx.email("cliente-proposta"),
+        &url,
+    )
+    .await?;
     let token = url.rsplit('/').next().unwrap_or_default().to_string();
     c.step(
         "GET /p/{token} shows the proposal and marks it viewed",

@@ -228,7 +228,7 @@ pub struct CustomFieldInput {
     pub required: Option<bool>,
     /// The choices of a `select` field (required for it), each not blank.
     pub options: Option<Vec<String>>,
-    #[schema(minimum = 0)]
+    #[schema(minimum = 0, maximum = 10000)]
     pub position: Option<i32>,
 }
 

@@ -124,6 +124,8 @@ pub fn exact(doc: &mut Value) {
     links(doc);
     super::doc_rules::body_rules(doc);
     super::doc_rules::split_create_schemas(doc);
+    super::doc_rules::after_splits(doc);
+    super::doc_rules::format_patterns(doc);
 }
 
 /// `oneOf [{"type": "null"}, X]` request bodies (an `Option<X>` body) become an optional body `X`.
@@ -391,6 +393,14 @@ fn links(doc: &mut Value) {
         let own = path_params(create_path);
         let mut links = Map::new();
         for (target_path, target) in paths {
+            // A merge, an enrolment or an unenrolment needs other records (leads) besides the new
+            // one: not a next step of a create.
+            if ["/merge", "/enroll", "/unenroll"]
+                .iter()
+                .any(|tail| target_path.ends_with(tail))
+            {
+                continue;
+            }
             let Some(rest) = target_path
                 .strip_prefix(create_path.as_str())
                 .and_then(|r| r.strip_prefix("/{"))

@@ -10,6 +10,7 @@ mod constraints;
 mod contracts;
 mod email;
 mod errors;
+mod files;
 mod hardening;
 mod jobs;
 mod kv;

@@ -393,8 +393,8 @@ async fn stages_are_added_changed_reordered_and_removed() {
     let qual = stage(&p, "Qualificação");
     let won = stage(&p, "Fechado Ganho");
     let r = app.delete(&format!("{base}/{visit}"), &t.admin_token).await;
-    r.assert_problem(422, "validation_failed");
-    assert_eq!(r.error_fields(), vec!["move_to"]);
+    r.assert_problem(409, "stage_not_empty");
+    assert_eq!(r.body["context"]["field"], "move_to");
     app.delete(&format!("{base}/{visit}?move_to={won}"), &t.admin_token)
         .await
         .assert_problem(422, "validation_failed");

@@ -70,8 +70,12 @@ fn validate_node(v: &mut Validator, c: &Condition, path: &str, depth: usize, lea
         return;
     }
     *leaves += 1;
-    match c.field.as_deref().map(str::trim) {
-        None | Some("") => v.add(&format!("{path}.field"), "required", "Campo obrigatório"),
+    // (The path as given: a path with spaces around it is not a path.)
+    match c.field.as_deref() {
+        None => v.add(&format!("{path}.field"), "required", "Campo obrigatório"),
+        Some(f) if f.trim().is_empty() => {
+            v.add(&format!("{path}.field"), "required", "Campo obrigatório")
+        }
         Some(f) if !is_field_path(f) => v.add(
             &format!("{path}.field"),
             "invalid_field",

@@ -461,8 +461,17 @@ pub async fn validate_definition<C: ConnectionTrait>(
         active: input.active.unwrap_or(true),
         trigger,
         event,
-        conditions: input.conditions,
+        conditions: input.conditions.map(trimmed),
         actions: out,
         stop_on_error: input.stop_on_error.unwrap_or(false),
     })
+}
+
+/// The condition tree as stored: field paths without surrounding spaces (they are validated
+/// trimmed, and evaluated by the trimmed path).
+fn trimmed(mut c: Condition) -> Condition {
+    c.field = c.field.map(|f| f.trim().to_string());
+    c.all = c.all.map(|l| l.into_iter().map(trimmed).collect());
+    c.any = c.any.map(|l| l.into_iter().map(trimmed).collect());
+    c
 }

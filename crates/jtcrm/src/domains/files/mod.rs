@@ -88,6 +88,17 @@ pub fn clean_name(name: &str) -> String {
     if s.is_empty() { "arquivo".into() } else { s }
 }
 
+/// A failure of the object store as an API error: a bad key is a bug (`500`); anything else
+/// (disk, network, an S3 store refusing the credentials) means the storage is unavailable
+/// (`503 service_unavailable`; the cause is logged with the request id, never shown).
+pub fn store_error(e: std::io::Error) -> AppError {
+    if e.kind() == std::io::ErrorKind::InvalidInput {
+        AppError::internal(e)
+    } else {
+        AppError::unavailable(anyhow::Error::new(e).context("armazenamento de arquivos"))
+    }
+}
+
 /// A new file to keep.
 pub struct NewFile<'a> {
     pub tenant_id: Uuid,
@@ -108,11 +119,7 @@ pub async fn save<C: ConnectionTrait>(
 ) -> AppResult<FileInfo> {
     let id = Uuid::now_v7();
     let key = format!("{}/{}/{}", f.tenant_id.simple(), f.kind, id.simple());
-    state
-        .files
-        .put(&key, f.bytes)
-        .await
-        .map_err(AppError::internal)?;
+    state.files.put(&key, f.bytes).await.map_err(store_error)?;
     let m = file::Entity::insert(file::ActiveModel {
         tenant_id: Set(f.tenant_id),
         id: Set(id),
@@ -152,7 +159,7 @@ pub async fn read(state: &AppState, tenant_id: Uuid, id: Uuid) -> AppResult<(Fil
         .files
         .get(&m.storage_key)
         .await
-        .map_err(AppError::internal)?
+        .map_err(store_error)?
         .ok_or_else(|| {
             tracing::error!(file_id = %m.id, key = %m.storage_key, "objeto do arquivo ausente no armazenamento");
             AppError::not_found()

@@ -259,6 +259,9 @@ fn parse_input(
         .or(current.map(|c| c.required))
         .unwrap_or(false);
     let position = input.position.or(current.map(|c| c.position)).unwrap_or(0);
+    if !(0..=10_000).contains(&position) {
+        v.add("position", "out_of_range", "Posição entre 0 e 10000");
+    }
     Some((key?, label?, field_type?, required, options, position))
 }
 

@@ -284,7 +284,8 @@ pub struct DeleteStageQuery {
     responses((status = 204),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
-        (status = 422, description = "`move_to` required, or the last open stage", body = Problem, content_type = "application/problem+json")))]
+        (status = 409, description = "The stage holds deals and no `move_to` was given (`stage_not_empty`)", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "`move_to` of another pipeline or kind, or the last open stage", body = Problem, content_type = "application/problem+json")))]
 pub async fn delete_stage(
     State(state): State<AppState>,
     ctx: Authorized<Managers>,

@@ -207,6 +207,13 @@ fn validate(
         input.setup_price_cents,
         base(|c| c.setup_price_cents),
     );
+    // A product switched to one-off billing without a monthly price in the request drops the
+    // stored monthly fee; only an explicit non-zero monthly price is refused.
+    let monthly = if billing == Some(Billing::OneTime) && input.monthly_price_cents.is_none() {
+        0
+    } else {
+        monthly
+    };
     if billing == Some(Billing::OneTime) && monthly != 0 {
         v.add(
             "monthly_price_cents",

@@ -44,7 +44,11 @@ pub struct Health {
 pub async fn health(State(state): State<AppState>) -> impl IntoResponse {
     let (database, redis) = tokio::join!(jtcrm_kernel::db::ping(&state.db), state.kv.ping());
     let redis = redis.unwrap_or(Some(false));
-    let external_apis = BTreeMap::new();
+    let mut external_apis = BTreeMap::new();
+    // The local file store is the data dir, not an external API; an S3 store is (docs/files.md).
+    if state.files.kind() != "local" {
+        external_apis.insert(state.files.kind().to_string(), state.files.ping().await);
+    }
     let healthy = database && redis != Some(false) && external_apis.values().all(|ok| *ok);
     let body = Health {
         status: if healthy { "healthy" } else { "unhealthy" }.into(),

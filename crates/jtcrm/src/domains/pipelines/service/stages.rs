@@ -308,12 +308,13 @@ pub async fn delete_stage(
             }
             Some(target)
         }
+        // A state conflict, not bad input: the same request succeeds once the stage is empty.
         None if live > 0 => {
-            return Err(AppError::validation(vec![jtcrm_types::FieldError::new(
-                "move_to",
-                "required",
+            return Err(AppError::conflict(
+                ErrorCode::StageNotEmpty,
                 format!("A etapa tem {live} oportunidade(s): informe a etapa de destino (move_to)"),
-            )]));
+            )
+            .with_context(serde_json::json!({"field": "move_to", "opportunities": live})));
         }
         // Only deleted deals remain: they follow the first other stage of the same kind.
         None if any > 0 => stages
