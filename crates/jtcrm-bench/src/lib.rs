@@ -5,7 +5,10 @@
 //! - [`seed`]: `jtcrm bench seed`: one big tenant and a few smaller ones with realistic leads.
 //! - [`sales`]: `jtcrm bench seed-sales`: opportunities, items, stage history and tasks on top.
 //! - [`pdf`]: `jtcrm bench pdf`: proposal PDFs per second, p99 and peak RSS.
+//! - [`telephony`]: `jtcrm bench telephony`: call-record ingestion rate, calls list and caller
+//!   lookup latency.
 
 pub mod pdf;
 pub mod sales;
 pub mod seed;
+pub mod telephony;

@@ -69,6 +69,37 @@ enum BenchCommand {
     SeedSales(BenchSalesArgs),
     /// Render proposal PDFs (default template, 30 items each): PDFs/s, p99 per PDF, peak RSS.
     Pdf(BenchPdfArgs),
+    /// Ingest call records through the history poll's path, then measure the calls list and the
+    /// caller lookup (bench/README.md, "Telephony").
+    Telephony(BenchTelephonyArgs),
+}
+
+#[derive(clap::Args)]
+struct BenchTelephonyArgs {
+    /// Slug of the tenant (`bench seed`'s big tenant is `<prefix>-grande`).
+    #[arg(long, default_value = "bench-grande")]
+    tenant: String,
+    /// Call records to ingest.
+    #[arg(long, default_value_t = 1_000_000)]
+    calls: u64,
+    /// Share of the calls made with a lead's phone.
+    #[arg(long, default_value_t = 0.2)]
+    match_ratio: f64,
+    /// The calls spread over this many past days.
+    #[arg(long, default_value_t = 90)]
+    days: i64,
+    /// Concurrent clients of the read scenarios.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// Seconds measured per read scenario (after 2 s of warm-up).
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// PRNG seed.
+    #[arg(long, default_value_t = 20261208)]
+    seed: u64,
+    /// Where to write the JSON report.
+    #[arg(long)]
+    out: std::path::PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -301,6 +332,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 &a.out,
             ))
             .await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench {
+            command: BenchCommand::Telephony(a),
+        } => {
+            let opts = jtcrm_bench::telephony::TelephonyOptions {
+                tenant_slug: a.tenant,
+                calls: a.calls,
+                match_ratio: a.match_ratio,
+                days: a.days,
+                seed: a.seed,
+                concurrency: a.concurrency,
+                seconds: a.seconds,
+            };
+            jtcrm_kernel::db::platform(jtcrm_bench::telephony::run(load_settings()?, opts, &a.out))
+                .await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench {

@@ -50,6 +50,9 @@ pub enum ErrorCode {
     RateLimited,
     Internal,
     ServiceUnavailable,
+    IntegrationNotConfigured,
+    PabxRejected,
+    PabxUnavailable,
 }
 
 impl ErrorCode {
@@ -82,14 +85,15 @@ impl ErrorCode {
             | CadenceInactive
             | NoActiveAdmin
             | IdempotencyKeyReused
-            | IdempotencyKeyInUse => 409,
+            | IdempotencyKeyInUse
+            | IntegrationNotConfigured => 409,
             PreconditionFailed => 412,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
-            ValidationFailed => 422,
+            ValidationFailed | PabxRejected => 422,
             RateLimited => 429,
             Internal => 500,
-            ServiceUnavailable => 503,
+            ServiceUnavailable | PabxUnavailable => 503,
         }
     }
 
@@ -138,6 +142,9 @@ impl ErrorCode {
             RateLimited => "rate_limited",
             Internal => "internal_error",
             ServiceUnavailable => "service_unavailable",
+            IntegrationNotConfigured => "integration_not_configured",
+            PabxRejected => "pabx_rejected",
+            PabxUnavailable => "pabx_unavailable",
         }
     }
 
@@ -187,6 +194,9 @@ impl ErrorCode {
             RateLimited => "Muitas requisições",
             Internal => "Erro interno",
             ServiceUnavailable => "Serviço indisponível",
+            IntegrationNotConfigured => "Integração não configurada",
+            PabxRejected => "PABX recusou a operação",
+            PabxUnavailable => "PABX indisponível",
         }
     }
 }

@@ -173,6 +173,7 @@ pub fn registry() -> Registry {
     crate::domains::tasks::register(&mut r);
     crate::domains::automations::register(&mut r);
     crate::domains::leads::register(&mut r);
+    crate::domains::telephony::register(&mut r);
     r
 }
 

@@ -19,6 +19,7 @@ mod mail;
 mod platform;
 mod proposals;
 mod sales;
+mod telephony;
 
 #[allow(unused_imports)]
 use client::*;
@@ -34,6 +35,8 @@ use platform::*;
 use proposals::*;
 #[allow(unused_imports)]
 use sales::*;
+#[allow(unused_imports)]
+use telephony::*;
 
 /// Every user the scenario creates gets this password; 8+ chars per the password policy.
 const PASSWORD: &str = "Senha-forte-2026";
@@ -98,6 +101,7 @@ async fn scenario(c: &Client, ctx: &mut Ctx) -> Result<()> {
     let (proposal, opp) = proposals(c, ctx).await?;
     contracts(c, ctx, &proposal, &opp).await?;
     dashboards(c, ctx).await?;
+    telephony(c, ctx).await?;
     Ok(())
 }
 

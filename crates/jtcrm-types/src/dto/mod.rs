@@ -8,6 +8,7 @@ pub mod common;
 pub mod contracts;
 pub mod dashboards;
 pub mod email;
+pub mod integrations;
 pub mod jobs;
 pub mod leads;
 pub mod pipelines;
@@ -15,6 +16,7 @@ pub mod plans;
 pub mod products;
 pub mod proposals;
 pub mod tasks;
+pub mod telephony;
 pub mod tenants;
 pub mod users;
 

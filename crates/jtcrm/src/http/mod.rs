@@ -52,6 +52,9 @@ use jtcrm_kernel::state::AppState;
         (name = "proposals", description = "Propostas comerciais, modelos de proposta e de contrato, versões, envio e PDF"),
         (name = "contracts", description = "Contratos: fidelização, multa rescisória, SLA, comodato, assinatura, ativação e cancelamento"),
         (name = "dashboards", description = "Painéis e relatórios (visão geral, funil, KPIs, equipe, séries, CSV) e metas de vendas"),
+        (name = "integrations", description = "Integrações da empresa (PABX): configuração, credenciais cifradas, token de webhook"),
+        (name = "telephony", description = "Telefonia: ramais, clique-para-ligar, registro de chamadas, gravações e identificação de chamador"),
+        (name = "webhooks", description = "Eventos enviados por sistemas externos (sem autenticação, token por empresa, limitado por IP)"),
         (name = "public", description = "Link público da proposta para o cliente (sem autenticação, limitado por IP)"),
         (name = "system", description = "Saúde e métricas")
     )
@@ -100,6 +103,9 @@ pub fn api_router() -> OpenApiRouter<AppState> {
         .merge(domains::contracts::public_routes::router())
         .merge(domains::files::routes::router())
         .merge(domains::dashboards::routes::router())
+        .merge(domains::integrations::routes::router())
+        .merge(domains::telephony::routes::router())
+        .merge(domains::telephony::webhook::router())
 }
 
 /// The routes and their OpenAPI document (JSON), made exact by [`openapi::exact`].

@@ -21,6 +21,7 @@ pub use m20261207_000010_row_level_security as rls;
 mod m20261207_000011_proposals;
 mod m20261208_000012_contracts;
 mod m20261208_000013_dashboards;
+mod m20261208_000014_telephony;
 
 pub use m20261129_000001_foundation::{
     PLANS_PKEY, UX_PLATFORM_ADMINS_EMAIL, UX_REFRESH_TOKENS_HASH, UX_TENANTS_SLUG, UX_USERS_EMAIL,
@@ -33,6 +34,10 @@ pub use m20261129_000006_email::UX_EMAILS_IDEMPOTENCY;
 pub use m20261129_000007_automations::{UX_AUTOMATION_RUNS_EVENT, UX_CADENCE_ENROLLMENTS_ACTIVE};
 pub use m20261207_000011_proposals::{UX_PROPOSALS_LINK, UX_PROPOSALS_NUMBER};
 pub use m20261208_000012_contracts::{UX_CONTRACT_SIGNERS_LINK, UX_CONTRACTS_NUMBER};
+pub use m20261208_000014_telephony::{
+    UX_CALL_RECORDINGS_POSITION, UX_CALLS_PROVIDER_ID, UX_TELEPHONY_EXTENSIONS_NUMBER,
+    UX_TELEPHONY_EXTENSIONS_USER,
+};
 
 /// Every unique index of the schema (and the primary keys a caller tells apart), each declared next
 /// to the migration that creates it. A test checks this list against the live schema on both
@@ -54,6 +59,10 @@ pub const UNIQUE_INDEXES: &[UniqueIndex] = &[
     UX_PROPOSALS_LINK,
     UX_CONTRACTS_NUMBER,
     UX_CONTRACT_SIGNERS_LINK,
+    UX_TELEPHONY_EXTENSIONS_NUMBER,
+    UX_TELEPHONY_EXTENSIONS_USER,
+    UX_CALLS_PROVIDER_ID,
+    UX_CALL_RECORDINGS_POSITION,
 ];
 
 /// The unique index `e` violated, named on both backends (see
@@ -92,6 +101,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000011_proposals::Migration),
             Box::new(m20261208_000012_contracts::Migration),
             Box::new(m20261208_000013_dashboards::Migration),
+            Box::new(m20261208_000014_telephony::Migration),
         ]
     }
 }

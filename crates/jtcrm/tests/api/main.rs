@@ -26,5 +26,6 @@ mod rls;
 mod roles;
 mod system;
 mod tasks;
+mod telephony;
 mod tenants;
 mod users;

@@ -92,6 +92,10 @@ pub const TRIGGER_EVENTS: &[(&str, &str)] = &[
     ("contract.signed", "opportunity"),
     ("contract.activated", "opportunity"),
     ("contract.cancelled", "opportunity"),
+    // Call events are about the call's lead (entity), with the call in `data`.
+    ("call.answered", "lead"),
+    ("call.missed", "lead"),
+    ("call.ended", "lead"),
 ];
 
 pub fn entity_type_of(event: &str) -> Option<&'static str> {

@@ -5,7 +5,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use jtcrm_types::dto::leads::Lead;
 use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement};
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
 use super::model::lead;
@@ -143,4 +143,29 @@ pub async fn touch_contacted<C: ConnectionTrait>(
         .exec(conn)
         .await?;
     Ok(())
+}
+
+/// The live leads of the tenant whose phone (E.164) is one of `phones`, newest first (caller
+/// identification: a call matched to its lead by number), at most 20 × `phones.len()` rows. Uses
+/// `ix_leads_phone`.
+pub async fn live_by_phones<C: ConnectionTrait>(
+    conn: &C,
+    tenant_id: Uuid,
+    phones: &[String],
+) -> AppResult<Vec<Lead>> {
+    if phones.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(lead::Entity::find()
+        .filter(lead::Column::TenantId.eq(tenant_id))
+        .filter(lead::Column::Phone.is_in(phones.iter().cloned()))
+        .filter(lead::Column::DeletedAt.is_null())
+        .order_by_desc(lead::Column::CreatedAt)
+        .order_by_desc(lead::Column::Id)
+        .limit((phones.len() as u64).saturating_mul(20))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(to_dto)
+        .collect())
 }

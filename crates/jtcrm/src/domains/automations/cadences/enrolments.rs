@@ -390,6 +390,10 @@ pub async fn exit_on_events<C: ConnectionTrait>(
                 }
             }
             "lead.converted" => exits.push((ev.tenant_id, ev.entity_id, "converted".into())),
+            // The lead answered a call: the cadence's job is done.
+            "call.answered" if ev.entity_type == "lead" => {
+                exits.push((ev.tenant_id, ev.entity_id, "answered_call".into()))
+            }
             "opportunity.won" => opps.push((ev.tenant_id, ev.entity_id, "won")),
             "opportunity.lost" => opps.push((ev.tenant_id, ev.entity_id, "lost")),
             // The customer said yes: no more prospecting touches.
