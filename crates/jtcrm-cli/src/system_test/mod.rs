@@ -27,9 +27,9 @@ use client::*;
 use contracts::*;
 use dashboards::*;
 #[allow(unused_imports)]
-use platform::*;
-#[allow(unused_imports)]
 use mail::*;
+#[allow(unused_imports)]
+use platform::*;
 #[allow(unused_imports)]
 use platform::*;
 use proposals::*;

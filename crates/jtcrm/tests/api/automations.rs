@@ -1935,3 +1935,34 @@ async fn automations_act_with_their_authors_role_never_more() {
     let ctx = actor_ctx(&app.state, tenant, &[None]).await.unwrap();
     assert_eq!((ctx.user_id, ctx.role), (admin, Role::Admin));
 }
+
+/// A number at the edge of f64 in a JSON column reads back as written on both backends
+/// (PostgreSQL's jsonb prints it as a 309-digit decimal: found by the fuzzer as a 500).
+#[tokio::test]
+async fn extreme_numbers_in_json_columns_read_back() {
+    let app = jtcrm_testkit::spawn_app().await;
+    let t = app.create_tenant().await;
+    let values = json!([
+        1.7976931348623157e308,
+        -1.7976931348623157e308,
+        5e-324,
+        -941067766043590524928.0
+    ]);
+    let r = app
+        .post(
+            "/api/automations",
+            &t.admin_token,
+            json!({"name": "Números extremos", "trigger": {"event": "lead.created"},
+                   "conditions": {"field": "score", "op": "in", "value": values},
+                   "actions": [{"type": "adjust_score", "points": 5}]}),
+        )
+        .await;
+    r.assert(201);
+    let got = app
+        .get(&format!("/api/automations/{}", r.id()), &t.admin_token)
+        .await;
+    got.assert(200);
+    assert_eq!(got.body["conditions"]["value"], values, "{}", got.text);
+    let list = app.get("/api/automations", &t.admin_token).await;
+    list.assert(200);
+}
