@@ -88,7 +88,8 @@ run_backend() {
   curl -sf "$base/apidocs/openapi.json" -o "$WORK/openapi.json"
   "$VENV/bin/openapi-spec-validator" "$WORK/openapi.json"
 
-  # A plan without limits (no plan API rate, no 402 on counts), a tenant on it, its admin's token.
+  # A plan without limits (no plan API rate, no 402 on counts) and with every feature (the gated
+# modules are fuzzed too), a tenant on it, its admin's token.
   BASE="$base" SA_EMAIL="$sa_email" SA_PASSWORD="$sa_password" "$VENV/bin/python" - <<'PY'
 import json, os, urllib.request
 base = os.environ["BASE"]
@@ -102,7 +103,8 @@ def call(method, path, body=None, token=None):
         return json.load(r)
 sa = call("POST", "/api/auth/login", {"email": os.environ["SA_EMAIL"], "password": os.environ["SA_PASSWORD"]})["access_token"]
 call("POST", "/api/super-admin/plans", {"code": "fuzz", "name": "Fuzz (sem limites)", "price_cents": 0,
-     "limits": {}, "features": {}}, sa)
+     "limits": {}, "features": {"telephony": True, "chatbot": True, "e_signature": True,
+     "erp_sync": True, "whatsapp": True, "api_access": True}}, sa)
 call("POST", "/api/super-admin/tenants", {"name": "Provedor Fuzz", "slug": "fuzz", "email": "contato@fuzz.com.br",
      "subscription_plan": "fuzz", "status": "active",
      "admin": {"name": "Admin Fuzz", "email": "admin@fuzz.com.br", "password": "fuzz-admin-pass-1"}}, sa)

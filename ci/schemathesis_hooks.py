@@ -160,7 +160,8 @@ def _relations(case):
             d = datetime.date.fromisoformat(v) if v is not None else None
             past = d is not None and (d < today or d > today + datetime.timedelta(days=366))
         except (TypeError, ValueError):
-            past = False
+            # (Python has no year 0, which the schema's pattern allows: far in the past anyway.)
+            past = isinstance(v, str)
         if past:
             body["valid_until"] = (today + datetime.timedelta(days=15)).isoformat()
     elif path.startswith("/api/automations") and isinstance(body.get("actions"), list):

@@ -733,6 +733,20 @@ pub fn after_splits(doc: &mut Value) {
         }
     }
     let schemas = &mut doc["components"]["schemas"];
+    // Generic `Report<T>`: `previous` is `null` without `compare` (utoipa inlines `Option<T>` of a
+    // generic as the bare object).
+    if let Some(all) = schemas.as_object_mut() {
+        for (name, schema) in all.iter_mut() {
+            if !name.starts_with("Report_") {
+                continue;
+            }
+            if let Some(prev) = schema["properties"].get_mut("previous")
+                && prev.get("type") == Some(&json!("object"))
+            {
+                *prev = json!({"anyOf": [prev.clone(), {"type": "null"}]});
+            }
+        }
+    }
     // `leads::service`: a lead's name is never cleared (`null` on `PATCH` is refused).
     if schemas["LeadInput"]["properties"].get("name").is_some() {
         schemas["LeadInput"]["properties"]["name"]["type"] = json!("string");

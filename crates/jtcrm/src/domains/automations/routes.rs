@@ -316,7 +316,8 @@ pub async fn enroll(
     Ok(Json(cadences::enroll(&state, &ctx, id, req).await?))
 }
 
-/// End the active enrolments of these leads (reason `manual`).
+/// End the active enrolments of these leads (reason `manual`). Idempotent: ids of leads that do
+/// not exist, cannot be seen or are not enrolled end nothing (`unenrolled` counts what ended).
 #[utoipa::path(post, path = "/api/automations/cadences/{id}/unenroll", tag = "automations", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = LeadIdsRequest,
     responses((status = 200, body = UnenrollResponse),

@@ -270,7 +270,14 @@ pub async fn unenroll(
     let ids = lead_ids(req)?;
     let txn = state.begin().await?;
     find(&*txn, ctx.tenant_id, id).await?;
-    let ids = visible_leads(&*txn, ctx, &ids).await?;
+    // Idempotent: a lead that does not exist (or that the caller cannot see) is not enrolled, so
+    // there is nothing to end for it; the count says how many enrolments ended.
+    let found = leads::find_live_many(&*txn, ctx.tenant_id, ids.iter().copied()).await?;
+    let ids: Vec<Uuid> = found
+        .iter()
+        .filter(|l| visibility::visible_to(ctx, l.owner_id))
+        .map(|l| l.id)
+        .collect();
     let n = end_enrollments(&*txn, ctx.tenant_id, Some(id), Some(&ids), None, "manual").await?;
     audit::record(
         &*txn,
