@@ -66,6 +66,7 @@ pub fn query_schema(path: &str, name: &str) -> Option<(Value, bool)> {
             false,
         )),
         ("/api/pipelines/{id}/board", "owner_id") => Some((owner(&["me"]), false)),
+        ("/api/tasks", "assignee_id") => Some((owner(&["me"]), false)),
         ("/api/emails", "status") => {
             Some((one_of(&strs(EmailStatus::ALL, EmailStatus::as_str)), false))
         }
